@@ -1,0 +1,115 @@
+"""Input checks of the estimators, with scikit-learn's error wording (its checks look for it)."""
+import numbers
+import warnings
+
+import numpy as np
+
+from .errors import DataConversionWarning
+
+
+def check_random_state(seed):
+    if seed is None or seed is np.random:
+        return np.random.mtrand._rand
+    if isinstance(seed, numbers.Integral):
+        return np.random.RandomState(int(seed))
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    raise ValueError(f"{seed!r} cannot be used to seed a numpy.random.RandomState instance")
+
+
+def feature_names(X):
+    """Column names of a DataFrame when they are all strings, else None."""
+    cols = getattr(X, "columns", None)
+    if cols is None:
+        return None
+    names = np.asarray(cols, dtype=object)
+    if len(names) and all(isinstance(c, str) for c in names):
+        return names
+    return None
+
+
+def check_X(X, dtype, n_features=None, what="X"):
+    """A C-contiguous 2-D float array of `dtype`, finite, with at least one row and column."""
+    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
+        raise TypeError(
+            "Sparse data was passed, but mlpfast needs dense data; use X.toarray()."
+        )
+    if hasattr(X, "dtypes") and hasattr(X, "to_numpy"):
+        X = X.to_numpy()
+    arr = np.asarray(X)
+    if np.iscomplexobj(arr):
+        raise ValueError("Complex data not supported")
+    if arr.ndim != 2:
+        raise ValueError(
+            f"Expected 2D array, got {'scalar' if arr.ndim == 0 else f'{arr.ndim}D'} array "
+            f"instead: {what}.shape={arr.shape}. Reshape your data either using "
+            "array.reshape(-1, 1) if your data has a single feature or array.reshape(1, -1) "
+            "if it contains a single sample."
+        )
+    if arr.dtype.kind not in "fiub":
+        try:
+            arr = arr.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{what} holds values that are not numbers: {exc}") from None
+    if arr.shape[0] < 1:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    if arr.shape[1] < 1:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
+        )
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        bad = "NaN" if np.isnan(arr).any() else "infinity or a value too large for " + str(arr.dtype)
+        raise ValueError(f"Input {what} contains {bad}.")
+    if n_features is not None and arr.shape[1] != n_features:
+        raise ValueError(
+            f"X has {arr.shape[1]} features, but this model is expecting {n_features} "
+            "features as input."
+        )
+    return arr
+
+
+def column_or_1d(y, warn=True):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        if warn:
+            warnings.warn(
+                "A column-vector y was passed when a 1d array was expected. Please change "
+                "the shape of y to (n_samples, ), for example using ravel().",
+                DataConversionWarning, stacklevel=3)
+        return y.ravel()
+    if y.ndim != 1:
+        raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
+    return y
+
+
+def check_classification_targets(y):
+    """Refuse continuous targets, as scikit-learn's classifiers do."""
+    if y.dtype.kind == "f":
+        if not np.isfinite(y).all():
+            raise ValueError("Input y contains NaN or infinity.")
+        if np.any(y != np.round(y)):
+            raise ValueError(
+                "Unknown label type: continuous. Maybe you are trying to fit a classifier, "
+                "which expects discrete classes on a regression target with continuous values."
+            )
+    elif y.dtype.kind == "O":
+        if any(v is None or (isinstance(v, float) and np.isnan(v)) for v in y):
+            raise ValueError("Input y contains NaN or None.")
+
+
+def check_regression_targets(y, dtype):
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = column_or_1d(y, warn=True)
+    if y.ndim not in (1, 2):
+        raise ValueError(f"y should be 1d or 2d, got shape {y.shape}.")
+    try:
+        y = y.astype(dtype)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"y holds values that are not numbers: {exc}") from None
+    if not np.isfinite(y).all():
+        raise ValueError("Input y contains NaN or infinity.")
+    return y

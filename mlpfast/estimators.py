@@ -1,0 +1,558 @@
+"""MLPClassifier and MLPRegressor with scikit-learn's API, trained by mlpfast's engines.
+
+Parameters, defaults, fitted attributes and the epoch loop (loss bookkeeping, early stopping,
+learning-rate schedules, n_iter_no_change) follow sklearn.neural_network so that switching is
+a change of import. Differences, all deliberate:
+- classification always uses softmax + cross-entropy, binary included (two outputs, so
+  n_outputs_ is the number of classes);
+- the regressor's loss is 0.5 * squared error summed over outputs and averaged over rows, the
+  objective whose gradient scikit-learn uses (its reported loss also divides by n_outputs);
+- `device`, `dtype` (float32 by default) and `dropout` are added; solver 'lbfgs' is not offered;
+- `verbose` messages go to the 'mlpfast' logger, never to the terminal;
+- fit() accepts `eval_set=(X_val, y_val)` (used for early stopping in place of a split, and for
+  per-epoch validation figures) and `callback`, called after every epoch and progress chunk.
+"""
+import inspect
+import logging
+import time
+import warnings
+
+import numpy as np
+
+from . import metrics, params
+from ._validation import (check_classification_targets, check_random_state,
+                          check_regression_targets, check_X, column_or_1d, feature_names)
+from .engine import NetSpec, make_engine, resolve_device
+from .errors import ConvergenceWarning, NotFittedError
+from .kernels import network
+from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
+
+log = logging.getLogger("mlpfast")
+
+
+class _BaseMLP:
+    _task = None
+
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="cpu",
+                 dtype="float32", dropout=0.0):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.solver = solver
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.learning_rate_init = learning_rate_init
+        self.power_t = power_t
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.tol = tol
+        self.verbose = verbose
+        self.warm_start = warm_start
+        self.momentum = momentum
+        self.nesterovs_momentum = nesterovs_momentum
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.dtype = dtype
+        self.dropout = dropout
+
+    # ---- the scikit-learn estimator protocol, without depending on scikit-learn
+
+    @classmethod
+    def _get_param_names(cls):
+        sig = inspect.signature(_BaseMLP.__init__)
+        return sorted(p for p in sig.parameters if p != "self")
+
+    def get_params(self, deep=True):
+        return {name: getattr(self, name) for name in self._get_param_names()}
+
+    def set_params(self, **kwargs):
+        valid = self._get_param_names()
+        for key, value in kwargs.items():
+            if key not in valid:
+                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
+                                 f"Valid parameters are: {valid!r}.")
+            setattr(self, key, value)
+        return self
+
+    def __repr__(self):
+        defaults = inspect.signature(_BaseMLP.__init__).parameters
+        changed = []
+        for name in self._get_param_names():
+            value = getattr(self, name)
+            default = defaults[name].default
+            same = value is default or (type(value) is type(default) and _equal(value, default))
+            if not same:
+                changed.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(changed)})"
+
+    def __sklearn_is_fitted__(self):
+        return hasattr(self, "_theta")
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        for derived in ("coefs_", "intercepts_", "_engine", "_predict_engine"):
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if "_theta" in state:
+            self._bind_views()
+
+    # ---- hyper-parameters, validated in one place
+
+    def _validate_params(self):
+        hidden = self.hidden_layer_sizes
+        if not hasattr(hidden, "__iter__"):
+            hidden = [hidden]
+        hidden = list(hidden)
+        if any(not _is_int(h) or h <= 0 for h in hidden):
+            raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}.")
+        _choice("activation", self.activation, ACTIVATIONS)
+        if self.solver == "lbfgs":
+            raise ValueError("solver 'lbfgs' is not offered by mlpfast; use 'adam' or 'sgd'.")
+        _choice("solver", self.solver, SOLVERS)
+        _choice("learning_rate", self.learning_rate, LEARNING_RATES)
+        _choice("device", self.device, DEVICES)
+        _choice("dtype", _dtype_name(self.dtype), DTYPES)
+        _number("alpha", self.alpha, low=0.0)
+        if not (self.batch_size == "auto" or _is_int(self.batch_size)):
+            raise ValueError(f"batch_size must be 'auto' or an integer, got {self.batch_size!r}.")
+        _number("learning_rate_init", self.learning_rate_init, low=0.0, low_open=True)
+        _number("power_t", self.power_t, low=0.0)
+        if not _is_int(self.max_iter) or self.max_iter < 1:
+            raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}.")
+        if not _is_int(self.n_iter_no_change) or self.n_iter_no_change < 1:
+            raise ValueError(f"n_iter_no_change must be an integer >= 1, got {self.n_iter_no_change!r}.")
+        _number("tol", self.tol, low=0.0)
+        _number("momentum", self.momentum, low=0.0, high=1.0)
+        _number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
+                low_open=True, high_open=True)
+        _number("beta_1", self.beta_1, low=0.0, high=1.0, high_open=True)
+        _number("beta_2", self.beta_2, low=0.0, high=1.0, high_open=True)
+        _number("epsilon", self.epsilon, low=0.0, low_open=True)
+        _number("dropout", self.dropout, low=0.0, high=1.0, high_open=True)
+        return [int(h) for h in hidden]
+
+    # ---- fitting
+
+    def fit(self, X, y, *, eval_set=None, callback=None):
+        """Train for up to max_iter epochs. See the module docstring for eval_set and callback.
+
+        callback(estimator, event) gets event = {'kind': 'chunk', 'epoch', 'rows_done',
+        'rows_total', 'loss'} during an epoch and {'kind': 'epoch', 'record'} after it; a
+        callback that returns True stops training after the current epoch.
+        """
+        return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback)
+
+    def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None):
+        hidden = self._validate_params()
+        first_pass = not hasattr(self, "_theta") or (not self.warm_start and not incremental)
+        dtype = DTYPES[_dtype_name(self.dtype)]
+        names = feature_names(X)
+        X = check_X(X, dtype, None if first_pass else self.n_features_in_)
+        y_idx, Y = self._encode_targets(y, dtype, first_pass, classes)
+        if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                             f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
+        random_state = check_random_state(self.random_state)
+        if first_pass:
+            self._set_feature_names(names)
+            self._initialize(X.shape[1], hidden, random_state, dtype)
+        else:
+            self._check_feature_names(names)
+        if not incremental or not hasattr(self, "_opt1"):
+            self._reset_optimizer(random_state)
+
+        early_stopping = self.early_stopping and not incremental
+        X_val = y_val = None
+        if eval_set is not None:
+            X_val = check_X(eval_set[0], dtype, self.n_features_in_, what="X_val")
+            y_val = np.asarray(eval_set[1])
+            if self._task == "classification":
+                y_val = column_or_1d(y_val, warn=False)
+        elif early_stopping:
+            X, y_idx, Y, X_val, y_val = self._split_validation(X, y_idx, Y, random_state)
+
+        n = X.shape[0]
+        batch_size = self._batch_size(n)
+        device = resolve_device(self.device)
+        self.device_ = device
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation],
+                       self._task == "classification", dtype, SOLVERS[self.solver], batch_size)
+        engine = make_engine(device, spec)
+        engine.start(self._theta, self._opt1, self._opt2, X, y_idx, Y)
+        self._engine = engine
+        hyper = np.array([0.0, self.alpha, self.momentum, self.beta_1, self.beta_2,
+                          self.epsilon, self.dropout], np.float64)
+        try:
+            self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental, callback)
+        finally:
+            engine.sync()
+            self._engine = None
+        if early_stopping:
+            self._theta[:] = self._best_theta
+        if not np.isfinite(self._theta).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, incremental, callback):
+        for _ in range(self.max_iter):
+            epoch = self.n_iter_ + 1
+            hyper[network.H_LR] = self._lr
+            progress = None
+            if callback is not None:
+                def progress(done, total, totals, epoch=epoch):
+                    callback(self, {"kind": "chunk", "epoch": epoch, "rows_done": done,
+                                    "rows_total": total,
+                                    "loss": totals[network.T_LOSS] / max(totals[network.T_ROWS], 1)})
+            t0 = time.perf_counter()
+            totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters, progress)
+            seconds = time.perf_counter() - t0
+            self.n_iter_ += 1
+            self.loss_ = float(totals[network.T_LOSS] / n)
+            self.t_ += n
+            self.loss_curve_.append(self.loss_)
+            record = {"epoch": self.n_iter_, "train_loss": self.loss_}
+            if self._task == "classification":
+                record["train_accuracy"] = float(totals[network.T_CORRECT] / n)
+            if X_val is not None:
+                engine.sync()
+                record.update(self._validation_figures(X_val, y_val))
+            record.update(learning_rate=self._lr, epoch_seconds=seconds,
+                          samples_per_second=n / seconds if seconds > 0 else float("inf"))
+            self.history_.append(record)
+            if self.verbose:
+                log.info("Iteration %d, loss = %.8f", self.n_iter_, self.loss_)
+            self._update_no_improvement(early_stopping, record.get("val_score"))
+            if self.solver == "sgd" and self.learning_rate == "invscaling":
+                self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
+            stop = False
+            if self._no_improvement_count > self.n_iter_no_change:
+                if self.solver == "sgd" and self.learning_rate == "adaptive" and self._lr > 1e-6:
+                    self._lr /= 5.0
+                    self._no_improvement_count = 0
+                else:
+                    stop = True
+            if callback is not None and callback(self, {"kind": "epoch", "record": record}):
+                stop = True
+            if stop or incremental:
+                break
+            if self.n_iter_ == self.max_iter:
+                warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
+                              "reached and the optimization hasn't converged yet.",
+                              ConvergenceWarning, stacklevel=4)
+
+    def _update_no_improvement(self, early_stopping, val_score):
+        if early_stopping:
+            self.validation_scores_.append(val_score)
+            if val_score < self.best_validation_score_ + self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if val_score > self.best_validation_score_:
+                self.best_validation_score_ = val_score
+                self._engine.sync()
+                self._best_theta[:] = self._theta
+        else:
+            if self.loss_curve_[-1] > self.best_loss_ - self.tol:
+                self._no_improvement_count += 1
+            else:
+                self._no_improvement_count = 0
+            if self.loss_curve_[-1] < self.best_loss_:
+                self.best_loss_ = self.loss_curve_[-1]
+
+    def _initialize(self, n_features, hidden, random_state, dtype):
+        self.n_features_in_ = n_features
+        self._widths = [n_features] + hidden + [self._n_outputs()]
+        self.n_layers_ = len(self._widths)
+        self.n_outputs_ = self._widths[-1]
+        self.out_activation_ = "softmax" if self._task == "classification" else "identity"
+        self._layout, size = params.make_layout(self._widths)
+        theta = np.zeros(size, np.float64)
+        params.glorot_init(theta, self._layout, random_state, self.activation)
+        self._theta = theta.astype(dtype)
+        self._best_theta = self._theta.copy()
+        self._bind_views()
+        self.n_iter_ = 0
+        self.t_ = 0
+        self.loss_curve_ = []
+        self.history_ = []
+        self._no_improvement_count = 0
+        if self.early_stopping:
+            self.validation_scores_ = []
+            self.best_validation_score_ = -np.inf
+            self.best_loss_ = None
+        else:
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        for stale in ("_opt1", "_opt2"):
+            self.__dict__.pop(stale, None)
+
+    def _reset_optimizer(self, random_state):
+        self._opt1 = np.zeros_like(self._theta)
+        self._opt2 = np.zeros_like(self._theta) if self.solver == "adam" else self._opt1[:0]
+        self._counters = np.array([0, int(bool(self.nesterovs_momentum))], np.int64)
+        self._lr = float(self.learning_rate_init)
+        # the compiled generator (shuffles, dropout) is seeded from the estimator's random_state
+        self._rng = np.array([random_state.randint(0, 2 ** 62)], np.uint64)
+
+    def _bind_views(self):
+        self.coefs_ = params.coefs(self._theta, self._layout)
+        self.intercepts_ = params.intercepts(self._theta, self._layout)
+
+    def _batch_size(self, n):
+        if self.batch_size == "auto":
+            return min(200, n)
+        if self.batch_size < 1 or self.batch_size > n:
+            warnings.warn("Got `batch_size` less than 1 or larger than sample size. "
+                          "It is going to be clipped", stacklevel=4)
+        return int(np.clip(self.batch_size, 1, n))
+
+    def _split_validation(self, X, y_idx, Y, random_state):
+        n = X.shape[0]
+        n_val = int(np.ceil(self.validation_fraction * n))
+        if n_val < 1 or n - n_val < 1:
+            raise ValueError(f"{n} samples are too few to hold out validation_fraction="
+                             f"{self.validation_fraction} for early stopping.")
+        if self._task == "classification":
+            val = _stratified_pick(y_idx, n_val, random_state)
+        else:
+            val = random_state.permutation(n)[:n_val]
+        mask = np.zeros(n, bool)
+        mask[val] = True
+        y_val = self.classes_[y_idx[mask]] if self._task == "classification" else self._unshape(Y[mask])
+        return (np.ascontiguousarray(X[~mask]), np.ascontiguousarray(y_idx[~mask]),
+                np.ascontiguousarray(Y[~mask]), np.ascontiguousarray(X[mask]), y_val)
+
+    # ---- prediction
+
+    def _raw(self, X, probabilities):
+        self._check_fitted()
+        self._check_feature_names(feature_names(X))
+        X = check_X(X, self._theta.dtype, self.n_features_in_)
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], probabilities,
+                       self._theta.dtype.type, SOLVERS[self.solver], 1)
+        engine = self.__dict__.get("_predict_engine")
+        if engine is None or engine.spec != spec:
+            engine = make_engine(getattr(self, "device_", "cpu"), spec)
+            self._predict_engine = engine
+        return engine.predict(self._theta, X)
+
+    def _check_fitted(self):
+        if not hasattr(self, "_theta"):
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
+                                 "'fit' with appropriate arguments before using this estimator.")
+
+    def _set_feature_names(self, names):
+        if names is None:
+            self.__dict__.pop("feature_names_in_", None)
+        else:
+            self.feature_names_in_ = names
+
+    def _check_feature_names(self, names):
+        fitted = getattr(self, "feature_names_in_", None)
+        cls = type(self).__name__
+        if names is None and fitted is not None:
+            warnings.warn(f"X does not have valid feature names, but {cls} was fitted with "
+                          "feature names", UserWarning, stacklevel=4)
+        elif names is not None and fitted is None:
+            warnings.warn(f"X has feature names, but {cls} was fitted without feature names",
+                          UserWarning, stacklevel=4)
+        elif names is not None and (len(names) != len(fitted) or np.any(names != fitted)):
+            raise ValueError("The feature names should match those that were passed during fit.")
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
+        classify = self._task == "classification"
+        return Tags(estimator_type="classifier" if classify else "regressor",
+                    target_tags=TargetTags(required=True, multi_output=not classify,
+                                           single_output=True),
+                    classifier_tags=ClassifierTags() if classify else None,
+                    regressor_tags=None if classify else RegressorTags(),
+                    non_deterministic=self.random_state is None,
+                    input_tags=InputTags())
+
+
+class MLPClassifier(_BaseMLP):
+    """Multi-layer perceptron classifier: softmax output, cross-entropy loss.
+
+    >>> from mlpfast import MLPClassifier
+    >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=20, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:3])
+    """
+    _task = "classification"
+    _estimator_type = "classifier"
+
+    def _n_outputs(self):
+        return len(self.classes_)
+
+    def _encode_targets(self, y, dtype, first_pass, classes):
+        y = column_or_1d(y)
+        check_classification_targets(y)
+        if first_pass:
+            if classes is not None:
+                self.classes_ = _unique(np.asarray(classes))
+            else:
+                self.classes_ = _unique(y)
+            if len(self.classes_) < 2:
+                raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier "
+                                 "needs at least 2 classes to train.")
+        unknown = np.setdiff1d(_unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y contains labels not seen in classes_: {unknown[:5].tolist()}")
+        y_idx = np.searchsorted(self.classes_, y).astype(np.int32)
+        return y_idx, np.zeros((len(y), 0), dtype)
+
+    def partial_fit(self, X, y, classes=None):
+        """Exactly one epoch over (X, y). `classes` (all labels) is required on the first call."""
+        first = not hasattr(self, "_theta")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit.")
+        if not first and classes is not None and not np.array_equal(_unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"`classes={list(classes)!r}` is not the same as on the first call "
+                             f"to partial_fit, which was {list(self.classes_)!r}")
+        return self._fit(X, y, incremental=True, classes=classes if first else None)
+
+    def predict_proba(self, X):
+        """Class probabilities (n_samples, n_classes), columns in the order of classes_."""
+        return self._raw(X, probabilities=True)
+
+    def predict_log_proba(self, X):
+        """log of predict_proba, taken from the logits (finite where a probability rounds to 0)."""
+        Z = self._raw(X, probabilities=False).astype(np.float64)
+        Z -= Z.max(axis=1, keepdims=True)
+        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y, sample_weight=None):
+        """Mean accuracy."""
+        pred = self.predict(X)
+        y = np.asarray(y).ravel()
+        return float(np.average(pred == y, weights=sample_weight))
+
+    def _validation_figures(self, X_val, y_val):
+        proba = self._raw(X_val, probabilities=True)
+        pred = self.classes_[np.argmax(proba, axis=1)]
+        known = np.isin(y_val, self.classes_)
+        idx = np.searchsorted(self.classes_, y_val[known])
+        return {"val_loss": metrics.log_loss(proba[known], idx),
+                "val_score": metrics.accuracy(y_val, pred)}
+
+
+class MLPRegressor(_BaseMLP):
+    """Multi-layer perceptron regressor: identity output, squared-error loss.
+
+    >>> from mlpfast import MLPRegressor
+    >>> reg = MLPRegressor(hidden_layer_sizes=(64,), max_iter=50, random_state=0).fit(X, y)
+    """
+    _task = "regression"
+    _estimator_type = "regressor"
+
+    def _n_outputs(self):
+        return self._Y_width
+
+    def _encode_targets(self, y, dtype, first_pass, classes):
+        y = check_regression_targets(y, dtype)
+        Y = np.ascontiguousarray(y.reshape(len(y), -1))
+        if first_pass:
+            self._Y_width = Y.shape[1]
+            self._y_1d = y.ndim == 1
+        elif Y.shape[1] != self._Y_width:
+            raise ValueError(f"y has {Y.shape[1]} targets, the model was fitted with {self._Y_width}.")
+        return np.zeros(0, np.int32), Y
+
+    def _unshape(self, Y):
+        return Y.ravel() if self._y_1d else Y
+
+    def partial_fit(self, X, y):
+        """Exactly one epoch over (X, y)."""
+        return self._fit(X, y, incremental=True)
+
+    def predict(self, X):
+        return self._unshape(self._raw(X, probabilities=False))
+
+    def score(self, X, y, sample_weight=None):
+        """R^2, averaged uniformly over targets."""
+        return metrics.r2(np.asarray(y), self.predict(X))
+
+    def _validation_figures(self, X_val, y_val):
+        pred = self._raw(X_val, probabilities=False)
+        return {"val_loss": metrics.squared_loss(pred, y_val),
+                "val_score": metrics.r2(y_val, pred)}
+
+
+# ---- helpers
+
+def _unique(values):
+    try:
+        return np.unique(values)
+    except TypeError:
+        raise ValueError("labels mix types that cannot be ordered (e.g. strings and numbers); "
+                         "convert them to one type") from None
+
+
+def _stratified_pick(y_idx, n_val, random_state):
+    """n_val row indices, each class represented in proportion, chosen at random."""
+    order = random_state.permutation(len(y_idx))
+    # a stable sort by class of a random order = a random order within each class
+    by_class = order[np.argsort(y_idx[order], kind="stable")]
+    counts = np.bincount(y_idx)
+    share = counts * n_val / len(y_idx)
+    take = np.floor(share).astype(int)
+    rest = n_val - take.sum()
+    take[np.argsort(-(share - take), kind="stable")[:rest]] += 1
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.concatenate([by_class[s: s + t] for s, t in zip(starts, take)])
+
+
+def _dtype_name(dtype):
+    try:
+        return np.dtype(dtype).name
+    except TypeError:
+        return str(dtype)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _equal(a, b):
+    try:
+        return bool(a == b)
+    except Exception:
+        return False
+
+
+def _choice(name, value, options):
+    if not isinstance(value, str) or value not in options:
+        raise ValueError(f"{name} must be one of {sorted(options)}, got {value!r}.")
+
+
+def _number(name, value, low=None, high=None, low_open=False, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}.")
+    ok = True
+    if low is not None:
+        ok &= value > low if low_open else value >= low
+    if high is not None:
+        ok &= value < high if high_open else value <= high
+    if not ok:
+        lo = "" if low is None else ("(" if low_open else "[") + f"{low}, "
+        hi = "" if high is None else f"{high}" + (")" if high_open else "]")
+        raise ValueError(f"{name} must be in {lo or '(-inf, '}{hi or 'inf)'}, got {value!r}.")
