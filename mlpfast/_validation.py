@@ -28,7 +28,7 @@ def feature_names(X):
     return None
 
 
-def check_X(X, dtype, n_features=None, what="X"):
+def check_X(X, dtype, n_features=None, what="X", owner="this model"):
     """A C-contiguous 2-D float array of `dtype`, finite, with at least one row and column."""
     if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
         raise TypeError(
@@ -50,7 +50,8 @@ def check_X(X, dtype, n_features=None, what="X"):
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{what} holds values that are not numbers: {exc}") from None
+            # keep the kind: scikit-learn's checks expect TypeError for non-scalar objects
+            raise type(exc)(f"{what} holds values that are not numbers: {exc}") from None
     if arr.shape[0] < 1:
         raise ValueError(
             f"Found array with 0 sample(s) (shape={arr.shape}) while a minimum of 1 is required."
@@ -65,7 +66,7 @@ def check_X(X, dtype, n_features=None, what="X"):
         raise ValueError(f"Input {what} contains {bad}.")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
-            f"X has {arr.shape[1]} features, but this model is expecting {n_features} "
+            f"X has {arr.shape[1]} features, but {owner} is expecting {n_features} "
             "features as input."
         )
     return arr

@@ -1,4 +1,5 @@
 """Exceptions raised by mlpfast. The CLI turns each into one `Error: ...` line."""
+import sys
 
 
 class MLPFastError(Exception):
@@ -17,8 +18,24 @@ class DeviceError(MLPFastError, RuntimeError):
     """The requested compute device cannot be used here."""
 
 
-class NotFittedError(MLPFastError, AttributeError, ValueError):
+class NotFittedError(MLPFastError, ValueError, AttributeError):
     """An estimator was used before fit (subclasses ValueError and AttributeError, as scikit-learn's does)."""
+
+
+_sklearn_not_fitted = None
+
+
+def not_fitted(message):
+    """A NotFittedError that is also scikit-learn's NotFittedError when scikit-learn is loaded,
+    so that sklearn.utils.validation and its checks recognise it; scikit-learn is not imported
+    here for that."""
+    global _sklearn_not_fitted
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return NotFittedError(message)
+    if _sklearn_not_fitted is None:
+        _sklearn_not_fitted = type("NotFittedError", (NotFittedError, sk.NotFittedError), {})
+    return _sklearn_not_fitted(message)
 
 
 class DataConversionWarning(UserWarning):

@@ -23,7 +23,7 @@ from . import metrics, params
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, feature_names)
 from .engine import NetSpec, make_engine, resolve_device
-from .errors import ConvergenceWarning, NotFittedError
+from .errors import ConvergenceWarning, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
@@ -101,7 +101,7 @@ class _BaseMLP:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        for derived in ("coefs_", "intercepts_", "_engine", "_predict_engine"):
+        for derived in ("coefs_", "intercepts_", "_engine"):
             state.pop(derived, None)
         return state
 
@@ -158,10 +158,12 @@ class _BaseMLP:
 
     def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None):
         hidden = self._validate_params()
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         first_pass = not hasattr(self, "_theta") or (not self.warm_start and not incremental)
         dtype = DTYPES[_dtype_name(self.dtype)]
         names = feature_names(X)
-        X = check_X(X, dtype, None if first_pass else self.n_features_in_)
+        X = check_X(X, dtype, None if first_pass else self.n_features_in_, owner=type(self).__name__)
         y_idx, Y = self._encode_targets(y, dtype, first_pass, classes)
         if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
@@ -343,19 +345,17 @@ class _BaseMLP:
     def _raw(self, X, probabilities):
         self._check_fitted()
         self._check_feature_names(feature_names(X))
-        X = check_X(X, self._theta.dtype, self.n_features_in_)
+        X = check_X(X, self._theta.dtype, self.n_features_in_, owner=type(self).__name__)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], probabilities,
                        self._theta.dtype.type, SOLVERS[self.solver], 1)
-        engine = self.__dict__.get("_predict_engine")
-        if engine is None or engine.spec != spec:
-            engine = make_engine(getattr(self, "device_", "cpu"), spec)
-            self._predict_engine = engine
-        return engine.predict(self._theta, X)
+        engine = make_engine(getattr(self, "device_", "cpu"), spec)
+        # public outputs are float64 whatever the training dtype, as scikit-learn's checks expect
+        return engine.predict(self._theta, X).astype(np.float64)
 
     def _check_fitted(self):
         if not hasattr(self, "_theta"):
-            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call "
-                                 "'fit' with appropriate arguments before using this estimator.")
+            raise not_fitted(f"This {type(self).__name__} instance is not fitted yet. Call "
+                             "'fit' with appropriate arguments before using this estimator.")
 
     def _set_feature_names(self, names):
         if names is None:
@@ -438,7 +438,8 @@ class MLPClassifier(_BaseMLP):
         return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
 
     def predict(self, X):
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None):
         """Mean accuracy."""

@@ -1,0 +1,20 @@
+import pathlib
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DATASETS = ROOT / "datasets"
+
+# Shapes that do not divide the 4x4 tiles: 1, 7, 33, 257.
+ODD = (1, 7, 33, 257)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+def tol(dtype):
+    """rtol/atol for comparing a kernel in `dtype` with the float64 reference."""
+    return dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
