@@ -304,6 +304,26 @@ class _BaseMLP:
         for stale in ("_opt1", "_opt2"):
             self.__dict__.pop(stale, None)
 
+    def _restore(self, theta, widths, classes=None):
+        """Rebuild a fitted estimator from saved weights (see mlpfast.model_io)."""
+        self._validate_params()
+        self._widths = list(widths)
+        self._layout, size = params.make_layout(self._widths)
+        if theta.shape != (size,):
+            raise ValueError(f"{theta.shape[0]} weights saved for a network that needs {size}")
+        self._theta = np.ascontiguousarray(theta)
+        self._best_theta = self._theta.copy()
+        self._bind_views()
+        self.n_features_in_ = self._widths[0]
+        self.n_layers_ = len(self._widths)
+        self.n_outputs_ = self._widths[-1]
+        self.out_activation_ = "softmax" if self._task == "classification" else "identity"
+        if classes is not None:
+            self.classes_ = classes
+        else:
+            self._Y_width = self._widths[-1]
+            self._y_1d = self._Y_width == 1
+
     def _reset_optimizer(self, random_state):
         self._opt1 = np.zeros_like(self._theta)
         self._opt2 = np.zeros_like(self._theta) if self.solver == "adam" else self._opt1[:0]

@@ -1,0 +1,1 @@
+"""The `mlpfast` command line (installed as mlpfast.cli)."""

@@ -1,0 +1,81 @@
+"""Pieces the commands share: option decorators, warnings on stderr, atomic text files."""
+import contextlib
+import io
+import json
+import warnings
+
+import click
+
+from mlpfast.errors import ConvergenceWarning
+from mlpfast.model_io import atomic_write
+
+
+def csv_options(f):
+    """--sep and --encoding, handed to pandas."""
+    f = click.option("--encoding", default="utf-8", show_default=True,
+                     help="Text encoding of the CSV files.")(f)
+    f = click.option("--sep", default=",", show_default=True, help="Field separator.")(f)
+    return f
+
+
+def comma_list(ctx, param, value):
+    """'a,b , c' -> ['a', 'b', 'c']; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [str(v) for v in value]
+    return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+@contextlib.contextmanager
+def warnings_to_stderr():
+    """Show the library's warnings as 'Warning: ...' lines, once each, after the block."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            yield
+        finally:
+            seen = set()
+            for w in caught:
+                # the user chose the epochs: running out of them is not news
+                if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning,
+                                           ResourceWarning, ConvergenceWarning)):
+                    continue
+                text = str(w.message)
+                if text not in seen:
+                    seen.add(text)
+                    click.echo(f"Warning: {text}", err=True)
+
+
+def write_text(path, text):
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def _jsonable(v):
+    import numpy as np
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    return str(v)
+
+
+def write_csv_rows(path, header, rows):
+    import csv
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def with_examples(text):
+    """Append a worked example to a command's help."""
+    def deco(f):
+        f.__doc__ = (f.__doc__ or "") + "\n\n\b\nExamples:\n" + text
+        return f
+    return deco

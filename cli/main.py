@@ -1,0 +1,85 @@
+"""The `mlpfast` command: a thin Click shell over the mlpfast library.
+
+Library errors (mlpfast.MLPFastError) become one `Error: ...` line and exit code 1 here, in one
+place; usage errors exit 2 as Click does. stdout carries only what a command is asked to print.
+"""
+import sys
+import warnings
+
+import click
+
+from mlpfast import __version__
+from mlpfast.errors import MLPFastError
+
+
+class Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=DeprecationWarning)
+                return super().invoke(ctx)
+        except MLPFastError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="mlpfast")
+def cli():
+    """Train multi-layer perceptrons on CSV files, fast, on the CPU (Numba) or a GPU (CUDA).
+
+    \b
+    Examples:
+      mlpfast train                          # the bundled letter-recognition data
+      mlpfast train data.csv --target price --hidden 128,64 --epochs 30
+      mlpfast predict runs/latest data.csv --proba --out predictions.csv
+      mlpfast evaluate runs/latest test.csv --json | jq .accuracy
+    """
+
+
+@cli.command()
+def info():
+    """Versions, Numba's threading layer and threads, CUDA availability and device.
+
+    \b
+    Example:
+      mlpfast info
+    """
+    import platform
+
+    import numba
+    import numpy
+    import pandas
+
+    from mlpfast import bench
+    from mlpfast.engine import cuda_status
+
+    click.echo(f"mlpfast {__version__}")
+    click.echo(f"python {platform.python_version()}, numba {numba.__version__}, "
+               f"numpy {numpy.__version__}, pandas {pandas.__version__}, click {click.__version__}")
+    click.echo(f"cpu: {bench._cpu_name()}, {numba.config.NUMBA_NUM_THREADS} threads available")
+    click.echo(f"numba threading layer: {bench._threading_layer()}, threads: {numba.get_num_threads()}")
+    usable, why = cuda_status()
+    if not usable:
+        click.echo(f"cuda: not available ({why})")
+        return
+    from numba import cuda
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+    free, total = cuda.current_context().get_memory_info()
+    click.echo(f"cuda: {name}, compute capability {dev.compute_capability[0]}."
+               f"{dev.compute_capability[1]}, memory {total / 2**30:.1f} GiB ({free / 2**30:.1f} free)")
+
+
+def main():
+    try:
+        cli(prog_name="mlpfast")
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+
+
+# the commands attach themselves to `cli` when their modules load
+from . import apply, train  # noqa: E402,F401
+
+if __name__ == "__main__":
+    main()

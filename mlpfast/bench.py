@@ -1,0 +1,264 @@
+"""Speed comparisons: DESIGN.md's workloads W1-W4 on mlpfast and on the tools people compare it
+with, measured inside one run. Used by `mlpfast bench` and benchmarks/run_cpu.py.
+
+Every engine trains the same model (same widths, batch size, Adam with lr 1e-3, float32) on the
+same data. The first epoch is timed apart (it includes compilation or first-call set-up); the
+steady-state figure is the median of the epochs after it.
+"""
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import reference
+from ._version import __version__
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    rows: int
+    features: int
+    hidden: tuple
+    classes: int
+    batch: int
+
+    def flop_per_epoch(self, rows=None):
+        """6 * in * out per sample per layer: forward, input-gradient and weight-gradient products."""
+        widths = (self.features,) + self.hidden + (self.classes,)
+        per_sample = sum(6 * i * o for i, o in zip(widths[:-1], widths[1:]))
+        return per_sample * (rows or self.rows)
+
+
+WORKLOADS = {
+    "W1": Workload("W1", 200_000, 32, (128, 128), 10, 256),
+    "W2": Workload("W2", 60_000, 784, (512, 256), 10, 128),
+    "W3": Workload("W3", 1_000_000, 128, (1024, 1024, 1024), 10, 2048),
+    "W4": Workload("W4", 100_000, 20, (64,), 2, 32),
+}
+
+
+def synthetic(workload, rows=None, seed=0):
+    """Standard normal features; labels from a random linear map so that there is something to learn."""
+    rng = np.random.default_rng(seed)
+    n = rows or workload.rows
+    X = rng.standard_normal((n, workload.features), dtype=np.float32)
+    W = rng.standard_normal((workload.features, workload.classes), dtype=np.float32)
+    return X, np.argmax(X @ W, axis=1).astype(np.int64)
+
+
+# ---- engines: each returns a function that trains one epoch
+
+def _mlpfast(device):
+    def make(X, y, wl, threads):
+        from .estimators import MLPClassifier
+        clf = MLPClassifier(hidden_layer_sizes=wl.hidden, batch_size=wl.batch, random_state=0,
+                            device=device, learning_rate_init=1e-3)
+        classes = np.arange(wl.classes)
+        return lambda: clf.partial_fit(X, y, classes=classes)
+    return make
+
+
+def _numpy(X, y, wl, threads):
+    """A plain NumPy training loop of the same model (float32 matmuls through BLAS)."""
+    widths = (wl.features,) + wl.hidden + (wl.classes,)
+    rs = np.random.RandomState(0)
+    Ws = [rs.uniform(-1, 1, (i, o)).astype(np.float32) * np.float32(np.sqrt(6 / (i + o)))
+          for i, o in zip(widths[:-1], widths[1:])]
+    bs = [np.zeros(o, np.float32) for o in widths[1:]]
+    state = {"t": 0, "m": [np.zeros_like(p) for p in Ws + bs], "v": [np.zeros_like(p) for p in Ws + bs]}
+    rng = np.random.default_rng(0)
+
+    def epoch():
+        order = rng.permutation(len(X))
+        for s in range(0, len(X), wl.batch):
+            idx = order[s: s + wl.batch]
+            acts = [X[idx]]
+            for k, (W, b) in enumerate(zip(Ws, bs)):
+                z = acts[-1] @ W + b
+                acts.append(z if k == len(Ws) - 1 else np.maximum(z, 0))
+            Z = acts[-1]
+            P = np.exp(Z - Z.max(axis=1, keepdims=True))
+            P /= P.sum(axis=1, keepdims=True)
+            P[np.arange(len(idx)), y[idx]] -= 1
+            delta = P / len(idx)
+            grads_W, grads_b = [None] * len(Ws), [None] * len(Ws)
+            for k in range(len(Ws) - 1, -1, -1):
+                grads_W[k] = acts[k].T @ delta
+                grads_b[k] = delta.sum(axis=0)
+                if k:
+                    delta = (delta @ Ws[k].T) * (acts[k] > 0)
+            state["t"] += 1
+            new = reference.adam_step(Ws + bs, grads_W + grads_b, state["m"], state["v"],
+                                      state["t"], 1e-3)
+            for p, q in zip(Ws + bs, new):
+                p[...] = q
+    return epoch
+
+
+def _torch(device):
+    def make(X, y, wl, threads):
+        import torch
+        torch.set_num_threads(threads)
+        torch.manual_seed(0)
+        widths = (wl.features,) + wl.hidden + (wl.classes,)
+        layers = []
+        for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
+            layers.append(torch.nn.Linear(i, o))
+            if k < len(widths) - 2:
+                layers.append(torch.nn.ReLU())
+        model = torch.nn.Sequential(*layers).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        Xt = torch.from_numpy(X).to(device)
+        yt = torch.from_numpy(y).to(device)
+
+        def epoch():
+            order = torch.randperm(len(X), device=device)
+            for s in range(0, len(X), wl.batch):
+                idx = order[s: s + wl.batch]
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(Xt[idx]), yt[idx])
+                loss.backward()
+                opt.step()
+            if device == "cuda":
+                torch.cuda.synchronize()
+        return epoch
+    return make
+
+
+def _sklearn(X, y, wl, threads):
+    from sklearn.neural_network import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=wl.hidden, batch_size=wl.batch, random_state=0)
+    classes = np.arange(wl.classes)
+    return lambda: clf.partial_fit(X, y, classes=classes)
+
+
+ENGINES = {
+    "mlpfast-cpu": _mlpfast("cpu"),
+    "mlpfast-cuda": _mlpfast("cuda"),
+    "numpy": _numpy,
+    "torch-cpu": _torch("cpu"),
+    "torch-cuda": _torch("cuda"),
+    "sklearn": _sklearn,
+}
+
+
+def available(engine):
+    """(usable, reason) for an engine name on this machine."""
+    try:
+        if engine.startswith("torch"):
+            import torch
+            if engine == "torch-cuda" and not torch.cuda.is_available():
+                return False, "PyTorch sees no CUDA GPU"
+        elif engine == "sklearn":
+            import sklearn  # noqa: F401
+        elif engine == "mlpfast-cuda":
+            from .engine import resolve_device
+            resolve_device("cuda")
+    except ImportError as exc:
+        return False, f"{exc.name} is not installed (pip install 'mlpfast[bench]')"
+    except Exception as exc:
+        return False, str(exc)
+    return True, ""
+
+
+def time_engine(make, X, y, wl, epochs, threads):
+    """(set-up + first epoch seconds, [steady-state epoch seconds])."""
+    t0 = time.perf_counter()
+    epoch = make(X, y, wl, threads)
+    epoch()
+    first = time.perf_counter() - t0
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        epoch()
+        times.append(time.perf_counter() - t0)
+    return first, times
+
+
+def blas_gflops(n=1024, repeats=5):
+    """The matmul ceiling of this run: float32 n^3 products through NumPy's BLAS."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, n), dtype=np.float32)
+    B = rng.standard_normal((n, n), dtype=np.float32)
+    A @ B
+    best = min(_timed(lambda: A @ B) for _ in range(repeats))
+    return 2 * n ** 3 / best / 1e9
+
+
+def numba_matmul_gflops(M, K, N, repeats=5):
+    """(ours, numpy) GFLOP/s for C (M, N) = A (M, K) @ B (K, N), B given transposed to ours."""
+    from .kernels.matmul import gemm_nt
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((M, K), dtype=np.float32)
+    Bt = rng.standard_normal((N, K), dtype=np.float32)
+    B = np.ascontiguousarray(Bt.T)
+    C = np.empty((M, N), np.float32)
+    bias = np.empty(0, np.float32)
+    gemm_nt(C, A, Bt, bias, 0)
+    ours = _median(_timed(lambda: gemm_nt(C, A, Bt, bias, 0)) for _ in range(repeats))
+    A @ B
+    theirs = _median(_timed(lambda: A @ B) for _ in range(repeats))
+    flop = 2 * M * N * K
+    return flop / ours / 1e9, flop / theirs / 1e9
+
+
+def machine():
+    info = {"cpu": _cpu_name(), "cores": os.cpu_count(), "gpu": None,
+            "versions": {"mlpfast": __version__, "numpy": np.__version__,
+                         "python": platform.python_version()}}
+    import numba
+    info["versions"]["numba"] = numba.__version__
+    info["threading_layer"] = _threading_layer()
+    for mod in ("torch", "sklearn"):
+        try:
+            info["versions"][mod] = __import__(mod).__version__
+        except ImportError:
+            pass
+    try:
+        from threadpoolctl import threadpool_info
+        info["blas"] = [f"{p.get('internal_api')} {p.get('architecture')}" for p in threadpool_info()
+                        if p.get("user_api") == "blas"]
+    except ImportError:
+        pass
+    from .engine import cuda_status
+    if cuda_status()[0]:
+        from numba import cuda
+        info["gpu"] = cuda.get_current_device().name.decode() if isinstance(
+            cuda.get_current_device().name, bytes) else cuda.get_current_device().name
+    return info
+
+
+def _threading_layer():
+    import numba
+    from .kernels.matmul import _gemm_parallel
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel region has run yet
+        a = np.zeros((8, 1), np.float32)
+        _gemm_parallel(a, a, a, a[0, :0], 0)
+        return numba.threading_layer()
+
+
+def _cpu_name():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _timed(fn):
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def _median(values):
+    return float(np.median(list(values)))
