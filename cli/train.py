@@ -147,7 +147,7 @@ def train(data_file, out_dir, **opts):
     if frame[target].isna().any():
         raise DataError(f"{data_file}: target column {target!r} has "
                         f"{int(frame[target].isna().sum())} missing values, first at row "
-                        f"{int(np.argmax(frame[target].isna().to_numpy())) + 1}")
+                        f"{data.first_row(frame[target].isna())}")
     if task == "classification" and frame[target].nunique() < 2:
         raise DataError(f"{data_file}: target column {target!r} has a single class "
                         f"({frame[target].iloc[0]!r}); a classifier needs at least 2")
@@ -247,7 +247,8 @@ def _split(frame, target, task, opts, name):
     if strata is not None and np.unique(strata, return_counts=True)[1].min() < 2:
         strata = None  # a class with one row cannot be split both ways
     tr, va = data.split(len(frame), opts["val_fraction"], opts["seed"], strata)
-    return frame.iloc[tr].reset_index(drop=True), frame.iloc[va].reset_index(drop=True)
+    # keep the index: error messages name rows by their place in the file
+    return frame.iloc[tr], frame.iloc[va]
 
 
 def _arrays(pre, frame, name, opts):

@@ -185,7 +185,7 @@ class Preprocessor:
                 raise DataError(f"{where} is entirely empty; drop it with --drop {col!r}")
             if on_missing == "error" and s.isna().any():
                 raise DataError(f"{where} has {int(s.isna().sum())} missing values, first at "
-                                f"row {_first_row(s.isna())}; fill them or drop --on-missing error")
+                                f"row {first_row(s.isna())}; fill them or drop --on-missing error")
             if col in categorical or _is_text(s):
                 if col not in categorical:
                     _refuse_mostly_numeric(s, where)
@@ -206,7 +206,7 @@ class Preprocessor:
                 fill.append(0.0)
                 continue
             v = s.to_numpy(np.float64, na_value=np.nan)
-            _refuse_infinite(v, where)
+            _refuse_infinite(v, where, s.index)
             roles.append(NUMERIC)
             finite = v[~np.isnan(v)]
             mu, sd = finite.mean(), finite.std()
@@ -233,7 +233,7 @@ class Preprocessor:
             where = f"{name}: column {col!r}"
             if on_missing == "error" and s.isna().any():
                 raise DataError(f"{where} has {int(s.isna().sum())} missing values, first at "
-                                f"row {_first_row(s.isna())}")
+                                f"row {first_row(s.isna())}")
             if role == CATEGORICAL:
                 text = np.where(s.isna().to_numpy(), MISSING_LEVEL,
                                 np.asarray(_as_text(s.fillna("")), dtype=object))
@@ -252,7 +252,7 @@ class Preprocessor:
                 v = _to_numbers(s, where)
             else:
                 v = _to_numbers(s, where)
-                _refuse_infinite(v, where)
+                _refuse_infinite(v, where, s.index)
             v = np.where(np.isnan(v), med, v)
             out[:, j] = (v - mu) / sd if role == NUMERIC else v
             j += 1
@@ -262,10 +262,10 @@ class Preprocessor:
         """Class indices (int64) or float targets for a target column."""
         if series.isna().any():
             raise DataError(f"{name}: target column {self.target!r} has {int(series.isna().sum())} "
-                            f"missing values, first at row {_first_row(series.isna())}")
+                            f"missing values, first at row {first_row(series.isna())}")
         if self.task == "regression":
             v = _to_numbers(series, f"{name}: target column {self.target!r}")
-            _refuse_infinite(v, f"{name}: target column {self.target!r}")
+            _refuse_infinite(v, f"{name}: target column {self.target!r}", series.index)
             return v
         labels = _labels(series)
         idx = np.searchsorted(self.classes, labels)
@@ -319,9 +319,15 @@ def _labels(series):
     return np.array(_as_text(series), dtype=str)
 
 
-def _first_row(mask):
-    """1-based data row number (the header is line 1, so this is line - 1)."""
-    return int(np.argmax(np.asarray(mask))) + 1
+def first_row(mask, index=None):
+    """1-based data row number in the file (the header is line 1, so this is line - 1) of the
+    first true entry; rows keep their file position in the frame's index through splits."""
+    if index is None:
+        index = getattr(mask, "index", None)
+    k = int(np.argmax(np.asarray(mask)))
+    if index is not None and np.issubdtype(np.asarray(index).dtype, np.integer):
+        return int(index[k]) + 1
+    return k + 1
 
 
 def _to_numbers(s, where):
@@ -331,7 +337,7 @@ def _to_numbers(s, where):
     bad = v.isna() & s.notna()
     if bad.any():
         raise DataError(f"{where} has {int(bad.sum())} non-numeric values, first at row "
-                        f"{_first_row(bad)}: {s[bad].iloc[0]!r}")
+                        f"{first_row(bad)}: {s[bad].iloc[0]!r}")
     return v.to_numpy(np.float64, na_value=np.nan)
 
 
@@ -343,15 +349,15 @@ def _refuse_mostly_numeric(s, where):
     if len(present) >= 20 and 0 < bad.sum() <= 0.05 * len(present):
         first = present[bad].iloc[0]
         raise DataError(f"{where} has {int(bad.sum())} non-numeric values, first at row "
-                        f"{_first_row(s.notna() & pd.to_numeric(s, errors='coerce').isna())}: "
+                        f"{first_row(s.notna() & pd.to_numeric(s, errors='coerce').isna())}: "
                         f"{first!r}; fix them, or pass --categorical {s.name!r} if the column "
                         "is categorical")
 
 
-def _refuse_infinite(v, where):
+def _refuse_infinite(v, where, index=None):
     inf = np.isinf(v)
     if inf.any():
-        raise DataError(f"{where} has an infinite value at row {_first_row(inf)}")
+        raise DataError(f"{where} has an infinite value at row {first_row(inf, index)}")
 
 
 def csv_text(frame):
