@@ -162,6 +162,10 @@ def train(data_file, out_dir, **opts):
         f"rows; {len(pre.columns)} columns ({pre.describe()}) -> {pre.n_features} features")
 
     est = _estimator(task, opts)
+    if opts["device"] == "auto":
+        from mlpfast.engine import cuda_status, resolve_device
+        chosen = resolve_device("auto")
+        say(f"device: auto -> {chosen}" + ("" if chosen == "cuda" else f" ({cuda_status()[1]})"))
     out_dir = _make_run_dir(out_dir)
     monitor = _Monitor(est, opts["epochs"], task, quiet=opts["quiet"])
     eval_set = None if X_val is None else (X_val, y_val)

@@ -184,6 +184,14 @@ def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     load_model(out)
 
 
+def test_python_dash_m_runs_the_cli():
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-m", "mlpfast", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("mlpfast, version")
+
+
 def test_info_and_version():
     r = run("info")
     assert r.exit_code == 0 and "numba threading layer" in r.stdout and "cuda:" in r.stdout
@@ -260,8 +268,9 @@ def test_device_cuda_without_gpu(tmp_path, small_csv, monkeypatch):
     assert r.stderr.strip().splitlines()[-1] == (
         "Error: device 'cuda' is not usable: no CUDA GPU or driver was found; use --device cpu (or 'auto')")
     assert not (out / "model.npz").exists()
-    r = run("train", small_csv, "--device", "auto", "--out", out, "--epochs", 2, "-q")
+    r = run("train", small_csv, "--device", "auto", "--out", out, "--epochs", 2)
     assert r.exit_code == 0 and json.loads((out / "run.json").read_text())["device"] == "cpu"
+    assert "device: auto -> cpu (no CUDA GPU or driver was found)" in r.stderr
 
 
 def test_predict_errors(tmp_path, small_csv, trained):

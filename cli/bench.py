@@ -1,0 +1,203 @@
+"""`mlpfast bench`: how fast is this on my CPU, my GPU, and against what I use today."""
+import sys
+
+import click
+import numpy as np
+
+from mlpfast import bench, data
+from mlpfast.errors import DataError
+
+from .common import comma_list, csv_options, write_csv_rows, write_json
+from .main import cli
+
+PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"]}
+FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epoch_seconds_median",
+          "samples_per_second", "gflops", "ceiling_fraction", "transfer_seconds"]
+
+
+@cli.command("bench")
+@click.argument("data_file", metavar="[DATA]", required=False, type=click.Path(dir_okay=False))
+@click.option("--workload", "workloads", default="W1,W4", show_default=True,
+              help="Comma-separated W1..W4 (DESIGN.md), or 'all'. Ignored with DATA.")
+@click.option("--rows", type=click.IntRange(1), help="Scale each workload down to this many rows.")
+@click.option("--device", "devices", default="cpu,cuda", show_default=True, callback=comma_list,
+              help="mlpfast engines to run; cuda is skipped with a note where no GPU is usable.")
+@click.option("--against", default="numpy,torch,sklearn", show_default=True, callback=comma_list,
+              help="Peers trained on the same model, batch and optimizer.")
+@click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
+              help="Steady-state epochs timed after the warm-up epoch.")
+@click.option("--target", help="Target column of DATA. [default: the last column]")
+@click.option("--hidden", default="128,128", show_default=True, callback=comma_list,
+              help="Hidden widths for DATA.")
+@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+              help="Batch size for DATA.")
+@csv_options
+@click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write results as JSON.")
+@click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write results as CSV.")
+@click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
+              help="Draw samples/s per engine and workload (needs matplotlib).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def bench_command(data_file, workloads, rows, devices, against, epochs, target, hidden,
+                  batch_size, sep, encoding, json_file, csv_file, plot_file, quiet):
+    """Time training epochs of mlpfast and its peers on the same model, in one run.
+
+    For each engine and workload: first-epoch (compile / set-up) seconds apart, the median of
+    the steady-state epochs, samples per second, GFLOP/s and its fraction of the matmul
+    ceiling measured in the same run (NumPy's BLAS sgemm on the CPU).
+
+    \b
+    Examples:
+      mlpfast bench --workload W4 --rows 20000
+      mlpfast bench --workload all --against torch,sklearn --json bench.json
+      mlpfast bench data.csv --target y --hidden 256,128 --device cpu
+    """
+    if plot_file:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise DataError("--plot needs matplotlib: pip install 'mlpfast[bench]'") from None
+    for d in devices:
+        if d not in ("cpu", "cuda"):
+            raise click.BadParameter(f"unknown device {d!r}; choose cpu and/or cuda",
+                                     param_hint="--device")
+    engines = [f"mlpfast-{d}" for d in devices]
+    for peer in against:
+        if peer not in PEERS:
+            raise click.BadParameter(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}",
+                                     param_hint="--against")
+        engines += [e for e in PEERS[peer] if not e.endswith("cuda") or "cuda" in devices]
+    cases = _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding)
+
+    import numba
+    threads = numba.get_num_threads()
+    machine = bench.machine()
+    ceiling = bench.blas_gflops()
+    results, notes = [], []
+    bar = None
+    if not quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+        bar = tqdm(total=len(cases) * len(engines), unit="run", file=sys.stderr)
+    for wl, X, y in cases:
+        for engine in engines:
+            if bar is not None:
+                bar.set_description(f"{wl.name} {engine}")
+            ok, why = bench.available(engine)
+            if not ok:
+                notes.append(f"{engine} skipped: {why}")
+            else:
+                first, times = bench.time_engine(bench.ENGINES[engine], X, y, wl, epochs, threads)
+                med = float(np.median(times))
+                gf = wl.flop_per_epoch(len(X)) / med / 1e9
+                results.append({
+                    "workload": wl.name, "engine": engine, "rows": len(X),
+                    "compile_seconds": max(0.0, first - med), "epoch_seconds": times,
+                    "epoch_seconds_median": med, "samples_per_second": len(X) / med,
+                    "gflops": gf,
+                    "ceiling_fraction": gf / ceiling if engine != "mlpfast-cuda" and "cuda" not in engine else None,
+                    "transfer_seconds": None})
+            if bar is not None:
+                bar.update()
+    if bar is not None:
+        bar.close()
+    for note in dict.fromkeys(notes):
+        click.echo(f"note: {note}", err=True)
+    machine["blas_sgemm_gflops"] = ceiling
+    click.echo(_table(results, machine))
+    if json_file:
+        write_json(json_file, {"machine": machine, "results": results})
+    if csv_file:
+        write_csv_rows(csv_file, FIELDS, [[_cell(r[k]) for k in FIELDS] for r in results])
+    if plot_file:
+        _plot(plot_file, results)
+
+
+def _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding):
+    if data_file:
+        frame = data.read_csv(data_file, sep=sep, encoding=encoding)
+        target = target or frame.columns[-1]
+        if target not in frame.columns:
+            raise DataError(f"{data_file}: no target column {target!r}; columns are {list(frame.columns)}")
+        task, _ = data.infer_task(frame[target])
+        if task != "classification":
+            raise DataError(f"{data_file}: bench trains classifiers; target {target!r} looks "
+                            "like a regression target")
+        pre = data.Preprocessor.fit(frame, target, task, name=data_file)
+        X = pre.transform(frame, name=data_file)
+        y = pre.encode_target(frame[target], name=data_file)
+        if rows:
+            X, y = X[:rows], y[:rows]
+        try:
+            widths = tuple(int(h) for h in hidden)
+        except ValueError:
+            raise click.BadParameter(f"{','.join(hidden)!r} is not a list of widths",
+                                     param_hint="--hidden") from None
+        wl = bench.Workload(data_file, len(X), X.shape[1], widths, len(pre.classes),
+                            min(batch_size, len(X)))
+        return [(wl, np.ascontiguousarray(X), y.astype(np.int64))]
+    names = list(bench.WORKLOADS) if workloads == "all" else comma_list(None, None, workloads)
+    cases = []
+    for name in names:
+        if name not in bench.WORKLOADS:
+            raise click.BadParameter(f"unknown workload {name!r}; choose from "
+                                     f"{', '.join(bench.WORKLOADS)} or all", param_hint="--workload")
+        wl = bench.WORKLOADS[name]
+        X, y = bench.synthetic(wl, rows)
+        cases.append((wl, X, y))
+    return cases
+
+
+def _table(results, machine):
+    lines = [f"machine: {machine['cpu']}, {machine['cores']} cores, gpu: {machine['gpu']}; "
+             f"BLAS sgemm ceiling {machine['blas_sgemm_gflops']:.0f} GFLOP/s",
+             f"{'workload':<10}{'engine':<14}{'rows':>9}{'compile s':>11}{'epoch s':>10}"
+             f"{'samples/s':>12}{'GFLOP/s':>9}{'of peak':>9}"]
+    for r in results:
+        frac = "" if r["ceiling_fraction"] is None else f"{100 * r['ceiling_fraction']:.0f}%"
+        lines.append(f"{r['workload']:<10}{r['engine']:<14}{r['rows']:>9}{r['compile_seconds']:>11.2f}"
+                     f"{r['epoch_seconds_median']:>10.4f}{r['samples_per_second']:>12,.0f}"
+                     f"{r['gflops']:>9.1f}{frac:>9}")
+    for wl in dict.fromkeys(r["workload"] for r in results):
+        rs = [r for r in results if r["workload"] == wl]
+        if len(rs) < 2:
+            continue
+        lines += ["", f"{wl}: speed-up of row engine over column engine (epoch time ratio)"]
+        names = [r["engine"] for r in rs]
+        lines.append(" " * 14 + "".join(f"{n:>14}" for n in names))
+        for a in rs:
+            lines.append(f"{a['engine']:<14}" + "".join(
+                f"{b['epoch_seconds_median'] / a['epoch_seconds_median']:>13.2f}x" for b in rs))
+    return "\n".join(lines)
+
+
+def _cell(v):
+    if isinstance(v, list):
+        return ";".join(f"{x:.6g}" for x in v)
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return "" if v is None else v
+
+
+def _plot(path, results):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from mlpfast.model_io import atomic_write
+    workloads = list(dict.fromkeys(r["workload"] for r in results))
+    engines = list(dict.fromkeys(r["engine"] for r in results))
+    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(workloads), 4))
+    width = 0.8 / max(len(engines), 1)
+    for k, e in enumerate(engines):
+        xs, ys = [], []
+        for i, w in enumerate(workloads):
+            for r in results:
+                if r["workload"] == w and r["engine"] == e:
+                    xs.append(i + k * width)
+                    ys.append(r["samples_per_second"])
+        ax.bar(xs, ys, width, label=e)
+    ax.set_yscale("log")
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(workloads))], workloads)
+    ax.set_ylabel("samples per second (log)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
+    plt.close(fig)

@@ -1,0 +1,45 @@
+"""`mlpfast bench` on a tiny workload: the JSON and CSV have the documented shape (the numbers
+themselves are not asserted: tests never judge speed)."""
+import csv
+import json
+
+from click.testing import CliRunner
+
+from mlpfast.cli.main import cli
+
+
+def test_bench_writes_json_and_csv(tmp_path):
+    js, cs = tmp_path / "b.json", tmp_path / "b.csv"
+    r = CliRunner().invoke(cli, ["bench", "--workload", "W4", "--rows", "500", "--epochs", "2",
+                                 "--device", "cpu,cuda", "--against", "numpy",
+                                 "--json", str(js), "--csv", str(cs)], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(js.read_text())
+    assert set(doc["machine"]) >= {"cpu", "cores", "gpu", "versions"}
+    engines = {res["engine"] for res in doc["results"]}
+    assert {"mlpfast-cpu", "numpy"} <= engines
+    for res in doc["results"]:
+        assert set(res) == {"workload", "engine", "rows", "compile_seconds", "epoch_seconds",
+                            "epoch_seconds_median", "samples_per_second", "gflops",
+                            "ceiling_fraction", "transfer_seconds"}
+        assert res["workload"] == "W4" and res["rows"] == 500 and len(res["epoch_seconds"]) == 2
+        assert res["samples_per_second"] > 0
+    with open(cs) as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == len(doc["results"]) and rows[0]["engine"] == doc["results"][0]["engine"]
+    assert "speed-up of row engine over column engine" in r.stdout
+    if doc["machine"]["gpu"] is None:
+        assert "mlpfast-cuda skipped" in r.stderr
+
+
+def test_bench_on_a_csv_and_bad_arguments(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,y\n" + "".join(f"{i % 7},{i % 3},{'xyz'[i % 3]}\n" for i in range(90)))
+    r = CliRunner().invoke(cli, ["bench", str(path), "--hidden", "8", "--batch-size", "16",
+                                 "--epochs", "1", "--device", "cpu", "--against", "numpy"])
+    assert r.exit_code == 0, r.output
+    assert str(path) in r.stdout
+    r = CliRunner().invoke(cli, ["bench", "--workload", "W9"])
+    assert r.exit_code == 2 and "unknown workload 'W9'" in r.output
+    r = CliRunner().invoke(cli, ["bench", "--against", "tensorflow"])
+    assert r.exit_code == 2 and "unknown peer 'tensorflow'" in r.output
