@@ -32,7 +32,7 @@ def main():
 
     ceiling = bench.blas_gflops()
     print(f"\nNumPy sgemm 1024^3: {ceiling:.0f} GFLOP/s")
-    print("\nmatmul C(M,N) = A(M,K) B(K,N), float32, median of 5, GFLOP/s")
+    print("\nmatmul C(M,N) = A(M,K) B(K,N), float32, median of 7, GFLOP/s")
     print(f"{'shape':>22} {'numba':>8} {'numpy':>8} {'ratio':>6}")
     shapes = []
     for name in args.workloads.split(","):
@@ -42,8 +42,9 @@ def main():
             # forward, input gradient, weight gradient
             shapes += [(name, wl.batch, i, o), (name, wl.batch, o, i), (name, o, wl.batch, i)]
     shapes.append(("square", 1024, 1024, 1024))
-    for tag, M, K, N in shapes:
-        ours, theirs = bench.numba_matmul_gflops(M, K, N)
+    ours_all = [bench.matmul_gflops(M, K, N, "numba") for _, M, K, N in shapes]
+    theirs_all = [bench.matmul_gflops(M, K, N, "numpy") for _, M, K, N in shapes]
+    for (tag, M, K, N), ours, theirs in zip(shapes, ours_all, theirs_all):
         results["matmul"].append({"tag": tag, "M": M, "K": K, "N": N, "numba": ours, "numpy": theirs})
         print(f"{tag:>6} {M:>5}x{K:>4}x{N:>4} {ours:8.1f} {theirs:8.1f} {ours / theirs:6.2f}")
 

@@ -189,21 +189,23 @@ def blas_gflops(n=1024, repeats=5):
     return 2 * n ** 3 / best / 1e9
 
 
-def numba_matmul_gflops(M, K, N, repeats=5):
-    """(ours, numpy) GFLOP/s for C (M, N) = A (M, K) @ B (K, N), B given transposed to ours."""
+def matmul_gflops(M, K, N, use="numba", repeats=7):
+    """GFLOP/s of C (M, N) = A (M, K) @ B (K, N) in float32, by our Numba kernel (B given
+    transposed, its NT form) or by NumPy's BLAS. Time one kind at a time: BLAS threads spin
+    for a while after a call and starve Numba's threads if the two alternate."""
     from .kernels.matmul import gemm_nt
     rng = np.random.default_rng(0)
     A = rng.standard_normal((M, K), dtype=np.float32)
     Bt = rng.standard_normal((N, K), dtype=np.float32)
-    B = np.ascontiguousarray(Bt.T)
-    C = np.empty((M, N), np.float32)
-    bias = np.empty(0, np.float32)
-    gemm_nt(C, A, Bt, bias, 0)
-    ours = _median(_timed(lambda: gemm_nt(C, A, Bt, bias, 0)) for _ in range(repeats))
-    A @ B
-    theirs = _median(_timed(lambda: A @ B) for _ in range(repeats))
-    flop = 2 * M * N * K
-    return flop / ours / 1e9, flop / theirs / 1e9
+    if use == "numba":
+        C = np.empty((M, N), np.float32)
+        bias = np.empty(0, np.float32)
+        run = lambda: gemm_nt(C, A, Bt, bias, 0)  # noqa: E731
+    else:
+        B = np.ascontiguousarray(Bt.T)
+        run = lambda: A @ B  # noqa: E731
+    run()
+    return 2 * M * N * K / _median(_timed(run) for _ in range(repeats)) / 1e9
 
 
 def machine():
