@@ -176,7 +176,7 @@ def train(data_file, out_dir, **opts):
     except KeyboardInterrupt:
         interrupted = True
     except MLPFastError:
-        raise
+        raise  # already worded for the user; ValueError below is the estimator's own refusal
     except ValueError as exc:  # the estimator refused the data or options
         raise DataError(str(exc)) from None
     finally:

@@ -17,10 +17,6 @@ from .base import Engine
 class CPUEngine(Engine):
     name = "cpu"
 
-    def __init__(self, spec):
-        super().__init__(spec)
-        self._predict_buffers = None
-
     def _work_buffers(self, cap):
         dt = self.spec.dtype
         total = cap * int(sum(self.spec.widths))
@@ -86,12 +82,11 @@ class CPUEngine(Engine):
 
     def predict(self, theta, X):
         spec = self.spec
-        cap = config.PREDICT_CHUNK_ROWS
-        if self._predict_buffers is None or self._predict_buffers.shape[0] != cap * sum(spec.widths):
-            self._predict_buffers = np.zeros(cap * int(sum(spec.widths)), spec.dtype)
+        cap = min(config.PREDICT_CHUNK_ROWS, X.shape[0])
+        acts = np.zeros(cap * int(sum(spec.widths)), spec.dtype)
         out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
         network.predict_raw(out, X, theta, _layout_of(theta, spec), spec.widths_array,
-                            self._predict_buffers, cap, spec.hidden, spec.classify)
+                            acts, cap, spec.hidden, spec.classify)
         return out
 
 
