@@ -184,11 +184,13 @@ def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     load_model(out)
 
 
-def test_python_dash_m_runs_the_cli():
+def test_python_dash_m_runs_the_cli(tmp_path):
     import subprocess
     import sys
+    # run outside the checkout: there `-m` would import the source folder, which has no
+    # mlpfast/cli (cli/ is mapped into the package at install time)
     out = subprocess.run([sys.executable, "-m", "mlpfast", "--version"], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, cwd=tmp_path)
     assert out.stdout.startswith("mlpfast, version")
 
 
