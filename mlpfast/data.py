@@ -6,7 +6,6 @@ on a raw CSV reproduces exactly what training saw.
 """
 import csv
 import hashlib
-import io
 import os
 import warnings
 
@@ -358,12 +357,6 @@ def _refuse_infinite(v, where, index=None):
     inf = np.isinf(v)
     if inf.any():
         raise DataError(f"{where} has an infinite value at row {first_row(inf, index)}")
-
-
-def csv_text(frame):
-    buf = io.StringIO()
-    frame.to_csv(buf, index=False)
-    return buf.getvalue()
 
 
 def bundled_dataset(filename):
