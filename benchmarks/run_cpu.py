@@ -59,7 +59,7 @@ def main():
             if not ok:
                 print(f"{name:>8} {engine:>12}  skipped: {why}")
                 continue
-            first, times = bench.time_engine(bench.ENGINES[engine], X, y, wl, args.epochs, threads)
+            first, times, _ = bench.time_engine(bench.ENGINES[engine], X, y, wl, args.epochs, threads)
             med = float(np.median(times))
             medians[engine] = med
             gf = wl.flop_per_epoch() / med / 1e9

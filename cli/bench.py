@@ -43,7 +43,8 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
 
     For each engine and workload: first-epoch (compile / set-up) seconds apart, the median of
     the steady-state epochs, samples per second, GFLOP/s and its fraction of the matmul
-    ceiling measured in the same run (NumPy's BLAS sgemm on the CPU).
+    ceiling measured in the same run (NumPy's BLAS sgemm on the CPU, cuBLAS sgemm with TF32
+    off on the GPU), and for mlpfast-cuda the host<->device copy seconds apart.
 
     \b
     Examples:
@@ -72,6 +73,7 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
     threads = numba.get_num_threads()
     machine = bench.machine()
     ceiling = bench.blas_gflops()
+    gpu_ceiling = bench.gpu_gflops() if any(e.endswith("cuda") for e in engines) else None
     results, notes = [], []
     bar = None
     if not quiet and sys.stderr.isatty():
@@ -85,16 +87,17 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
             if not ok:
                 notes.append(f"{engine} skipped: {why}")
             else:
-                first, times = bench.time_engine(bench.ENGINES[engine], X, y, wl, epochs, threads)
+                first, times, transfer = bench.time_engine(bench.ENGINES[engine], X, y, wl,
+                                                           epochs, threads)
                 med = float(np.median(times))
                 gf = wl.flop_per_epoch(len(X)) / med / 1e9
+                top = gpu_ceiling if engine.endswith("cuda") else ceiling
                 results.append({
                     "workload": wl.name, "engine": engine, "rows": len(X),
                     "compile_seconds": max(0.0, first - med), "epoch_seconds": times,
                     "epoch_seconds_median": med, "samples_per_second": len(X) / med,
-                    "gflops": gf,
-                    "ceiling_fraction": gf / ceiling if engine != "mlpfast-cuda" and "cuda" not in engine else None,
-                    "transfer_seconds": None})
+                    "gflops": gf, "ceiling_fraction": gf / top if top else None,
+                    "transfer_seconds": transfer})
             if bar is not None:
                 bar.update()
     if bar is not None:
@@ -102,6 +105,7 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
     for note in dict.fromkeys(notes):
         click.echo(f"note: {note}", err=True)
     machine["blas_sgemm_gflops"] = ceiling
+    machine["gpu_sgemm_gflops"] = gpu_ceiling
     click.echo(_table(results, machine))
     if json_file:
         write_json(json_file, {"machine": machine, "results": results})
@@ -147,15 +151,18 @@ def _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding
 
 
 def _table(results, machine):
+    gpu = machine.get("gpu_sgemm_gflops")
     lines = [f"machine: {machine['cpu']}, {machine['cores']} cores, gpu: {machine['gpu']}; "
-             f"BLAS sgemm ceiling {machine['blas_sgemm_gflops']:.0f} GFLOP/s",
+             f"BLAS sgemm ceiling {machine['blas_sgemm_gflops']:.0f} GFLOP/s"
+             + (f", cuBLAS sgemm (TF32 off) {gpu:.0f} GFLOP/s" if gpu else ""),
              f"{'workload':<10}{'engine':<14}{'rows':>9}{'compile s':>11}{'epoch s':>10}"
-             f"{'samples/s':>12}{'GFLOP/s':>9}{'of peak':>9}"]
+             f"{'samples/s':>12}{'GFLOP/s':>9}{'of peak':>9}{'xfer s':>8}"]
     for r in results:
         frac = "" if r["ceiling_fraction"] is None else f"{100 * r['ceiling_fraction']:.0f}%"
         lines.append(f"{r['workload']:<10}{r['engine']:<14}{r['rows']:>9}{r['compile_seconds']:>11.2f}"
                      f"{r['epoch_seconds_median']:>10.4f}{r['samples_per_second']:>12,.0f}"
-                     f"{r['gflops']:>9.1f}{frac:>9}")
+                     f"{r['gflops']:>9.1f}{frac:>9}"
+                     + ("" if r["transfer_seconds"] is None else f"{r['transfer_seconds']:>8.3f}"))
     for wl in dict.fromkeys(r["workload"] for r in results):
         rs = [r for r in results if r["workload"] == wl]
         if len(rs) < 2:

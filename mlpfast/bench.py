@@ -51,13 +51,39 @@ def synthetic(workload, rows=None, seed=0):
 
 # ---- engines: each returns a function that trains one epoch
 
+class _FitRun:
+    """mlpfast runs one fit of 1 + epochs epochs: the data goes to the device once, as in real
+    use, and the epoch times come from the estimator's history_ (time inside the engine)."""
+
+    def __init__(self, device, X, y, wl):
+        self.device, self.X, self.y, self.wl = device, X, y, wl
+
+    def timed(self, epochs):
+        import warnings
+
+        from .errors import ConvergenceWarning
+        from .estimators import MLPClassifier
+        clf = MLPClassifier(hidden_layer_sizes=self.wl.hidden, batch_size=self.wl.batch,
+                            random_state=0, device=self.device, learning_rate_init=1e-3,
+                            max_iter=1 + epochs, tol=0.0, n_iter_no_change=10 ** 9)
+        seen = {}
+
+        def watch(est, event):
+            if event["kind"] == "epoch":
+                seen["transfer"] = getattr(est._engine, "transfer_seconds", None)
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            clf.fit(self.X, self.y, callback=watch)
+        total = time.perf_counter() - t0
+        times = [r["epoch_seconds"] for r in clf.history_]
+        first = total - sum(times[1:])
+        return first, times[1:], seen.get("transfer")
+
+
 def _mlpfast(device):
     def make(X, y, wl, threads):
-        from .estimators import MLPClassifier
-        clf = MLPClassifier(hidden_layer_sizes=wl.hidden, batch_size=wl.batch, random_state=0,
-                            device=device, learning_rate_init=1e-3)
-        classes = np.arange(wl.classes)
-        return lambda: clf.partial_fit(X, y, classes=classes)
+        return _FitRun(device, X, y, wl)
     return make
 
 
@@ -103,6 +129,9 @@ def _torch(device):
         import torch
         torch.set_num_threads(threads)
         torch.manual_seed(0)
+        if device == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
+
         widths = (wl.features,) + wl.hidden + (wl.classes,)
         layers = []
         for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
@@ -156,8 +185,10 @@ def available(engine):
         elif engine == "sklearn":
             import sklearn  # noqa: F401
         elif engine == "mlpfast-cuda":
-            from .engine import resolve_device
-            resolve_device("cuda")
+            from .engine import cuda_status
+            usable, why = cuda_status()  # a real GPU: timing the simulator means nothing
+            if not usable:
+                return False, why
     except ImportError as exc:
         return False, f"{exc.name} is not installed (pip install 'mlpfast[bench]')"
     except Exception as exc:
@@ -166,9 +197,12 @@ def available(engine):
 
 
 def time_engine(make, X, y, wl, epochs, threads):
-    """(set-up + first epoch seconds, [steady-state epoch seconds])."""
+    """(set-up + first epoch seconds, [steady-state epoch seconds], host<->device transfer
+    seconds or None)."""
     t0 = time.perf_counter()
     epoch = make(X, y, wl, threads)
+    if hasattr(epoch, "timed"):
+        return epoch.timed(epochs)
     epoch()
     first = time.perf_counter() - t0
     times = []
@@ -176,7 +210,7 @@ def time_engine(make, X, y, wl, epochs, threads):
         t0 = time.perf_counter()
         epoch()
         times.append(time.perf_counter() - t0)
-    return first, times
+    return first, times, None
 
 
 def blas_gflops(n=1024, repeats=5):
@@ -208,6 +242,37 @@ def matmul_gflops(M, K, N, use="numba", repeats=7):
     return 2 * M * N * K / _median(_timed(run) for _ in range(repeats)) / 1e9
 
 
+def gpu_gflops(n=4096, repeats=10):
+    """The GPU matmul ceiling of this run: float32 n^3 products through cuBLAS (PyTorch, else
+    CuPy), TF32 off. None when neither is installed or no GPU is visible."""
+    try:
+        import torch
+        if not torch.cuda.is_available():
+            return None
+        torch.backends.cuda.matmul.allow_tf32 = False
+        a = torch.randn(n, n, device="cuda")
+        b = torch.randn(n, n, device="cuda")
+        run, sync = (lambda: a @ b), torch.cuda.synchronize
+    except ImportError:
+        try:
+            import cupy
+            a = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+            b = cupy.random.standard_normal((n, n), dtype=cupy.float32)
+            run, sync = (lambda: a @ b), cupy.cuda.Device().synchronize
+        except Exception:
+            return None
+    run()
+    sync()
+
+    def once():
+        t0 = time.perf_counter()
+        for _ in range(5):
+            run()
+        sync()
+        return (time.perf_counter() - t0) / 5
+    return 2 * n ** 3 / _median(once() for _ in range(repeats)) / 1e9
+
+
 def machine():
     info = {"cpu": _cpu_name(), "cores": os.cpu_count(), "gpu": None,
             "versions": {"mlpfast": __version__, "numpy": np.__version__,
@@ -228,10 +293,23 @@ def machine():
         pass
     from .engine import cuda_status
     if cuda_status()[0]:
-        from numba import cuda
-        info["gpu"] = cuda.get_current_device().name.decode() if isinstance(
-            cuda.get_current_device().name, bytes) else cuda.get_current_device().name
+        info["gpu"] = gpu_name()
+        try:
+            import numba_cuda
+            info["versions"]["numba-cuda"] = numba_cuda.__version__
+        except (ImportError, AttributeError):
+            pass
     return info
+
+
+def gpu_name():
+    """'NAME (compute capability X.Y, N GiB)' of the current CUDA device."""
+    from numba import cuda
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+    total = cuda.current_context().get_memory_info()[1]
+    cc = dev.compute_capability
+    return f"{name} (compute capability {cc[0]}.{cc[1]}, {total / 2 ** 30:.0f} GiB)"
 
 
 def _threading_layer():

@@ -23,7 +23,7 @@ from . import metrics, params
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, feature_names)
 from .engine import NetSpec, make_engine, resolve_device
-from .errors import ConvergenceWarning, not_fitted
+from .errors import ConvergenceWarning, DeviceError, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
@@ -190,6 +190,8 @@ class _BaseMLP:
         n = X.shape[0]
         batch_size = self._batch_size(n)
         device = resolve_device(self.device)
+        if device == "cuda" and self.device == "auto" and dtype != np.float32:
+            device = "cpu"  # the CUDA engine trains in float32 only
         self.device_ = device
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation],
                        self._task == "classification", dtype, SOLVERS[self.solver], batch_size)
@@ -368,9 +370,19 @@ class _BaseMLP:
         X = check_X(X, self._theta.dtype, self.n_features_in_, owner=type(self).__name__)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], probabilities,
                        self._theta.dtype.type, SOLVERS[self.solver], 1)
-        engine = make_engine(getattr(self, "device_", "cpu"), spec)
+        engine = make_engine(self._predict_device(), spec)
         # public outputs are float64 whatever the training dtype, as scikit-learn's checks expect
         return engine.predict(self._theta, X).astype(np.float64)
+
+    def _predict_device(self):
+        """Where the model trained, if that device is still usable (a model trained on a GPU
+        and loaded elsewhere predicts on the CPU)."""
+        if getattr(self, "device_", "cpu") != "cuda" or self._theta.dtype != np.float32:
+            return "cpu"
+        try:
+            return resolve_device(self.device)
+        except DeviceError:
+            return "cpu"
 
     def _check_fitted(self):
         if not hasattr(self, "_theta"):

@@ -1,4 +1,11 @@
+import os
 import pathlib
+
+# The CUDA kernels are tested on the CUDA simulator here (tests/test_cuda_sim.py). numba reads
+# this when it is first imported, so it is set before any test module imports mlpfast. The
+# simulator never serves device='auto'; on a GPU machine run the real-GPU module with
+# NUMBA_ENABLE_CUDASIM=0 (see tests/test_cuda_gpu.py).
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
 import numpy as np
 import pytest

@@ -264,6 +264,7 @@ def test_invalid_option_values_are_usage_errors(tmp_path, small_csv):
 def test_device_cuda_without_gpu(tmp_path, small_csv, monkeypatch):
     from mlpfast import engine
     monkeypatch.setattr(engine, "cuda_status", lambda: (False, "no CUDA GPU or driver was found"))
+    monkeypatch.setattr(engine, "simulator_enabled", lambda: False)
     out = tmp_path / "cuda"
     r = run("train", small_csv, "--device", "cuda", "--out", out)
     assert r.exit_code == 1

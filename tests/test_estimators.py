@@ -177,6 +177,7 @@ def test_invalid_hyperparameters_are_refused(rng, bad, match):
 def test_device_cuda_fails_clearly_without_gpu_and_auto_falls_back(rng, monkeypatch):
     from mlpfast import engine
     monkeypatch.setattr(engine, "cuda_status", lambda: (False, "no CUDA GPU or driver was found"))
+    monkeypatch.setattr(engine, "simulator_enabled", lambda: False)
     X, y = _blobs(rng)
     with pytest.raises(DeviceError, match="device 'cuda' is not usable: no CUDA GPU"):
         MLPClassifier(device="cuda", max_iter=1).fit(X, y)

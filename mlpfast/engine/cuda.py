@@ -101,13 +101,11 @@ class CUDAEngine(Engine):
             self.d_deltas = cuda.to_device(np.zeros(total, np.float32))
             self.n_batches = -(-self.n // cap)
             self.d_stats = cuda.to_device(np.zeros((self.n_batches, 2), np.float32))
-        except cuda.CudaSupportError as exc:
-            raise DeviceError(f"CUDA error while uploading the data: {exc}") from exc
-        except Exception as exc:
+        except Exception as exc:  # numba's CUDA errors share no public base class
             if "OUT_OF_MEMORY" in str(exc).upper():
                 raise DeviceError("the data and model do not fit in GPU memory; "
                                   "use device='cpu' or fewer rows") from exc
-            raise
+            raise DeviceError(f"CUDA error while copying the data to the GPU: {exc}") from exc
         self.perm = np.arange(self.n, dtype=np.int64)
         self.ip = np.zeros(8, np.int32)
         self.ip[ck.IP_N] = self.n
@@ -147,35 +145,52 @@ class CUDAEngine(Engine):
             steps = np.full(nb, lr)
         return steps.astype(np.float32)
 
-    def _launch_steps(self, b_first, b_last, seed):
+    def _launch_steps(self, b_first, b_last, seed, ph_first=0, ph_last=None):
         k = self.k
         args = (self.d_X, self.d_y, self.d_Y, self.d_perm, self.d_theta, self.d_grad,
                 self.d_opt1, self.d_opt2, self.d_layout, self.d_widths, self.d_acts,
                 self.d_deltas, self.d_stats, self.d_lrs, self.d_hyper, self.d_ip)
-        n_ph = ck.n_phases(self.L)
+        if ph_last is None:
+            ph_last = ck.n_phases(self.L)
         if self.mode == "persistent":
             kern = k.steps_persistent
-            full = args + (b_first, b_last, 0, n_ph, seed)
+            full = args + (b_first, b_last, ph_first, ph_last, seed)
             kern[self._blocks(kern, full), k.NT](*full)
         else:
             kern = k.steps_phased
             grid = self._blocks(kern, None)
             for b in range(b_first, b_last):
-                for ph in range(n_ph):
+                for ph in range(ph_first, ph_last):
                     kern[grid, k.NT](*args, b, b + 1, ph, ph + 1, seed)
 
-    def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
-        cuda = self._cuda
-        if shuffle:
-            random.shuffle(self.perm, rng)
+    def _upload_epoch(self, hyper, counters):
         self.ip[ck.IP_NESTEROV] = int(counters[network.C_NESTEROV] != 0)
-        seed = 0
-        if hyper[network.H_DROPOUT] > 0:
-            seed = int(random.next_u64(rng) >> np.uint64(1))
         self.d_perm = self._to_device(self.perm.astype(np.int32))
         self.d_lrs = self._to_device(self._step_sizes(hyper, counters))
         self.d_hyper = self._to_device(self._hyper(hyper, counters))
         self.d_ip = self._to_device(self.ip)
+
+    def gradient(self, theta, X, y, Y):
+        """Full-batch mean loss and gradient (flat, like theta, without L2) at theta: the
+        forward, loss and backward phases of one step, no update. For tests."""
+        n = X.shape[0]
+        if n > self.spec.batch_size:
+            raise ValueError("gradient() takes at most batch_size rows")
+        theta = theta.astype(np.float32)
+        self.start(theta, np.zeros_like(theta), np.zeros_like(theta), X, y, Y)
+        hyper = np.zeros(7, np.float64)
+        self._upload_epoch(hyper, np.zeros(2, np.int64))
+        self._launch_steps(0, 1, 0, 0, 2 * self.L + 1)
+        stats = self.d_stats.copy_to_host()
+        return float(stats[0, ck.ST_LOSS]) / n, self.d_grad.copy_to_host()
+
+    def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
+        if shuffle:
+            random.shuffle(self.perm, rng)
+        seed = 0
+        if hyper[network.H_DROPOUT] > 0:
+            seed = int(random.next_u64(rng) >> np.uint64(1))
+        self._upload_epoch(hyper, counters)
         nb = self.n_batches
         stats = np.zeros((nb, 2), np.float32)
         if progress is None:
@@ -211,7 +226,6 @@ class CUDAEngine(Engine):
 
     def predict(self, theta, X):
         spec = self.spec
-        cuda = self._cuda
         k = self.k
         layout, size = make_layout(spec.widths)
         if size != theta.shape[0]:
@@ -230,8 +244,8 @@ class CUDAEngine(Engine):
         ip[ck.IP_HIDDEN] = spec.hidden
         ip[ck.IP_CLASSIFY] = int(spec.classify)
         d_ip = self._to_device(ip)
-        d_acts = cuda.device_array(cap * int(sum(spec.widths)), np.float32)
-        d_out = cuda.device_array((cap, C), np.float32)
+        d_acts = self._cuda.device_array(cap * int(sum(spec.widths)), np.float32)
+        d_out = self._cuda.device_array((cap, C), np.float32)
         d_perm = self._to_device(np.arange(cap, dtype=np.int32))
         n_ph = layout.shape[0] + 1
         for start in range(0, n, cap):
