@@ -25,6 +25,8 @@ from ..params import make_layout
 from .base import Engine
 
 MODES = ("persistent", "phased")
+# blocks per SM in a launch (a persistent launch is also capped at what can be resident)
+BLOCKS_PER_SM = 2
 
 
 def _mode():
@@ -62,7 +64,7 @@ class CUDAEngine(Engine):
             return 1 if self.mode == "persistent" else 3
         if id(kernel) not in self._grids:
             sms = self._cuda.get_current_device().MULTIPROCESSOR_COUNT
-            grid = 2 * sms
+            grid = BLOCKS_PER_SM * sms
             if self.mode == "persistent":
                 argtypes = tuple(kernel.typeof_pyval(a) for a in args)
                 compiled = kernel.compile(argtypes)
@@ -71,6 +73,8 @@ class CUDAEngine(Engine):
         return self._grids[id(kernel)]
 
     def _to_device(self, a):
+        if a.size == 0:  # unused by the kernels (y of a regressor, Y of a classifier)
+            a = np.zeros((1,) * a.ndim, a.dtype)
         t0 = time.perf_counter()
         d = self._cuda.to_device(np.ascontiguousarray(a))
         self.transfer_seconds += time.perf_counter() - t0
