@@ -7,6 +7,8 @@
 - W1 same-answers: one epoch from the same weights and batch order on the CPU and CUDA engines.
 
     NUMBA_ENABLE_CUDASIM=0 python benchmarks/run_gpu.py --json results-gpu.json
+    NUMBA_ENABLE_CUDASIM=0 python benchmarks/run_gpu.py --only gemm,xent,W1,W3 \
+        --modes persistent --sweep --json results-gpu.json
 
 Times are medians of several runs after a warm-up; compile / first-call time is reported apart.
 """
@@ -32,6 +34,30 @@ def median_time(fn, sync, repeats=10, inner=1):
         sync()
         times.append((time.perf_counter() - t0) / inner)
     return float(np.median(times))
+
+
+SWEEP = [(128, 128, 8), (128, 128, 16), (128, 64, 16), (64, 64, 16), (64, 64, 32)]
+
+
+def gemm_sweep(n, out):
+    """Each large-tile config alone on n^3 (256 threads; 2 blocks per SM)."""
+    from numba import cuda
+
+    from mlpfast.kernels import cuda_kernels as ck
+    rng = np.random.default_rng(0)
+    dA = cuda.to_device(rng.standard_normal(n * n, dtype=np.float32))
+    dB = cuda.to_device(rng.standard_normal(n * n, dtype=np.float32))
+    dC = cuda.device_array(n * n, np.float32)
+    X, perm = cuda.to_device(np.zeros((1, 1), np.float32)), cuda.to_device(np.zeros(1, np.int32))
+    grid = 2 * cuda.get_current_device().MULTIPROCESSOR_COUNT
+    res = {}
+    for cfg in SWEEP:
+        k = ck.make_kernels((cfg,))
+        t = median_time(lambda: k.gemm_plain[grid, k.NT](dA, dB, dC, n, n, n, X, perm),
+                        cuda.synchronize, repeats=5, inner=3)
+        res["x".join(map(str, cfg))] = 2 * n ** 3 / t / 1e12
+    out["gemm_sweep_tflops"] = res
+    print(f"GEMM {n}^3 sweep (BM x BN x BK: TFLOP/s): {res}", flush=True)
 
 
 def gemm(n, out):
@@ -101,17 +127,10 @@ def xent(rows, C, out):
           f" -> {100 * res['fraction_of_copy']:.0f}%  {res}", flush=True)
 
 
-def mlpfast_epochs(wl, X, y, mode, epochs, blocks_per_sm=None):
+def mlpfast_epochs(wl, X, y, mode, epochs):
     from mlpfast import bench
-    from mlpfast.engine import cuda as cuda_engine
     os.environ["MLPFAST_CUDA_MODE"] = mode
-    if blocks_per_sm:
-        cuda_engine.BLOCKS_PER_SM = blocks_per_sm
-    try:
-        first, times, transfer = bench.time_engine(bench.ENGINES["mlpfast-cuda"], X, y, wl,
-                                                   epochs, 1)
-    finally:
-        cuda_engine.BLOCKS_PER_SM = 2
+    first, times, transfer = bench.time_engine(bench.ENGINES["mlpfast-cuda"], X, y, wl, epochs, 1)
     return {"first_seconds": first, "epoch_seconds": times,
             "epoch_seconds_median": float(np.median(times)), "transfer_seconds": transfer}
 
@@ -215,13 +234,18 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--only", default="gemm,xent,W1,W3,parity")
+    ap.add_argument("--modes", default="persistent,phased")
+    ap.add_argument("--sweep", action="store_true", help="also time each large tile config alone")
     args = ap.parse_args()
+    modes = args.modes.split(",")
     from mlpfast import bench
     out = {"command": " ".join(["python"] + sys.argv), "date": time.strftime("%Y-%m-%d"),
            "machine": bench.machine()}
     print(out["machine"], flush=True)
     only = args.only.split(",")
     if "gemm" in only:
+        if args.sweep:
+            section("gemm sweep", lambda: gemm_sweep(4096, out), out)
         section("gemm", lambda: gemm(4096, out), out)
     if "xent" in only:
         section("xent", lambda: xent(65536, 1024, out), out)
@@ -237,10 +261,9 @@ def main():
                 res[key] = fn()
                 print(f"{name} {key}: {res[key]}", flush=True)
             section(f"{name} {key}", go, out)
-        run("mlpfast-cuda persistent", lambda: mlpfast_epochs(wl, X, y, "persistent", args.epochs))
-        run("mlpfast-cuda persistent 1 block/SM",
-            lambda: mlpfast_epochs(wl, X, y, "persistent", args.epochs, 1))
-        run("mlpfast-cuda phased", lambda: mlpfast_epochs(wl, X, y, "phased", args.epochs))
+        for mode in modes:
+            run(f"mlpfast-cuda {mode}",
+                lambda mode=mode: mlpfast_epochs(wl, X, y, mode, args.epochs))
         run("torch-cuda eager", lambda: torch_eager(wl, X, y, args.epochs))
         if name == "W1":
             run("torch-cuda graph", lambda: torch_graph(wl, X, y, args.epochs))

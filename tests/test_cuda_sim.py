@@ -114,8 +114,9 @@ def test_phased_mode_gives_the_persistent_gradient(rng):
     spec = NetSpec(WIDTHS, ACTIVATIONS["tanh"], True, np.float32, network.ADAM, len(X))
     a = CUDAEngine(spec, mode="persistent", tiles=SMALL, threads=THREADS).gradient(theta, X, y, Y)
     b = CUDAEngine(spec, mode="phased", tiles=SMALL, threads=THREADS).gradient(theta, X, y, Y)
-    assert a[0] == b[0]
-    np.testing.assert_array_equal(a[1], b[1])
+    # one block against three: other tile shapes and another order of the atomic loss sums
+    assert a[0] == pytest.approx(b[0], rel=1e-6)
+    np.testing.assert_allclose(a[1], b[1], rtol=1e-5, atol=1e-7)
 
 
 def _fit_both(make, X, y):

@@ -13,8 +13,8 @@ One step of training is a fixed list of phases, each a grid-stride loop over ind
                          0 reads its rows straight from X through the epoch's permutation
     loss                 stable softmax + cross-entropy gradient (y_hat - y) / B, one pass per
                          row (or the squared-error gradient); loss and hits summed per step
-    backward l = L-1..0  dWt_l = dZ^T . A_l with the bias gradient as one extra column of ones,
-                         and dA_l = dZ . Wt_l times f'(h) from the stored output (l > 0)
+    backward l = L-1..0  dWt_l = dZ^T . A_l, the bias gradient summed by the same tiles, and
+                         dA_l = dZ . Wt_l times f'(h) from the stored output (l > 0)
     update               L2, then SGD (momentum, Nesterov) or Adam over the whole flat buffer
 
 `make_kernels()` builds two kernels from the same phase code: a persistent one that runs every
@@ -59,7 +59,7 @@ _S40 = np.uint64(40)
 MODE_PLAIN = 0     # C[m, n] = acc
 MODE_FORWARD = 1   # acts = act(acc + b), dropout
 MODE_DINPUT = 2    # deltas = acc * f'(h)
-MODE_DWEIGHT = 3   # grad Wt[m, n] = acc (n < N-1), grad b[m] = acc (n = N-1)
+MODE_DWEIGHT = 3   # grad Wt[m, n] = acc; tiles at n0 = 0 also write grad b[m] = sum_k A[m, k]
 
 # hyper (float32 device array) slots
 HY_ALPHA, HY_MOMENTUM, HY_B1, HY_B2, HY_C1, HY_C2, HY_EPS, HY_RATE, HY_KEEP = range(9)
@@ -74,7 +74,9 @@ ADAM = 1
 # threads per block are TX * TY; each tile config is (BM, BN, BK), BM a multiple of TY and BN of TX
 TX = 16
 TY = 16
-TILES = ((32, 32, 16), (64, 64, 16), (128, 128, 8))
+TILES = ((32, 32, 32), (64, 64, 16), (128, 128, 16))
+# a softmax row of up to 32 * ROW_REGS classes is held in registers (one read of the logits)
+ROW_REGS = 32
 
 
 def n_phases(L):
@@ -125,43 +127,48 @@ def uniform(seed, layer, row, col):
 
 
 @cuda.jit(device=True)
-def fetch(buf, off, s_row, s_col, r, c, X, perm, start, F, gather, ones_col):
+def fetch(buf, off, s_row, s_col, r, c, X, perm, start, F, gather):
     """Element (r, c) of an operand: buf[off + r*s_row + c*s_col], or row perm[start + r] of
-    X (N, F) when gather, or 1 in column ones_col (the bias column of the weight gradient)."""
-    if c == ones_col:
-        return F1
+    X (N, F) when gather."""
     if gather:
         return X[perm[start + r], c]
     return buf[off + r * s_row + c * s_col]
 
 
-def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
+def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY, shared=None):
     """A device function computing one BM x BN tile of C (M, N) = A (M, K) . B (K, N) with the
-    given epilogue; all threads of the block must call it (it syncs the block)."""
+    given epilogue; all threads of the block must call it (it syncs the block).
+
+    shared: the (rows, cols) of the A and B tiles' shared arrays if not (BK, BM + 1) and
+    (BK, BN + 1): the simulator keys shared arrays by source line, so all configs of one
+    kernel must allocate the same shape there."""
     TM = BM // ty_n
     TN = BN // tx_n
     NT = tx_n * ty_n
-    PAD = BM + 1
-    PADN = BN + 1
+    SA, SB = shared or ((BK, BM + 1), (BK, BN + 1))
 
     @cuda.jit(device=True)
     def tile(t, M, N, K,
              a, a_off, a_sm, a_sk, a_kfast, a_gather,
-             b, b_off, b_sk, b_sn, b_kfast, b_gather, ones_col,
+             b, b_off, b_sk, b_sn, b_kfast, b_gather,
              X, perm, start, F,
              mode, c, c_off, ldc, theta, bias_off, act, hbuf, h_off, seed, layer, rate, keep):
-        sA = cuda.shared.array((BK, PAD), float32)
-        sB = cuda.shared.array((BK, PADN), float32)
+        sA = cuda.shared.array(SA, float32)
+        sB = cuda.shared.array(SB, float32)
         acc = cuda.local.array((TM, TN), float32)
         ar = cuda.local.array(TM, float32)
         br = cuda.local.array(TN, float32)
+        bsum = cuda.local.array(TM, float32)
         tiles_n = (N + BN - 1) // BN
         m0 = (t // tiles_n) * BM
         n0 = (t % tiles_n) * BN
+        # the weight gradient's first tile column also sums A over k: the bias gradient
+        with_bias = mode == MODE_DWEIGHT and n0 == 0
         tid = cuda.threadIdx.x
         tx = tid % tx_n
         ty = tid // tx_n
         for i in range(TM):
+            bsum[i] = F0
             for j in range(TN):
                 acc[i, j] = F0
         for k0 in range(0, K, BK):
@@ -176,7 +183,7 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
                 k = k0 + kk
                 v = F0
                 if m < M and k < K:
-                    v = fetch(a, a_off, a_sm, a_sk, m, k, X, perm, start, F, a_gather, -1)
+                    v = fetch(a, a_off, a_sm, a_sk, m, k, X, perm, start, F, a_gather)
                 sA[kk, mm] = v
             for idx in range(tid, BN * BK, NT):
                 if b_kfast:
@@ -189,7 +196,7 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
                 k = k0 + kk
                 v = F0
                 if n < N and k < K:
-                    v = fetch(b, b_off, b_sk, b_sn, k, n, X, perm, start, F, b_gather, ones_col)
+                    v = fetch(b, b_off, b_sk, b_sn, k, n, X, perm, start, F, b_gather)
                 sB[kk, nn] = v
             cuda.syncthreads()
             for kk in range(BK):
@@ -200,11 +207,16 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
                 for i in range(TM):
                     for j in range(TN):
                         acc[i, j] += ar[i] * br[j]
+                if with_bias:
+                    for i in range(TM):
+                        bsum[i] += ar[i]
             cuda.syncthreads()
         for i in range(TM):
             m = m0 + ty + i * ty_n
             if m >= M:
                 continue
+            if with_bias and tx == 0:
+                c[bias_off + m] = bsum[i]
             for j in range(TN):
                 n = n0 + tx + j * tx_n
                 if n >= N:
@@ -228,11 +240,6 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
                     else:
                         v = v * act_slope(h, act)
                     c[c_off + m * ldc + n] = v
-                elif mode == MODE_DWEIGHT:
-                    if n == N - 1:
-                        c[bias_off + m] = v
-                    else:
-                        c[c_off + m * ldc + n] = v
                 else:
                     c[c_off + m * ldc + n] = v
 
@@ -241,8 +248,13 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY):
 
 def make_gemm(tiles=TILES, tx_n=TX, ty_n=TY):
     """gemm(...) over the whole C with the tile config chosen by shape: the largest tile that
-    still gives every block of the grid some work, else the smallest."""
-    fns = [make_gemm_tile(bm, bn, bk, tx_n, ty_n) for bm, bn, bk in tiles]
+    still gives every SM a tile (the engine launches two blocks per SM, so half the grid),
+    else the smallest."""
+    shared = None
+    if SIM:
+        bk = max(t[2] for t in tiles)
+        shared = ((bk, max(t[0] for t in tiles) + 1), (bk, max(t[1] for t in tiles) + 1))
+    fns = [make_gemm_tile(bm, bn, bk, tx_n, ty_n, shared) for bm, bn, bk in tiles]
     sizes = tuple((bm, bn) for bm, bn, _ in tiles)
     n_cfg = len(tiles)
     # numba cannot index a list of functions; unroll the choice for up to three configs
@@ -264,25 +276,26 @@ def make_gemm(tiles=TILES, tx_n=TX, ty_n=TY):
     @cuda.jit(device=True)
     def choose(M, N, blocks):
         cfg = n_cfg - 1
-        while cfg > 0 and n_tiles(M, N, cfg) < blocks:
+        want = (blocks + 1) // 2
+        while cfg > 0 and n_tiles(M, N, cfg) < want:
             cfg -= 1
         return cfg
 
     @cuda.jit(device=True)
     def run_tile(cfg, t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather,
-                 b, b_off, b_sk, b_sn, b_kfast, b_gather, ones_col, X, perm, start, F,
+                 b, b_off, b_sk, b_sn, b_kfast, b_gather, X, perm, start, F,
                  mode, c, c_off, ldc, theta, bias_off, act, hbuf, h_off, seed, layer, rate, keep):
         if cfg == 2:
             f2(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, ones_col, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
         elif cfg == 1:
             f1(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, ones_col, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
         else:
             f0(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, ones_col, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
 
     return n_tiles, choose, run_tile
@@ -317,7 +330,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
         for t in range(cuda.blockIdx.x, n_tiles(rows, n_out, cfg), blocks):
             run_tile(cfg, t, rows, n_out, n_in,
                      acts, a_off, n_in, 1, True, layer == 0,
-                     theta, layout[layer, 0], 1, n_in, True, False, -1,
+                     theta, layout[layer, 0], 1, n_in, True, False,
                      X, perm, start, X.shape[1],
                      MODE_FORWARD, acts, c_off, n_out, theta, layout[layer, 1], act, acts, 0,
                      seed, layer, r, keep)
@@ -331,16 +344,16 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
         a_off = _layer_offset(widths, cap, layer)
         d_off = _layer_offset(widths, cap, layer + 1)
         blocks = cuda.gridDim.x
-        cfg_w = choose(n_out, n_in + 1, blocks)
-        tw = n_tiles(n_out, n_in + 1, cfg_w)
+        cfg_w = choose(n_out, n_in, blocks)
+        tw = n_tiles(n_out, n_in, cfg_w)
         cfg_x = choose(rows, n_in, blocks)
         tx_ = n_tiles(rows, n_in, cfg_x) if layer > 0 else 0
         for t in range(cuda.blockIdx.x, tw + tx_, blocks):
             if t < tw:
-                # dWt (O, I+1) = dZ^T (O, B) . [A_in | 1] (B, I+1)
-                run_tile(cfg_w, t, n_out, n_in + 1, rows,
+                # dWt (O, I) = dZ^T (O, B) . A_in (B, I); db = the row sums of dZ^T
+                run_tile(cfg_w, t, n_out, n_in, rows,
                          deltas, d_off, 1, n_out, False, False,
-                         acts, a_off, n_in, 1, False, layer == 0, n_in,
+                         acts, a_off, n_in, 1, False, layer == 0,
                          X, perm, start, X.shape[1],
                          MODE_DWEIGHT, grad, layout[layer, 0], n_in, theta, layout[layer, 1],
                          IDENTITY, acts, 0, seed, layer, F0, keep)
@@ -349,7 +362,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 # is acts block `layer`, drawn with dropout key layer - 1)
                 run_tile(cfg_x, t - tw, rows, n_in, n_out,
                          deltas, d_off, n_out, 1, True, False,
-                         theta, layout[layer, 0], n_in, 1, False, False, -1,
+                         theta, layout[layer, 0], n_in, 1, False, False,
                          X, perm, start, X.shape[1],
                          MODE_DINPUT, deltas, a_off, n_in, theta, 0, hidden,
                          acts, a_off, seed, layer - 1, rate, keep)
@@ -381,42 +394,84 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 cuda.atomic.add(acc, 1, F1)
 
     @cuda.jit(device=True)
+    def warp_max_arg(m, best):
+        """The lanes' largest value and its smallest index, on every lane."""
+        off = 16
+        while off > 0:
+            m2 = cuda.shfl_xor_sync(FULL_MASK, m, off)
+            b2 = cuda.shfl_xor_sync(FULL_MASK, best, off)
+            if m2 > m or (m2 == m and b2 < best):
+                m = m2
+                best = b2
+            off //= 2
+        return m, best
+
+    @cuda.jit(device=True)
+    def warp_sum(s):
+        off = 16
+        while off > 0:
+            s += cuda.shfl_xor_sync(FULL_MASK, s, off)
+            off //= 2
+        return s
+
+    @cuda.jit(device=True)
     def xent_rows_warp(Z, z_off, dZ, d_off, y, perm, start, rows, C, scale, acc):
-        """Warp per row: lanes stride the row, shuffles reduce max / argmax / sum."""
+        """Warp per row: lanes stride the row, shuffles reduce max / argmax / sum. Rows of up
+        to 32 * ROW_REGS values are read once into registers; longer rows are read thrice."""
         lane = cuda.threadIdx.x % 32
         warp = cuda.blockIdx.x * WARPS + cuda.threadIdx.x // 32
         nwarps = cuda.gridDim.x * WARPS
+        vals = cuda.local.array(ROW_REGS, float32)
+        cached = C <= 32 * ROW_REGS
         for r in range(warp, rows, nwarps):
             base = z_off + r * C
             t = y[perm[start + r]]
             m = NEG_INF
             best = C
-            for k in range(lane, C, 32):
-                v = Z[base + k]
-                if v > m:
-                    m = v
-                    best = k
-            off = 16
-            while off > 0:
-                m2 = cuda.shfl_xor_sync(FULL_MASK, m, off)
-                b2 = cuda.shfl_xor_sync(FULL_MASK, best, off)
-                if m2 > m or (m2 == m and b2 < best):
-                    m = m2
-                    best = b2
-                off //= 2
+            if cached:
+                for j in range(ROW_REGS):  # constant trip count: vals stays in registers
+                    k = lane + 32 * j
+                    v = NEG_INF
+                    if k < C:
+                        v = Z[base + k]
+                    vals[j] = v
+                    if v > m:
+                        m = v
+                        best = k
+            else:
+                for k in range(lane, C, 32):
+                    v = Z[base + k]
+                    if v > m:
+                        m = v
+                        best = k
+            m, best = warp_max_arg(m, best)
             s = F0
-            for k in range(lane, C, 32):
-                s += math.exp(Z[base + k] - m)
-            off = 16
-            while off > 0:
-                s += cuda.shfl_xor_sync(FULL_MASK, s, off)
-                off //= 2
+            if cached:
+                for j in range(ROW_REGS):
+                    e = F0
+                    if lane + 32 * j < C:
+                        e = math.exp(vals[j] - m)
+                    vals[j] = e
+                    s += e
+            else:
+                for k in range(lane, C, 32):
+                    s += math.exp(Z[base + k] - m)
+            s = warp_sum(s)
             inv = scale / s
-            for k in range(lane, C, 32):
-                g = math.exp(Z[base + k] - m) * inv
-                if k == t:
-                    g -= scale
-                dZ[d_off + r * C + k] = g
+            if cached:
+                for j in range(ROW_REGS):
+                    k = lane + 32 * j
+                    if k < C:
+                        g = vals[j] * inv
+                        if k == t:
+                            g -= scale
+                        dZ[d_off + r * C + k] = g
+            else:
+                for k in range(lane, C, 32):
+                    g = math.exp(Z[base + k] - m) * inv
+                    if k == t:
+                        g -= scale
+                    dZ[d_off + r * C + k] = g
             if lane == 0:
                 cuda.atomic.add(acc, 0, math.log(s) + m - Z[base + t])
                 if best == t:
@@ -615,7 +670,7 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
         blocks = cuda.gridDim.x
         cfg = choose(M, N, blocks)
         for t in range(cuda.blockIdx.x, n_tiles(M, N, cfg), blocks):
-            run_tile(cfg, t, M, N, K, a, 0, K, 1, True, False, b, 0, N, 1, False, False, -1,
+            run_tile(cfg, t, M, N, K, a, 0, K, 1, True, False, b, 0, N, 1, False, False,
                      X, perm, 0, 0, MODE_PLAIN, c, 0, N, c, 0, IDENTITY, c, 0, 0, 0, F0, F1)
 
     @cuda.jit
