@@ -24,6 +24,7 @@ def test_bench_writes_json_and_csv(tmp_path):
                             "ceiling_fraction", "transfer_seconds"}
         assert res["workload"] == "W4" and res["rows"] == 500 and len(res["epoch_seconds"]) == 2
         assert res["samples_per_second"] > 0
+        assert res["transfer_seconds"] is None  # CPU engines copy nothing to a device
     with open(cs) as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == len(doc["results"]) and rows[0]["engine"] == doc["results"][0]["engine"]
@@ -43,3 +44,18 @@ def test_bench_on_a_csv_and_bad_arguments(tmp_path):
     assert r.exit_code == 2 and "unknown workload 'W9'" in r.output
     r = CliRunner().invoke(cli, ["bench", "--against", "tensorflow"])
     assert r.exit_code == 2 and "unknown peer 'tensorflow'" in r.output
+
+
+def test_bench_plot(tmp_path, monkeypatch):
+    png = tmp_path / "b.png"
+    args = ["bench", "--workload", "W4", "--rows", "300", "--epochs", "1", "--device", "cpu",
+            "--against", "numpy", "--plot", str(png)]
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 0, r.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
+    # without matplotlib: one clear line before any work, no file
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    png.unlink()
+    r = CliRunner().invoke(cli, args)
+    assert r.exit_code == 1 and "--plot needs matplotlib: pip install 'mlpfast[bench]'" in r.output
+    assert not png.exists()

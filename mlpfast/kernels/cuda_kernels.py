@@ -75,8 +75,6 @@ ADAM = 1
 TX = 16
 TY = 16
 TILES = ((32, 32, 32), (64, 64, 16), (128, 128, 16))
-# a softmax row of up to 32 * ROW_REGS classes is held in registers (one read of the logits)
-ROW_REGS = 32
 
 
 def n_phases(L):
@@ -416,62 +414,33 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
 
     @cuda.jit(device=True)
     def xent_rows_warp(Z, z_off, dZ, d_off, y, perm, start, rows, C, scale, acc):
-        """Warp per row: lanes stride the row, shuffles reduce max / argmax / sum. Rows of up
-        to 32 * ROW_REGS values are read once into registers; longer rows are read thrice."""
+        """Warp per row: lanes stride the row, shuffles reduce max / argmax / sum. The row is
+        read three times (max, sum, gradient); a form holding the row in registers measured
+        slower on an H200 (1.39 against 1.57 TB/s at 65536 x 1024), so this one stays."""
         lane = cuda.threadIdx.x % 32
         warp = cuda.blockIdx.x * WARPS + cuda.threadIdx.x // 32
         nwarps = cuda.gridDim.x * WARPS
-        vals = cuda.local.array(ROW_REGS, float32)
-        cached = C <= 32 * ROW_REGS
         for r in range(warp, rows, nwarps):
             base = z_off + r * C
             t = y[perm[start + r]]
             m = NEG_INF
             best = C
-            if cached:
-                for j in range(ROW_REGS):  # constant trip count: vals stays in registers
-                    k = lane + 32 * j
-                    v = NEG_INF
-                    if k < C:
-                        v = Z[base + k]
-                    vals[j] = v
-                    if v > m:
-                        m = v
-                        best = k
-            else:
-                for k in range(lane, C, 32):
-                    v = Z[base + k]
-                    if v > m:
-                        m = v
-                        best = k
+            for k in range(lane, C, 32):
+                v = Z[base + k]
+                if v > m:
+                    m = v
+                    best = k
             m, best = warp_max_arg(m, best)
             s = F0
-            if cached:
-                for j in range(ROW_REGS):
-                    e = F0
-                    if lane + 32 * j < C:
-                        e = math.exp(vals[j] - m)
-                    vals[j] = e
-                    s += e
-            else:
-                for k in range(lane, C, 32):
-                    s += math.exp(Z[base + k] - m)
+            for k in range(lane, C, 32):
+                s += math.exp(Z[base + k] - m)
             s = warp_sum(s)
             inv = scale / s
-            if cached:
-                for j in range(ROW_REGS):
-                    k = lane + 32 * j
-                    if k < C:
-                        g = vals[j] * inv
-                        if k == t:
-                            g -= scale
-                        dZ[d_off + r * C + k] = g
-            else:
-                for k in range(lane, C, 32):
-                    g = math.exp(Z[base + k] - m) * inv
-                    if k == t:
-                        g -= scale
-                    dZ[d_off + r * C + k] = g
+            for k in range(lane, C, 32):
+                g = math.exp(Z[base + k] - m) * inv
+                if k == t:
+                    g -= scale
+                dZ[d_off + r * C + k] = g
             if lane == 0:
                 cuda.atomic.add(acc, 0, math.log(s) + m - Z[base + t])
                 if best == t:
