@@ -52,7 +52,34 @@ def test_gemm_parallel_and_serial_paths_agree_bitwise(rng, monkeypatch):
         assert np.array_equal(part, big[lo:hi])
 
 
-@pytest.mark.parametrize("M,N", [(1, 1), (7, 33), (257, 33), (40, 70)])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (7, 2, 33), (33, 10, 257), (257, 24, 7), (257, 1, 65)])
+def test_gemm_nn_small_k_matches_reference(rng, dtype, M, K, N):
+    A = rng.standard_normal((M, K)).astype(dtype)
+    B = rng.standard_normal((K, N)).astype(dtype)
+    C = np.full((M, N), np.nan, dtype)
+    matmul.gemm_nn_small_k(C, A, B, np.empty(0, dtype), act.IDENTITY)
+    np.testing.assert_allclose(C, ref.matmul(A, B), **tol(dtype))
+    b = rng.standard_normal(N).astype(dtype)
+    matmul.gemm_nn_small_k(C, A, B, b, act.TANH)
+    np.testing.assert_allclose(C, np.tanh(ref.matmul(A, B) + b), **tol(dtype))
+
+
+def test_gemm_nn_small_k_rows_do_not_depend_on_the_split(rng):
+    A = rng.standard_normal((257, 20)).astype(np.float32)
+    B = rng.standard_normal((20, 129)).astype(np.float32)
+    e = np.empty(0, np.float32)
+    par = np.empty((257, 129), np.float32)
+    matmul._nn_parallel(par, A, B, e, 0)
+    whole = np.empty_like(par)
+    matmul._nn_rows(whole, A, B, e, 0, 0, 257)
+    assert np.array_equal(par, whole)
+    part = np.empty((5, 129), np.float32)
+    matmul.gemm_nn_small_k(part, np.ascontiguousarray(A[100:105]), B, e, 0)
+    assert np.array_equal(part, whole[100:105])
+
+
+@pytest.mark.parametrize("M,N", [(1, 1), (7, 33), (257, 33), (40, 70), (16, 8), (9, 17)])
 def test_transpose(rng, M, N):
     A = rng.standard_normal((M, N))
     out = np.empty((N, M))

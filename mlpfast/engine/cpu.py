@@ -85,8 +85,9 @@ class CPUEngine(Engine):
         cap = min(config.PREDICT_CHUNK_ROWS, X.shape[0])
         acts = np.zeros(cap * int(sum(spec.widths)), spec.dtype)
         out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
+        scratch = np.zeros(network.scratch_size(spec.widths, cap), spec.dtype)
         network.predict_raw(out, X, theta, _layout_of(theta, spec), spec.widths_array,
-                            acts, cap, spec.hidden, spec.classify)
+                            acts, scratch, cap, spec.hidden, spec.classify)
         return out
 
 

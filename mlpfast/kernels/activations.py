@@ -20,7 +20,7 @@ LEAKY_RELU = 4
 LEAKY_SLOPE = 0.01
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def apply_activation(H, code):
     """H (R, W) = f(H) in place."""
     if code == IDENTITY:
@@ -46,7 +46,7 @@ def apply_activation(H, code):
                 H[i, j] = z if z > 0 else slope * z
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def activation_backward(dH, H, code):
     """dH (R, W) *= f'(z), with f'(z) written from the stored output H = f(z)."""
     if code == IDENTITY:
@@ -69,7 +69,7 @@ def activation_backward(dH, H, code):
                     dH[i, j] *= slope
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def dropout_backward(dH, H, mask, code):
     """dH (R, W) *= mask * f'(z) for a layer whose output H = f(z) * mask was dropped out.
 

@@ -12,6 +12,9 @@ map onto it as follows (Wt is the layer's weight stored transposed, (O, I)):
 
 The transposes cost O(B*(I+O) + I*O) per step against O(B*I*O) for the product.
 
+Where the reduced dimension is small (K <= SMALL_K: the first layer of a narrow table, the
+input gradient of a layer with few outputs) gemm_nn_small_k takes over in the broadcast form.
+
 Why NT: the micro-kernel keeps a 4x4 block of C in 16 scalar accumulators while it walks K.
 With reassociation allowed LLVM turns each accumulator into a vector register and the loop
 into vector FMAs (one load of A and of Bt feeds four FMAs each), which is what OpenBLAS does by
@@ -35,7 +38,7 @@ TILE_M = 4
 TILE_N = 4
 
 
-@nb.njit(inline="always", fastmath=FAST, cache=True)
+@nb.njit(error_model="numpy", inline="always", fastmath=FAST, cache=True)
 def _micro_4x4(C, A, Bt, bias, i0, j0):
     # C[i0:i0+4, j0:j0+4] = A[i0:i0+4] . Bt[j0:j0+4].T (+ bias), rows/cols clamped at the edge
     M, K = A.shape
@@ -124,7 +127,7 @@ def _micro_4x4(C, A, Bt, bias, i0, j0):
                 C[i0 + r, j0 + s] = row[s]
 
 
-@nb.njit(fastmath=FAST, cache=True)
+@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
 def _row_block(C, A, Bt, bias, activation, blk):
     # one block of TILE_M rows across all of C's columns, then the activation while it is hot
     N = Bt.shape[0]
@@ -135,21 +138,21 @@ def _row_block(C, A, Bt, bias, activation, blk):
     apply_activation(C[i0:i1], activation)
 
 
-@nb.njit(fastmath=FAST, cache=True)
+@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
 def _gemm_serial(C, A, Bt, bias, activation):
     n_blocks = (C.shape[0] + TILE_M - 1) // TILE_M
     for blk in range(n_blocks):
         _row_block(C, A, Bt, bias, activation, blk)
 
 
-@nb.njit(fastmath=FAST, parallel=True, cache=True)
+@nb.njit(error_model="numpy", fastmath=FAST, parallel=True, cache=True)
 def _gemm_parallel(C, A, Bt, bias, activation):
     n_blocks = (C.shape[0] + TILE_M - 1) // TILE_M
     for blk in nb.prange(n_blocks):
         _row_block(C, A, Bt, bias, activation, blk)
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def gemm_nt(C, A, Bt, bias, activation):
     """C (M, N) = activation(A (M, K) . Bt (N, K).T + bias (N,)); bias may be empty (no bias).
 
@@ -172,15 +175,73 @@ def gemm_nt(C, A, Bt, bias, activation):
         _gemm_serial(C, A, Bt, bias, activation)
 
 
-@nb.njit(cache=True)
+# Below this many reduced values (K) the broadcast form beats the dot-product micro-kernel: the
+# 4x4 tile's 16 horizontal sums cost more than the K steps themselves (measured on Zen 5,
+# 256x10x128: 24 -> 15 us; 32x20x64: 6.0 -> 3.0 us; 32x2x64: 4.8 -> 0.5 us; K=32 even).
+SMALL_K = 24
+_NN_ROWS = 16
+
+
+@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
+def _nn_rows(C, A, B, bias, activation, i0, i1):
+    # rows i0..i1-1 of C = A . B (+ bias): each row of C stays in L1 while the k loop adds
+    # A[i, k] * B[k, :] to it, vectorised along the row
+    K = A.shape[1]
+    N = B.shape[1]
+    has_bias = bias.shape[0] > 0
+    for i in range(i0, i1):
+        c = C[i]
+        a = A[i, 0]
+        if has_bias:
+            for j in range(N):
+                c[j] = a * B[0, j] + bias[j]
+        else:
+            for j in range(N):
+                c[j] = a * B[0, j]
+        for k in range(1, K):
+            a = A[i, k]
+            for j in range(N):
+                c[j] += a * B[k, j]
+    apply_activation(C[i0:i1], activation)
+
+
+@nb.njit(error_model="numpy", fastmath=FAST, parallel=True, cache=True)
+def _nn_parallel(C, A, B, bias, activation):
+    M = C.shape[0]
+    for blk in nb.prange((M + _NN_ROWS - 1) // _NN_ROWS):
+        _nn_rows(C, A, B, bias, activation, blk * _NN_ROWS, min(M, (blk + 1) * _NN_ROWS))
+
+
+@nb.njit(error_model="numpy", cache=True)
+def gemm_nn_small_k(C, A, B, bias, activation):
+    """C (M, N) = activation(A (M, K) . B (K, N) + bias (N,)) in the broadcast form, for K <=
+    SMALL_K; K >= 1. Every row comes from the same instruction sequence wherever it sits."""
+    M = C.shape[0]
+    if M * C.shape[1] * A.shape[1] >= config.PARALLEL_MIN_WORK and M > _NN_ROWS:
+        _nn_parallel(C, A, B, bias, activation)
+    else:
+        _nn_rows(C, A, B, bias, activation, 0, M)
+
+
+@nb.njit(error_model="numpy", cache=True)
 def transpose(out, A):
-    """out (N, M) = A (M, N).T, in 32x32 blocks so that both sides stay in cache lines."""
+    """out (N, M) = A (M, N).T. Interior 8x8 blocks have constant trip counts, so LLVM unrolls
+    them into straight loads and stores (3x faster than 32x32 blocks with bounds in the loop);
+    the ragged right and bottom strips go element by element."""
     M, N = A.shape
-    for i0 in range(0, M, 32):
-        for j0 in range(0, N, 32):
-            for i in range(i0, min(i0 + 32, M)):
-                for j in range(j0, min(j0 + 32, N)):
-                    out[j, i] = A[i, j]
+    Mb = M - M % 8
+    Nb = N - N % 8
+    for i0 in range(0, Mb, 8):
+        for j0 in range(0, Nb, 8):
+            for i in range(8):
+                for j in range(8):
+                    out[j0 + j, i0 + i] = A[i0 + i, j0 + j]
+    for i in range(Mb):
+        for j in range(Nb, N):
+            out[j, i] = A[i, j]
+    for i in range(Mb, M):
+        for j in range(N):
+            out[j, i] = A[i, j]
 
 
 def matmul_nt_alloc(A, Bt):

@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .matmul import gemm_nt, transpose
+from .matmul import SMALL_K, gemm_nn_small_k, gemm_nt, transpose
 from .optim import adam_step, add_l2, bias_grad, sgd_step
 from .random import dropout_mask
 from .softmax import softmax, softmax_xent_grad, squared_error_grad
@@ -41,7 +41,7 @@ def scratch_size(widths, cap):
     return need
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=True)
 def layer_block(buf, widths, rows, cap, layer):
     """The (rows, widths[layer]) block of a per-layer buffer."""
     off = 0
@@ -51,7 +51,7 @@ def layer_block(buf, widths, rows, cap, layer):
     return buf[off: off + rows * w].reshape((rows, w))
 
 
-@nb.njit(inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=True)
 def layer_params(theta, layout, layer):
     """Views (Wt (O, I), b (O,)) of weight layer `layer` (0-based) in a flat buffer."""
     w0 = layout[layer, 0]
@@ -61,23 +61,31 @@ def layer_params(theta, layout, layer):
     return theta[w0: w0 + n_out * n_in].reshape((n_out, n_in)), theta[b0: b0 + n_out]
 
 
-@nb.njit(cache=True)
-def forward(theta, layout, widths, acts, masks, rows, cap, hidden, dropout, rng):
+@nb.njit(error_model="numpy", cache=True)
+def forward(theta, layout, widths, acts, masks, scratch, rows, cap, hidden, dropout, rng):
     """acts' input block (rows, widths[0]) must be filled; fills every layer's output.
 
-    The output layer is left as raw scores (logits or regression values)."""
+    The output layer is left as raw scores (logits or regression values). scratch holds W
+    (I, O) for layers with few inputs (see matmul.SMALL_K)."""
     L = layout.shape[0]
     for layer in range(L):
         A_in = layer_block(acts, widths, rows, cap, layer)
         A_out = layer_block(acts, widths, rows, cap, layer + 1)
         Wt, b = layer_params(theta, layout, layer)
         last = layer == L - 1
-        gemm_nt(A_out, A_in, Wt, b, IDENTITY if last else hidden)
+        act = IDENTITY if last else hidden
+        n_in = widths[layer]
+        if n_in <= SMALL_K:
+            W = scratch[: n_in * widths[layer + 1]].reshape((n_in, widths[layer + 1]))
+            transpose(W, Wt)
+            gemm_nn_small_k(A_out, A_in, W, b, act)
+        else:
+            gemm_nt(A_out, A_in, Wt, b, act)
         if dropout > 0 and not last:
             dropout_mask(layer_block(masks, widths, rows, cap, layer + 1), A_out, dropout, rng)
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def backward(theta, grad, layout, widths, acts, deltas, masks, scratch, rows, cap, hidden, dropout):
     """From the output layer's delta block, fills grad (without L2) and every hidden delta."""
     L = layout.shape[0]
@@ -98,17 +106,20 @@ def backward(theta, grad, layout, widths, acts, deltas, masks, scratch, rows, ca
         bias_grad(db, dZ)
         if layer > 0:
             # dA_in (B, I) = dZ (B, O) . W (I, O).T, then through the activation
-            W = scratch[: n_in * n_out].reshape((n_in, n_out))
-            transpose(W, Wt)
             dA = layer_block(deltas, widths, rows, cap, layer)
-            gemm_nt(dA, dZ, W, no_bias, IDENTITY)
+            if n_out <= SMALL_K:
+                gemm_nn_small_k(dA, dZ, Wt, no_bias, IDENTITY)
+            else:
+                W = scratch[: n_in * n_out].reshape((n_in, n_out))
+                transpose(W, Wt)
+                gemm_nt(dA, dZ, W, no_bias, IDENTITY)
             if dropout > 0:
                 dropout_backward(dA, A_in, layer_block(masks, widths, rows, cap, layer), hidden)
             else:
                 activation_backward(dA, A_in, hidden)
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def batch_gradient(X, y, Y, perm, start, rows, cap, theta, grad, layout, widths, acts, deltas,
                    masks, scratch, ybuf, Ybuf, hidden, classify, alpha, dropout, rng):
     """Gradient of the mean loss (+ L2) over rows perm[start:start+rows] into grad.
@@ -124,7 +135,7 @@ def batch_gradient(X, y, Y, perm, start, rows, cap, theta, grad, layout, widths,
             ybuf[i] = y[r]
         else:
             Ybuf[i, :] = Y[r, :]
-    forward(theta, layout, widths, acts, masks, rows, cap, hidden, dropout, rng)
+    forward(theta, layout, widths, acts, masks, scratch, rows, cap, hidden, dropout, rng)
     L = layout.shape[0]
     Z = layer_block(acts, widths, rows, cap, L)
     dZ = layer_block(deltas, widths, rows, cap, L)
@@ -139,7 +150,7 @@ def batch_gradient(X, y, Y, perm, start, rows, cap, theta, grad, layout, widths,
     return loss + 0.5 * alpha * sq, correct
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def train_batches(X, y, Y, perm, first, last, cap, theta, grad, opt1, opt2, layout, widths,
                   acts, deltas, masks, scratch, ybuf, Ybuf, hidden, classify, solver, hyper,
                   counters, rng, totals):
@@ -167,8 +178,8 @@ def train_batches(X, y, Y, perm, first, last, cap, theta, grad, opt1, opt2, layo
                      counters[C_NESTEROV] != 0)
 
 
-@nb.njit(cache=True)
-def predict_raw(out, X, theta, layout, widths, acts, cap, hidden, classify):
+@nb.njit(error_model="numpy", cache=True)
+def predict_raw(out, X, theta, layout, widths, acts, scratch, cap, hidden, classify):
     """out (N, C) = the network's output for X (N, I): class probabilities or regression values.
 
     Works through X in chunks of cap rows so that activations stay in the given buffer."""
@@ -179,7 +190,7 @@ def predict_raw(out, X, theta, layout, widths, acts, cap, hidden, classify):
         rows = min(cap, n - start)
         Xb = layer_block(acts, widths, rows, cap, 0)
         Xb[:, :] = X[start: start + rows, :]
-        forward(theta, layout, widths, acts, acts, rows, cap, hidden, 0.0, no_rng)
+        forward(theta, layout, widths, acts, acts, scratch, rows, cap, hidden, 0.0, no_rng)
         Z = layer_block(acts, widths, rows, cap, L)
         if classify:
             softmax(out[start: start + rows], Z)

@@ -12,7 +12,7 @@ import math
 import numba as nb
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def bias_grad(db, dZ):
     """db (O,) = sum over rows of dZ (B, O)."""
     db[:] = 0
@@ -21,7 +21,7 @@ def bias_grad(db, dZ):
             db[j] += dZ[i, j]
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def add_l2(grad, theta, layout, coef):
     """grad += coef * theta over the weights (not the biases) of every layer.
 
@@ -40,7 +40,7 @@ def add_l2(grad, theta, layout, coef):
     return sq
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
     """velocity = momentum * velocity - lr * grad; theta += velocity (Nesterov: the look-ahead
     momentum * velocity - lr * grad)."""
@@ -55,7 +55,7 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
             theta[p] += v
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def adam_step(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
     """One Adam step; t is the step number after increment (1 on the first step)."""
     # bias correction folded into the step size, in float64 (beta_2**t is close to 1)

@@ -14,7 +14,7 @@ import math
 import numba as nb
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def softmax(P, Z):
     """P (B, C) = softmax(Z (B, C)) row by row; P may be Z."""
     B, C = Z.shape
@@ -33,7 +33,7 @@ def softmax(P, Z):
             P[i, k] *= inv
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def softmax_xent_grad(dZ, Z, y, scale):
     """One pass per row: dZ (B, C) = (softmax(Z) - onehot(y)) * scale.
 
@@ -68,7 +68,7 @@ def softmax_xent_grad(dZ, Z, y, scale):
     return loss, correct
 
 
-@nb.njit(cache=True)
+@nb.njit(error_model="numpy", cache=True)
 def squared_error_grad(dZ, Z, Y, scale):
     """dZ (B, C) = (Z - Y) * scale; returns the sum over rows of 0.5 * ||Z_i - Y_i||^2."""
     B, C = Z.shape
