@@ -224,17 +224,22 @@ def blas_gflops(n=1024, repeats=5):
 
 
 def matmul_gflops(M, K, N, use="numba", repeats=7):
-    """GFLOP/s of C (M, N) = A (M, K) @ B (K, N) in float32, by our Numba kernel (B given
-    transposed, its NT form) or by NumPy's BLAS. Time one kind at a time: BLAS threads spin
-    for a while after a call and starve Numba's threads if the two alternate."""
-    from .kernels.matmul import gemm_nt
+    """GFLOP/s of C (M, N) = A (M, K) @ B (K, N) in float32, by the Numba kernel the engine
+    uses for that K (the NT form, B given transposed; the broadcast form for K <= SMALL_K) or
+    by NumPy's BLAS. Time one kind at a time: BLAS threads spin for a while after a call and
+    starve Numba's threads if the two alternate."""
+    from .kernels.matmul import SMALL_K, gemm_nn_small_k, gemm_nt
     rng = np.random.default_rng(0)
     A = rng.standard_normal((M, K), dtype=np.float32)
     Bt = rng.standard_normal((N, K), dtype=np.float32)
     if use == "numba":
         C = np.empty((M, N), np.float32)
         bias = np.empty(0, np.float32)
-        run = lambda: gemm_nt(C, A, Bt, bias, 0)  # noqa: E731
+        if K <= SMALL_K:
+            B = np.ascontiguousarray(Bt.T)
+            run = lambda: gemm_nn_small_k(C, A, B, bias, 0)  # noqa: E731
+        else:
+            run = lambda: gemm_nt(C, A, Bt, bias, 0)  # noqa: E731
     else:
         B = np.ascontiguousarray(Bt.T)
         run = lambda: A @ B  # noqa: E731

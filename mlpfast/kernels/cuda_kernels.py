@@ -33,6 +33,7 @@ from numba import config as numba_config
 from numba import cuda, float32, uint64
 
 from .activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
+from .random import _GAMMA, _M1, _M2, _S27, _S30, _S31
 
 SIM = bool(numba_config.ENABLE_CUDASIM)
 
@@ -44,15 +45,10 @@ NEG_INF = np.float32(-np.inf)
 INV24 = np.float32(1.0 / 16777216.0)
 FULL_MASK = 0xFFFFFFFF
 
-# splitmix64 constants for the dropout hash
-_G1 = np.uint64(0x9E3779B97F4A7C15)
+# the dropout hash: splitmix64's finaliser (random.py) over a mix of the unit's coordinates
+_G1 = _GAMMA
 _G2 = np.uint64(0xD1B54A32D192ED03)
 _G3 = np.uint64(0x8CB92BA72F3D8DD7)
-_M1 = np.uint64(0xBF58476D1CE4E5B9)
-_M2 = np.uint64(0x94D049BB133111EB)
-_S30 = np.uint64(30)
-_S27 = np.uint64(27)
-_S31 = np.uint64(31)
 _S40 = np.uint64(40)
 
 # epilogue modes of the GEMM tile
