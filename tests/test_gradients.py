@@ -39,10 +39,13 @@ def _flat_reference_grad(theta, layout, X, target, name, classify, alpha):
     return loss, flat
 
 
+@pytest.mark.parametrize("n", [9, network.SMALL_BATCH + 1], ids=["few-rows", "many-rows"])
 @pytest.mark.parametrize("classify", [True, False], ids=["xent", "squared"])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_engine_gradient_matches_reference(rng, name, classify):
-    layout, theta, X, y, Y, target = _problem(rng, classify)
+def test_engine_gradient_matches_reference(rng, name, classify, n):
+    # up to SMALL_BATCH rows the weight gradient takes the broadcast form (both orientations:
+    # WIDTHS has layers wider and narrower than their input), above it the NT form
+    layout, theta, X, y, Y, target = _problem(rng, classify, n=n)
     loss, grad = _engine(name, classify).gradient(theta, X, y, Y, alpha=0.3)
     ref_loss, ref_grad = _flat_reference_grad(theta, layout, X, target, name, classify, 0.3)
     assert loss == pytest.approx(ref_loss, rel=1e-12)

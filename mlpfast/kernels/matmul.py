@@ -214,8 +214,9 @@ def _nn_parallel(C, A, B, bias, activation):
 
 @nb.njit(error_model="numpy", cache=True)
 def gemm_nn_small_k(C, A, B, bias, activation):
-    """C (M, N) = activation(A (M, K) . B (K, N) + bias (N,)) in the broadcast form, for K <=
-    SMALL_K; K >= 1. Every row comes from the same instruction sequence wherever it sits."""
+    """C (M, N) = activation(A (M, K) . B (K, N) + bias (N,)) in the broadcast form, for small
+    K (K >= 1); A may be a strided view. Every row comes from the same instruction sequence
+    wherever it sits."""
     M = C.shape[0]
     if M * C.shape[1] * A.shape[1] >= config.PARALLEL_MIN_WORK and M > _NN_ROWS:
         _nn_parallel(C, A, B, bias, activation)

@@ -25,6 +25,9 @@ from .softmax import softmax, softmax_xent_grad, squared_error_grad
 SGD = 0
 ADAM = 1
 
+# minibatches of at most this many rows take the weight gradient in the broadcast form
+SMALL_BATCH = 32
+
 # hyper (float64 array) slots
 H_LR, H_ALPHA, H_MOMENTUM, H_BETA1, H_BETA2, H_EPSILON, H_DROPOUT = range(7)
 # counters (int64 array) slots
@@ -97,12 +100,22 @@ def backward(theta, grad, layout, widths, acts, deltas, masks, scratch, rows, ca
         A_in = layer_block(acts, widths, rows, cap, layer)
         Wt, _ = layer_params(theta, layout, layer)
         dWt, db = layer_params(grad, layout, layer)
-        # dWt (O, I) = dZ.T (O, B) . A_in.T (I, B).T
-        dZt = scratch[: n_out * rows].reshape((n_out, rows))
-        A_inT = scratch[n_out * rows: (n_out + n_in) * rows].reshape((n_in, rows))
-        transpose(dZt, dZ)
-        transpose(A_inT, A_in)
-        gemm_nt(dWt, dZt, A_inT, no_bias, IDENTITY)
+        if rows <= SMALL_BATCH:
+            # few rows to reduce over: the broadcast form on strided views, no transposes of
+            # the batch; its output rows run along the longer of I and O
+            if n_in >= n_out:
+                gemm_nn_small_k(dWt, dZ.T, A_in, no_bias, IDENTITY)
+            else:
+                G = scratch[: n_in * n_out].reshape((n_in, n_out))
+                gemm_nn_small_k(G, A_in.T, dZ, no_bias, IDENTITY)
+                transpose(dWt, G)
+        else:
+            # dWt (O, I) = dZ.T (O, B) . A_in.T (I, B).T
+            dZt = scratch[: n_out * rows].reshape((n_out, rows))
+            A_inT = scratch[n_out * rows: (n_out + n_in) * rows].reshape((n_in, rows))
+            transpose(dZt, dZ)
+            transpose(A_inT, A_in)
+            gemm_nt(dWt, dZt, A_inT, no_bias, IDENTITY)
         bias_grad(db, dZ)
         if layer > 0:
             # dA_in (B, I) = dZ (B, O) . W (I, O).T, then through the activation
