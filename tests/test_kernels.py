@@ -72,7 +72,7 @@ def test_gemm_nn_small_k_rows_do_not_depend_on_the_split(rng):
     par = np.empty((257, 129), np.float32)
     matmul._nn_parallel(par, A, B, e, 0)
     whole = np.empty_like(par)
-    matmul._nn_rows(whole, A, B, e, 0, 0, 257)
+    matmul.nn_rows(whole, A, B, e, 0, 0, 257)
     assert np.array_equal(par, whole)
     part = np.empty((5, 129), np.float32)
     matmul.gemm_nn_small_k(part, np.ascontiguousarray(A[100:105]), B, e, 0)

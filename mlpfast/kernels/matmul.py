@@ -183,7 +183,7 @@ _NN_ROWS = 16
 
 
 @nb.njit(error_model="numpy", fastmath=FAST, cache=True)
-def _nn_rows(C, A, B, bias, activation, i0, i1):
+def nn_rows(C, A, B, bias, activation, i0, i1):
     # rows i0..i1-1 of C = A . B (+ bias): each row of C stays in L1 while the k loop adds
     # A[i, k] * B[k, :] to it, vectorised along the row
     K = A.shape[1]
@@ -209,7 +209,7 @@ def _nn_rows(C, A, B, bias, activation, i0, i1):
 def _nn_parallel(C, A, B, bias, activation):
     M = C.shape[0]
     for blk in nb.prange((M + _NN_ROWS - 1) // _NN_ROWS):
-        _nn_rows(C, A, B, bias, activation, blk * _NN_ROWS, min(M, (blk + 1) * _NN_ROWS))
+        nn_rows(C, A, B, bias, activation, blk * _NN_ROWS, min(M, (blk + 1) * _NN_ROWS))
 
 
 @nb.njit(error_model="numpy", cache=True)
@@ -221,7 +221,7 @@ def gemm_nn_small_k(C, A, B, bias, activation):
     if M * C.shape[1] * A.shape[1] >= config.PARALLEL_MIN_WORK and M > _NN_ROWS:
         _nn_parallel(C, A, B, bias, activation)
     else:
-        _nn_rows(C, A, B, bias, activation, 0, M)
+        nn_rows(C, A, B, bias, activation, 0, M)
 
 
 @nb.njit(error_model="numpy", cache=True)

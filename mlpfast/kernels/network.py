@@ -17,7 +17,7 @@ import numba as nb
 import numpy as np
 
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .matmul import SMALL_K, gemm_nn_small_k, gemm_nt, transpose
+from .matmul import SMALL_K, gemm_nn_small_k, gemm_nt, nn_rows, transpose
 from .optim import adam_step, add_l2, bias_grad, sgd_step
 from .random import dropout_mask
 from .softmax import softmax, softmax_xent_grad, squared_error_grad
@@ -102,12 +102,13 @@ def backward(theta, grad, layout, widths, acts, deltas, masks, scratch, rows, ca
         dWt, db = layer_params(grad, layout, layer)
         if rows <= SMALL_BATCH:
             # few rows to reduce over: the broadcast form on strided views, no transposes of
-            # the batch; its output rows run along the longer of I and O
+            # the batch; its output rows run along the longer of I and O. Serial: a parallel
+            # copy for these views would double the cold compile time for small gains.
             if n_in >= n_out:
-                gemm_nn_small_k(dWt, dZ.T, A_in, no_bias, IDENTITY)
+                nn_rows(dWt, dZ.T, A_in, no_bias, IDENTITY, 0, n_out)
             else:
                 G = scratch[: n_in * n_out].reshape((n_in, n_out))
-                gemm_nn_small_k(G, A_in.T, dZ, no_bias, IDENTITY)
+                nn_rows(G, A_in.T, dZ, no_bias, IDENTITY, 0, n_in)
                 transpose(dWt, G)
         else:
             # dWt (O, I) = dZ.T (O, B) . A_in.T (I, B).T
