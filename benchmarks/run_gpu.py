@@ -144,55 +144,44 @@ def torch_eager(wl, X, y, epochs):
 
 def torch_graph(wl, X, y, epochs):
     """PyTorch's training step captured once in a CUDA graph and replayed per minibatch (the
-    gather of the batch inside the graph; full batches only)."""
-    import torch
-    torch.backends.cuda.matmul.allow_tf32 = False
-    torch.manual_seed(0)
-    widths = (wl.features,) + wl.hidden + (wl.classes,)
-    layers = []
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-        layers.append(torch.nn.Linear(a, b))
-        if i < len(widths) - 2:
-            layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers).cuda()
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
-    loss_fn = torch.nn.CrossEntropyLoss()
-    Xt, yt = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
-    idx = torch.arange(wl.batch, device="cuda")
+    gather of the batch inside the graph; full batches only). The capture counts as set-up."""
+    from mlpfast import bench
 
-    def step():
-        opt.zero_grad(set_to_none=False)
-        loss = loss_fn(model(Xt[idx]), yt[idx])
-        loss.backward()
-        opt.step()
-        return loss
-    s = torch.cuda.Stream()
-    s.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(s):
-        for _ in range(3):
+    def make(X, y, wl, threads):
+        import torch
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.manual_seed(0)
+        model = bench.torch_mlp(wl).cuda()
+        opt = torch.optim.Adam(model.parameters(), lr=1e-3, capturable=True)
+        loss_fn = torch.nn.CrossEntropyLoss()
+        Xt, yt = torch.from_numpy(X).cuda(), torch.from_numpy(y).cuda()
+        idx = torch.arange(wl.batch, device="cuda")
+
+        def step():
+            opt.zero_grad(set_to_none=False)
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        s = torch.cuda.Stream()
+        s.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(s):
+            for _ in range(3):
+                step()
+        torch.cuda.current_stream().wait_stream(s)
+        g = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(g):
             step()
-    torch.cuda.current_stream().wait_stream(s)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        step()
-    n_full = len(X) // wl.batch
 
-    def epoch():
-        order = torch.randperm(len(X), device="cuda")
-        for b in range(n_full):
-            idx.copy_(order[b * wl.batch: (b + 1) * wl.batch])
-            g.replay()
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
-    epoch()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(epochs):
-        t0 = time.perf_counter()
-        epoch()
-        times.append(time.perf_counter() - t0)
+        def epoch():
+            order = torch.randperm(len(X), device="cuda")
+            for b in range(len(X) // wl.batch):
+                idx.copy_(order[b * wl.batch: (b + 1) * wl.batch])
+                g.replay()
+            torch.cuda.synchronize()
+        return epoch
+    first, times, _ = bench.time_engine(make, X, y, wl, epochs, 1)
     return {"first_seconds": first, "epoch_seconds": times,
-            "epoch_seconds_median": float(np.median(times)), "steps": n_full}
+            "epoch_seconds_median": float(np.median(times)), "steps": len(X) // wl.batch}
 
 
 def parity_w1(X, y, out):

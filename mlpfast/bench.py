@@ -132,13 +132,7 @@ def _torch(device):
         if device == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = False  # float32 against float32
 
-        widths = (wl.features,) + wl.hidden + (wl.classes,)
-        layers = []
-        for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(torch.nn.Linear(i, o))
-            if k < len(widths) - 2:
-                layers.append(torch.nn.ReLU())
-        model = torch.nn.Sequential(*layers).to(device)
+        model = torch_mlp(wl).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = torch.nn.CrossEntropyLoss()
         Xt = torch.from_numpy(X).to(device)
@@ -156,6 +150,18 @@ def _torch(device):
                 torch.cuda.synchronize()
         return epoch
     return make
+
+
+def torch_mlp(wl):
+    """The workload's MLP as a PyTorch module: Linear layers with ReLU between them."""
+    import torch
+    widths = (wl.features,) + wl.hidden + (wl.classes,)
+    layers = []
+    for k, (i, o) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(torch.nn.Linear(i, o))
+        if k < len(widths) - 2:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers)
 
 
 def _sklearn(X, y, wl, threads):
