@@ -162,9 +162,9 @@ def train(data_file, out_dir, **opts):
         f"rows; {len(pre.columns)} columns ({pre.describe()}) -> {pre.n_features} features")
 
     est = _estimator(task, opts)
+    from mlpfast.engine import cuda_status, resolve_device
+    chosen = resolve_device(opts["device"])  # an unusable device fails before any folder exists
     if opts["device"] == "auto":
-        from mlpfast.engine import cuda_status, resolve_device
-        chosen = resolve_device("auto")
         say(f"device: auto -> {chosen}" + ("" if chosen == "cuda" else f" ({cuda_status()[1]})"))
     out_dir = _make_run_dir(out_dir)
     monitor = _Monitor(est, opts["epochs"], task, quiet=opts["quiet"])
@@ -175,10 +175,11 @@ def train(data_file, out_dir, **opts):
             est.fit(X, y, eval_set=eval_set, callback=monitor)
     except KeyboardInterrupt:
         interrupted = True
-    except MLPFastError:
-        raise  # already worded for the user; ValueError below is the estimator's own refusal
-    except ValueError as exc:  # the estimator refused the data or options
-        raise DataError(str(exc)) from None
+    except (MLPFastError, ValueError) as exc:
+        _remove_if_empty(out_dir)
+        if isinstance(exc, MLPFastError):
+            raise  # already worded for the user
+        raise DataError(str(exc)) from None  # the estimator refused the data or options
     finally:
         monitor.close()
     if not est.history_:

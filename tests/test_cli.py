@@ -270,7 +270,7 @@ def test_device_cuda_without_gpu(tmp_path, small_csv, monkeypatch):
     assert r.exit_code == 1
     assert r.stderr.strip().splitlines()[-1] == (
         "Error: device 'cuda' is not usable: no CUDA GPU or driver was found; use --device cpu (or 'auto')")
-    assert not (out / "model.npz").exists()
+    assert not out.exists()  # refused before the run folder is made
     r = run("train", small_csv, "--device", "auto", "--out", out, "--epochs", 2)
     assert r.exit_code == 0 and json.loads((out / "run.json").read_text())["device"] == "cpu"
     assert "device: auto -> cpu (no CUDA GPU or driver was found)" in r.stderr

@@ -224,3 +224,11 @@ def test_command_line_trains_on_cuda(tmp_path, small_tiles, rng):
     r = CliRunner().invoke(cli, ["predict", str(out), str(csv), "--out", str(tmp_path / "p.csv")])
     assert r.exit_code == 0, r.output
     assert len((tmp_path / "p.csv").read_text().splitlines()) == n + 1
+    # float64 is refused by the CUDA engine: one line, no run folder left behind
+    out64 = tmp_path / "run64"
+    r = CliRunner().invoke(cli, ["train", str(csv), "--device", "cuda", "--dtype", "float64",
+                                 "--epochs", "1", "--out", str(out64)])
+    assert r.exit_code == 1
+    assert r.output.strip().splitlines()[-1] == (
+        "Error: the CUDA engine trains in float32; use dtype='float32' or device='cpu' for float64")
+    assert not out64.exists()
