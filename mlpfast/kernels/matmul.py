@@ -185,20 +185,30 @@ _NN_ROWS = 16
 @nb.njit(error_model="numpy", fastmath=FAST, cache=True)
 def nn_rows(C, A, B, bias, activation, i0, i1):
     # rows i0..i1-1 of C = A . B (+ bias): each row of C stays in L1 while the k loop adds
-    # A[i, k] * B[k, :] to it, vectorised along the row
+    # A[i, k] * B[k, :] to it, vectorised along the row. The row is loaded and stored once per
+    # four k (LLVM cannot keep it in registers: it cannot rule out that C aliases B), which
+    # made this 25-50 % faster than once per k on the MLP's shapes.
     K = A.shape[1]
     N = B.shape[1]
+    K4 = K - K % 4
     has_bias = bias.shape[0] > 0
+    zero = C.dtype.type(0)
     for i in range(i0, i1):
         c = C[i]
-        a = A[i, 0]
         if has_bias:
             for j in range(N):
-                c[j] = a * B[0, j] + bias[j]
+                c[j] = bias[j]
         else:
             for j in range(N):
-                c[j] = a * B[0, j]
-        for k in range(1, K):
+                c[j] = zero
+        for k in range(0, K4, 4):
+            a0 = A[i, k]
+            a1 = A[i, k + 1]
+            a2 = A[i, k + 2]
+            a3 = A[i, k + 3]
+            for j in range(N):
+                c[j] += a0 * B[k, j] + a1 * B[k + 1, j] + a2 * B[k + 2, j] + a3 * B[k + 3, j]
+        for k in range(K4, K):
             a = A[i, k]
             for j in range(N):
                 c[j] += a * B[k, j]
