@@ -51,7 +51,7 @@ def info():
     import pandas
 
     from mlpfast import bench
-    from mlpfast.engine import cuda_status
+    from mlpfast.engine import cuda_device, cuda_status
 
     click.echo(f"mlpfast {__version__}")
     click.echo(f"python {platform.python_version()}, numba {numba.__version__}, "
@@ -62,12 +62,9 @@ def info():
     if not usable:
         click.echo(f"cuda: not available ({why})")
         return
-    from numba import cuda
-    dev = cuda.get_current_device()
-    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
-    free, total = cuda.current_context().get_memory_info()
-    click.echo(f"cuda: {name}, compute capability {dev.compute_capability[0]}."
-               f"{dev.compute_capability[1]}, memory {total / 2**30:.1f} GiB ({free / 2**30:.1f} free)")
+    name, cc, total, free = cuda_device()
+    click.echo(f"cuda: {name}, compute capability {cc[0]}.{cc[1]}, "
+               f"memory {total / 2**30:.1f} GiB ({free / 2**30:.1f} free)")
 
 
 def main():

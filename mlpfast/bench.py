@@ -315,11 +315,8 @@ def machine():
 
 def gpu_name():
     """'NAME (compute capability X.Y, N GiB)' of the current CUDA device."""
-    from numba import cuda
-    dev = cuda.get_current_device()
-    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
-    total = cuda.current_context().get_memory_info()[1]
-    cc = dev.compute_capability
+    from .engine import cuda_device
+    name, cc, total, _ = cuda_device()
     return f"{name} (compute capability {cc[0]}.{cc[1]}, {total / 2 ** 30:.0f} GiB)"
 
 

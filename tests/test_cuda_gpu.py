@@ -71,11 +71,11 @@ def test_ptx_has_no_float64():
     i32 = np.zeros(4, np.int32)
     X2, _ = _dummies()
     train = (X2, i32, X2, i32, f32, f32, f32, f32, np.zeros((1, 4), np.int32), i32, f32, f32,
-             np.zeros((2, 2), np.float32), f32, np.zeros(9, np.float32), np.zeros(8, np.int32),
+             np.zeros((2, 2), np.float32), f32, np.zeros(9, np.float32), np.zeros(ck.IP_SIZE, np.int32),
              0, 1, 0, 4, 0)
     cases = [(k.steps_persistent, train), (k.steps_phased, train),
              (k.predict_persistent, (X2, i32, 1, f32, np.zeros((1, 4), np.int32), i32, f32,
-                                     np.zeros((1, 2), np.float32), np.zeros(8, np.int32), 0, 2)),
+                                     np.zeros((1, 2), np.float32), np.zeros(ck.IP_SIZE, np.int32), 0, 2)),
              (k.gemm_plain, (f32, f32, f32, 1, 1, 1, X2, i32)),
              (k.xent, (f32, i32, i32, f32, f32, 1, 1))]
     for kern, args in cases:

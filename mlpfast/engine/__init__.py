@@ -4,7 +4,7 @@ from .base import Engine, NetSpec
 from .cpu import CPUEngine
 
 __all__ = ["Engine", "NetSpec", "CPUEngine", "resolve_device", "make_engine", "cuda_status",
-           "simulator_enabled"]
+           "cuda_device", "simulator_enabled"]
 
 
 def simulator_enabled():
@@ -27,6 +27,15 @@ def cuda_status():
     except Exception as exc:
         return False, f"CUDA driver error ({exc})"
     return False, "no CUDA GPU or driver was found"
+
+
+def cuda_device():
+    """(name, (major, minor) compute capability, total bytes, free bytes) of the current GPU."""
+    from numba import cuda
+    dev = cuda.get_current_device()
+    name = dev.name.decode() if isinstance(dev.name, bytes) else dev.name
+    free, total = cuda.current_context().get_memory_info()
+    return name, tuple(dev.compute_capability), total, free
 
 
 def resolve_device(device):

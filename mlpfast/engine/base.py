@@ -10,9 +10,13 @@ learning-rate schedules); the engine owns whatever lives on the device and the s
     engine.sync()                               # device -> host theta/opt state (no-op on CPU)
     out = engine.predict(theta, X)              # probabilities or regression values
 """
+import time
 from dataclasses import dataclass
 
 import numpy as np
+
+from .. import config
+from ..params import make_layout
 
 
 @dataclass(frozen=True)
@@ -48,3 +52,29 @@ class Engine:
 
     def predict(self, theta, X):
         raise NotImplementedError
+
+
+def layout_of(theta, spec):
+    """The (L, 4) layout of spec's network, checked against the flat buffer theta."""
+    layout, size = make_layout(spec.widths)
+    if size != theta.shape[0]:
+        raise ValueError(f"parameter buffer has {theta.shape[0]} values, the network needs {size}")
+    return layout
+
+
+def run_in_chunks(n_batches, run, report):
+    """run(first, last) over minibatches 0..n_batches-1 in chunks, report(last) after each.
+
+    Chunks are sized from the time the previous one took so that reports come about every
+    config.PROGRESS_SECONDS without a Python round trip per minibatch (growing at most 4x)."""
+    first, chunk = 0, 1
+    while first < n_batches:
+        last = min(first + chunk, n_batches)
+        t0 = time.perf_counter()
+        run(first, last)
+        took = time.perf_counter() - t0
+        report(last)
+        per_batch = took / (last - first)
+        want = int(config.PROGRESS_SECONDS / max(per_batch, 1e-9))
+        chunk = max(1, min(want, 4 * (last - first)))
+        first = last

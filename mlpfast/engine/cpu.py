@@ -4,14 +4,11 @@ Python is entered once per epoch, or once per chunk of minibatches when the call
 progress reports; chunks are sized from the time the previous one took so that reports come
 about every config.PROGRESS_SECONDS without paying a Python round trip per minibatch.
 """
-import time
-
 import numpy as np
 
 from .. import config
 from ..kernels import network, random
-from ..params import make_layout
-from .base import Engine
+from .base import Engine, layout_of, run_in_chunks
 
 
 class CPUEngine(Engine):
@@ -28,7 +25,7 @@ class CPUEngine(Engine):
         cap = spec.batch_size
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
         self.X, self.y, self.Y = X, y, Y
-        self.layout = _layout_of(theta, spec)
+        self.layout = layout_of(theta, spec)
         self.widths = spec.widths_array
         self.grad = np.zeros_like(theta)
         self.acts, self.deltas, self.masks, self.scratch = self._work_buffers(cap)
@@ -52,19 +49,10 @@ class CPUEngine(Engine):
         totals = np.zeros(3, np.float64)
         if progress is None:
             self._run(0, n_batches, hyper, counters, rng, totals)
-            return totals
-        first, chunk = 0, 1
-        while first < n_batches:
-            last = min(first + chunk, n_batches)
-            t0 = time.perf_counter()
-            self._run(first, last, hyper, counters, rng, totals)
-            took = time.perf_counter() - t0
-            progress(int(totals[network.T_ROWS]), n, totals)
-            # aim the next chunk at PROGRESS_SECONDS, growing at most 4x at a time
-            per_batch = took / (last - first)
-            want = int(config.PROGRESS_SECONDS / max(per_batch, 1e-9))
-            chunk = max(1, min(want, 4 * (last - first)))
-            first = last
+        else:
+            run_in_chunks(n_batches,
+                          lambda first, last: self._run(first, last, hyper, counters, rng, totals),
+                          lambda last: progress(int(totals[network.T_ROWS]), n, totals))
         return totals
 
     def gradient(self, theta, X, y, Y, alpha):
@@ -75,7 +63,7 @@ class CPUEngine(Engine):
         grad = np.zeros_like(theta)
         loss, _ = network.batch_gradient(
             X, y, Y, np.arange(n, dtype=np.int64), 0, n, n, theta, grad,
-            _layout_of(theta, spec), spec.widths_array, acts, deltas, masks, scratch,
+            layout_of(theta, spec), spec.widths_array, acts, deltas, masks, scratch,
             np.zeros(n, np.int32), np.zeros((n, Y.shape[1]), spec.dtype), spec.hidden,
             spec.classify, alpha, 0.0, np.zeros(1, np.uint64))
         return loss / n, grad
@@ -86,13 +74,6 @@ class CPUEngine(Engine):
         acts = np.zeros(cap * int(sum(spec.widths)), spec.dtype)
         out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
         scratch = np.zeros(network.scratch_size(spec.widths, cap), spec.dtype)
-        network.predict_raw(out, X, theta, _layout_of(theta, spec), spec.widths_array,
+        network.predict_raw(out, X, theta, layout_of(theta, spec), spec.widths_array,
                             acts, scratch, cap, spec.hidden, spec.classify)
         return out
-
-
-def _layout_of(theta, spec):
-    layout, size = make_layout(spec.widths)
-    if size != theta.shape[0]:
-        raise ValueError(f"parameter buffer has {theta.shape[0]} values, the network needs {size}")
-    return layout

@@ -17,12 +17,10 @@ import time
 
 import numpy as np
 
-from .. import config
 from ..errors import DeviceError
 from ..kernels import cuda_kernels as ck
 from ..kernels import network, random
-from ..params import make_layout
-from .base import Engine
+from .base import Engine, layout_of, run_in_chunks
 
 MODES = ("persistent", "phased")
 # blocks per SM in a launch (a persistent launch is also capped at what can be resident)
@@ -86,14 +84,12 @@ class CUDAEngine(Engine):
         cap = spec.batch_size
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
         self.n = X.shape[0]
-        layout, size = make_layout(spec.widths)
-        if size != theta.shape[0]:
-            raise ValueError(f"parameter buffer has {theta.shape[0]} values, the network needs {size}")
+        layout = layout_of(theta, spec)
         self.L = layout.shape[0]
         try:
             self.d_X = self._to_device(X.astype(np.float32, copy=False))
             self.d_y = self._to_device(y.astype(np.int32, copy=False))
-            self.d_Y = self._to_device(Y.astype(np.float32, copy=False).reshape(len(Y), -1))
+            self.d_Y = self._to_device(Y.astype(np.float32, copy=False))
             self.d_theta = self._to_device(theta)
             self.d_opt1 = self._to_device(opt1)
             self.d_opt2 = self._to_device(opt2 if opt2.shape == theta.shape else np.zeros_like(theta))
@@ -111,19 +107,22 @@ class CUDAEngine(Engine):
                                   "use device='cpu' or fewer rows") from exc
             raise DeviceError(f"CUDA error while copying the data to the GPU: {exc}") from exc
         self.perm = np.arange(self.n, dtype=np.int64)
-        self.ip = np.zeros(8, np.int32)
+        self.ip = self._ints(self.L)
         self.ip[ck.IP_N] = self.n
-        self.ip[ck.IP_F] = X.shape[1]
         self.ip[ck.IP_CAP] = cap
-        self.ip[ck.IP_L] = self.L
-        self.ip[ck.IP_HIDDEN] = spec.hidden
-        self.ip[ck.IP_CLASSIFY] = int(spec.classify)
-        self.ip[ck.IP_SOLVER] = ck.ADAM if spec.solver == network.ADAM else ck.SGD
-        self.d_ip = None
+        self.ip[ck.IP_SOLVER] = spec.solver
+
+    def _ints(self, L):
+        """The kernels' int32 parameter array (ck.IP_* slots), with what every kernel reads."""
+        ip = np.zeros(ck.IP_SIZE, np.int32)
+        ip[ck.IP_L] = L
+        ip[ck.IP_HIDDEN] = self.spec.hidden
+        ip[ck.IP_CLASSIFY] = int(self.spec.classify)
+        return ip
 
     # ---- training
 
-    def _hyper(self, hyper, counters):
+    def _hyper(self, hyper):
         h = np.zeros(9, np.float32)
         h[ck.HY_ALPHA] = hyper[network.H_ALPHA]
         h[ck.HY_MOMENTUM] = hyper[network.H_MOMENTUM]
@@ -171,7 +170,7 @@ class CUDAEngine(Engine):
         self.ip[ck.IP_NESTEROV] = int(counters[network.C_NESTEROV] != 0)
         self.d_perm = self._to_device(self.perm.astype(np.int32))
         self.d_lrs = self._to_device(self._step_sizes(hyper, counters))
-        self.d_hyper = self._to_device(self._hyper(hyper, counters))
+        self.d_hyper = self._to_device(self._hyper(hyper))
         self.d_ip = self._to_device(self.ip)
 
     def gradient(self, theta, X, y, Y):
@@ -200,19 +199,14 @@ class CUDAEngine(Engine):
         if progress is None:
             self._launch_steps(0, nb, seed)
         else:
-            first, chunk = 0, 1
-            while first < nb:
-                last = min(first + chunk, nb)
-                t0 = time.perf_counter()
+            def run(first, last):
                 self._launch_steps(first, last, seed)
                 self.d_stats.copy_to_host(stats)
-                took = time.perf_counter() - t0
-                progress(min(last * self.spec.batch_size, self.n), self.n,
-                         _totals(stats[:last], min(last * self.spec.batch_size, self.n)))
-                per_batch = took / (last - first)
-                want = int(config.PROGRESS_SECONDS / max(per_batch, 1e-9))
-                chunk = max(1, min(want, 4 * (last - first)))
-                first = last
+
+            def report(last):
+                done = min(last * self.spec.batch_size, self.n)
+                progress(done, self.n, _totals(stats[:last], done))
+            run_in_chunks(nb, run, report)
         self.d_stats.copy_to_host(stats)
         return _totals(stats, self.n)
 
@@ -231,9 +225,7 @@ class CUDAEngine(Engine):
     def predict(self, theta, X):
         spec = self.spec
         k = self.k
-        layout, size = make_layout(spec.widths)
-        if size != theta.shape[0]:
-            raise ValueError(f"parameter buffer has {theta.shape[0]} values, the network needs {size}")
+        layout = layout_of(theta, spec)
         n = X.shape[0]
         C = spec.widths[-1]
         out = np.empty((n, C), np.float32)
@@ -243,11 +235,7 @@ class CUDAEngine(Engine):
         d_theta = self._to_device(theta.astype(np.float32, copy=False))
         d_layout = self._to_device(layout.astype(np.int32))
         d_widths = self._to_device(np.asarray(spec.widths, np.int32))
-        ip = np.zeros(8, np.int32)
-        ip[ck.IP_L] = layout.shape[0]
-        ip[ck.IP_HIDDEN] = spec.hidden
-        ip[ck.IP_CLASSIFY] = int(spec.classify)
-        d_ip = self._to_device(ip)
+        d_ip = self._to_device(self._ints(layout.shape[0]))
         d_acts = self._cuda.device_array(cap * int(sum(spec.widths)), np.float32)
         d_out = self._cuda.device_array((cap, C), np.float32)
         d_perm = self._to_device(np.arange(cap, dtype=np.int32))

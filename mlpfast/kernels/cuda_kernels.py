@@ -33,6 +33,7 @@ from numba import config as numba_config
 from numba import cuda, float32, uint64
 
 from .activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
+from .network import ADAM
 from .random import _GAMMA, _M1, _M2, _S27, _S30, _S31
 
 SIM = bool(numba_config.ENABLE_CUDASIM)
@@ -60,12 +61,10 @@ MODE_DWEIGHT = 3   # grad Wt[m, n] = acc; tiles at n0 = 0 also write grad b[m] =
 # hyper (float32 device array) slots
 HY_ALPHA, HY_MOMENTUM, HY_B1, HY_B2, HY_C1, HY_C2, HY_EPS, HY_RATE, HY_KEEP = range(9)
 # ip (int32 device array) slots
-IP_N, IP_F, IP_CAP, IP_L, IP_HIDDEN, IP_CLASSIFY, IP_SOLVER, IP_NESTEROV = range(8)
+IP_N, IP_CAP, IP_L, IP_HIDDEN, IP_CLASSIFY, IP_SOLVER, IP_NESTEROV = range(7)
+IP_SIZE = 7
 # stats (steps, 2) float32: summed loss (with the L2 term) and rows predicted right, per step
 ST_LOSS, ST_CORRECT = range(2)
-
-SGD = 0
-ADAM = 1
 
 # threads per block are TX * TY; each tile config is (BM, BN, BK), BM a multiple of TY and BN of TX
 TX = 16
@@ -121,7 +120,7 @@ def uniform(seed, layer, row, col):
 
 
 @cuda.jit(device=True)
-def fetch(buf, off, s_row, s_col, r, c, X, perm, start, F, gather):
+def fetch(buf, off, s_row, s_col, r, c, X, perm, start, gather):
     """Element (r, c) of an operand: buf[off + r*s_row + c*s_col], or row perm[start + r] of
     X (N, F) when gather."""
     if gather:
@@ -145,7 +144,7 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY, shared=None):
     def tile(t, M, N, K,
              a, a_off, a_sm, a_sk, a_kfast, a_gather,
              b, b_off, b_sk, b_sn, b_kfast, b_gather,
-             X, perm, start, F,
+             X, perm, start,
              mode, c, c_off, ldc, theta, bias_off, act, hbuf, h_off, seed, layer, rate, keep):
         sA = cuda.shared.array(SA, float32)
         sB = cuda.shared.array(SB, float32)
@@ -177,7 +176,7 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY, shared=None):
                 k = k0 + kk
                 v = F0
                 if m < M and k < K:
-                    v = fetch(a, a_off, a_sm, a_sk, m, k, X, perm, start, F, a_gather)
+                    v = fetch(a, a_off, a_sm, a_sk, m, k, X, perm, start, a_gather)
                 sA[kk, mm] = v
             for idx in range(tid, BN * BK, NT):
                 if b_kfast:
@@ -190,7 +189,7 @@ def make_gemm_tile(BM, BN, BK, tx_n=TX, ty_n=TY, shared=None):
                 k = k0 + kk
                 v = F0
                 if n < N and k < K:
-                    v = fetch(b, b_off, b_sk, b_sn, k, n, X, perm, start, F, b_gather)
+                    v = fetch(b, b_off, b_sk, b_sn, k, n, X, perm, start, b_gather)
                 sB[kk, nn] = v
             cuda.syncthreads()
             for kk in range(BK):
@@ -277,19 +276,19 @@ def make_gemm(tiles=TILES, tx_n=TX, ty_n=TY):
 
     @cuda.jit(device=True)
     def run_tile(cfg, t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather,
-                 b, b_off, b_sk, b_sn, b_kfast, b_gather, X, perm, start, F,
+                 b, b_off, b_sk, b_sn, b_kfast, b_gather, X, perm, start,
                  mode, c, c_off, ldc, theta, bias_off, act, hbuf, h_off, seed, layer, rate, keep):
         if cfg == 2:
             f2(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
         elif cfg == 1:
             f1(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
         else:
             f0(t, M, N, K, a, a_off, a_sm, a_sk, a_kfast, a_gather, b, b_off, b_sk, b_sn,
-               b_kfast, b_gather, X, perm, start, F, mode, c, c_off, ldc, theta,
+               b_kfast, b_gather, X, perm, start, mode, c, c_off, ldc, theta,
                bias_off, act, hbuf, h_off, seed, layer, rate, keep)
 
     return n_tiles, choose, run_tile
@@ -325,7 +324,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
             run_tile(cfg, t, rows, n_out, n_in,
                      acts, a_off, n_in, 1, True, layer == 0,
                      theta, layout[layer, 0], 1, n_in, True, False,
-                     X, perm, start, X.shape[1],
+                     X, perm, start,
                      MODE_FORWARD, acts, c_off, n_out, theta, layout[layer, 1], act, acts, 0,
                      seed, layer, r, keep)
 
@@ -348,7 +347,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 run_tile(cfg_w, t, n_out, n_in, rows,
                          deltas, d_off, 1, n_out, False, False,
                          acts, a_off, n_in, 1, False, layer == 0,
-                         X, perm, start, X.shape[1],
+                         X, perm, start,
                          MODE_DWEIGHT, grad, layout[layer, 0], n_in, theta, layout[layer, 1],
                          IDENTITY, acts, 0, seed, layer, F0, keep)
             else:
@@ -357,7 +356,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 run_tile(cfg_x, t - tw, rows, n_in, n_out,
                          deltas, d_off, n_out, 1, True, False,
                          theta, layout[layer, 0], n_in, 1, False, False,
-                         X, perm, start, X.shape[1],
+                         X, perm, start,
                          MODE_DINPUT, deltas, a_off, n_in, theta, 0, hidden,
                          acts, a_off, seed, layer - 1, rate, keep)
 
@@ -636,7 +635,7 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
         cfg = choose(M, N, blocks)
         for t in range(cuda.blockIdx.x, n_tiles(M, N, cfg), blocks):
             run_tile(cfg, t, M, N, K, a, 0, K, 1, True, False, b, 0, N, 1, False, False,
-                     X, perm, 0, 0, MODE_PLAIN, c, 0, N, c, 0, IDENTITY, c, 0, 0, 0, F0, F1)
+                     X, perm, 0, MODE_PLAIN, c, 0, N, c, 0, IDENTITY, c, 0, 0, 0, F0, F1)
 
     @cuda.jit
     def xent(z, y, perm, dz, acc, rows, C):
