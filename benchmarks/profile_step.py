@@ -3,11 +3,14 @@ workload (best of 5 runs of many calls each), and the whole step from a full epo
 
     python benchmarks/profile_step.py W1      # or W2, W4
 
-The parts are timed one at a time, so their sum can differ from the step (caches, threads).
+A step packs the weights, runs the minibatch's chunks in parallel (each: gather, forward, loss,
+backward on one thread), sums the chunks' gradients, adds L2 and updates. The parts are timed
+one at a time, so their sum can differ from the step (caches, threads).
 """
 import sys
 import time
 
+import numba
 import numpy as np
 
 from mlpfast import bench
@@ -31,7 +34,7 @@ def main(name):
     wl = bench.WORKLOADS[name]
     widths = (wl.features,) + wl.hidden + (wl.classes,)
     layout, P = make_layout(widths)
-    B = cap = wl.batch
+    B = wl.batch
     rs = np.random.default_rng(0)
     X, y = bench.synthetic(wl, 20 * B)
     y = y.astype(np.int32)
@@ -39,25 +42,26 @@ def main(name):
     theta = (rs.standard_normal(P) * 0.05).astype(np.float32)
     grad = np.zeros_like(theta)
     w = np.asarray(widths, np.int64)
-    total = cap * int(sum(widths))
-    acts, deltas, masks = (np.zeros(total, np.float32) for _ in range(3))
-    scratch = np.zeros(network.scratch_size(widths, cap), np.float32)
+    ws = network.train_workspace(widths, np.float32, 0, P, B)
+    S, per = network.chunk_rows(B, ws.acts.shape[0])
     perm = np.arange(len(X), dtype=np.int64)
-    ybuf, Ybuf = np.zeros(cap, np.int32), np.zeros((cap, 0), np.float32)
     rng = np.zeros(1, np.uint64)
     reps = max(20, int(2e8 // max(1, wl.flop_per_epoch(B))))
+    c0 = np.int64(0)
+    L = len(widths) - 1
+    cap = ws.ybuf.shape[1]
 
     parts = {
-        "gradient (gather, forward, loss, backward, L2)": lambda: network.batch_gradient(
-            X, y, Y, perm, 0, B, cap, theta, grad, layout, w, acts, deltas, masks, scratch,
-            ybuf, Ybuf, 1, True, 1e-4, 0.0, rng),
-        "  forward": lambda: network.forward(theta, layout, w, acts, masks, scratch, B, cap, 1,
-                                             0.0, rng),
-        "  softmax + CE gradient": lambda: softmax.softmax_xent_grad(
-            network.layer_block(deltas, w, B, cap, len(widths) - 1),
-            network.layer_block(acts, w, B, cap, len(widths) - 1), ybuf[:B], 1.0 / B),
-        "  backward": lambda: network.backward(theta, grad, layout, w, acts, deltas, masks,
-                                               scratch, B, cap, 1, 0.0),
+        "gradient (pack, chunks, sum, L2)": lambda: network.batch_gradient(
+            ws, X, y, Y, perm, 0, B, theta, grad, layout, w, 1, True, 1e-4, 0.0, rng),
+        "  pack the weights": lambda: network.pack_weights(ws, theta, layout, True),
+        f"  one chunk of {per} rows, one thread": lambda: network.chunk_gradient(
+            ws, c0, X, y, Y, perm, 0, per, 1.0 / B, theta, grad, layout, w, 1, True, 0.0),
+        "    forward": lambda: network.forward(ws, c0, theta, layout, w, per, 1, 0.0),
+        "    softmax + CE gradient": lambda: softmax.softmax_xent_grad(
+            network.layer_block(ws.deltas[0], w, per, cap, L),
+            network.layer_block(ws.acts[0], w, per, cap, L), ws.ybuf[0, :per], 1.0 / B),
+        "    backward": lambda: network.backward(ws, c0, grad, layout, w, per, 1, 0.0),
         "  L2": lambda: optim.add_l2(grad, theta, layout, 1e-4 / B),
     }
     m, v = np.zeros(P, np.float32), np.zeros(P, np.float32)
@@ -69,7 +73,8 @@ def main(name):
     counters = np.zeros(2, np.int64)
     step = best_us(lambda: engine.train_epoch(rng, False, hyper, counters), 3) / (len(X) // B)
 
-    print(f"{name}: batch {B}, widths {widths}, {P} parameters; whole step {step:.1f} us")
+    print(f"{name}: batch {B} in {S} chunks, widths {widths}, {P} parameters, "
+          f"{numba.get_num_threads()} threads; whole step {step:.1f} us")
     for label, fn in parts.items():
         print(f"  {label:<48} {best_us(fn, reps):8.2f} us")
 

@@ -230,27 +230,28 @@ def blas_gflops(n=1024, repeats=5):
 
 
 def matmul_gflops(M, K, N, use="numba", repeats=7):
-    """GFLOP/s of C (M, N) = A (M, K) @ B (K, N) in float32, by the Numba kernel the engine
-    uses for that K (the NT form, B given transposed; the broadcast form for K <= SMALL_K) or
-    by NumPy's BLAS. Time one kind at a time: BLAS threads spin for a while after a call and
-    starve Numba's threads if the two alternate."""
-    from .kernels.matmul import SMALL_K, gemm_nn_small_k, gemm_nt
+    """GFLOP/s of C (M, N) = A (M, K) @ B (K, N) in float32, by the Numba GEMM (on Numba's
+    thread count, as NumPy's BLAS uses its own) or by NumPy's BLAS: the median of `repeats`
+    timings of enough calls to take ~5 ms. Time one kind at a time: BLAS threads spin for a
+    while after a call and starve Numba's threads if the two alternate."""
+    from .kernels.matmul import gemm_parallel, new_pack
     rng = np.random.default_rng(0)
     A = rng.standard_normal((M, K), dtype=np.float32)
-    Bt = rng.standard_normal((N, K), dtype=np.float32)
+    B = rng.standard_normal((K, N), dtype=np.float32)
+    C = np.empty((M, N), np.float32)
     if use == "numba":
-        C = np.empty((M, N), np.float32)
         bias = np.empty(0, np.float32)
-        if K <= SMALL_K:
-            B = np.ascontiguousarray(Bt.T)
-            run = lambda: gemm_nn_small_k(C, A, B, bias, 0)  # noqa: E731
-        else:
-            run = lambda: gemm_nt(C, A, Bt, bias, 0)  # noqa: E731
+        pack = new_pack(np.float32, N, K)
+        run = lambda: gemm_parallel(C, A, B, False, bias, 0, pack)  # noqa: E731
     else:
-        B = np.ascontiguousarray(Bt.T)
-        run = lambda: A @ B  # noqa: E731
+        run = lambda: np.matmul(A, B, out=C)  # noqa: E731
     run()
-    return 2 * M * N * K / _median(_timed(run) for _ in range(repeats)) / 1e9
+    calls = max(1, int(0.005 / max(_timed(run), 1e-7)))
+
+    def batch():
+        for _ in range(calls):
+            run()
+    return 2 * M * N * K * calls / _median(_timed(batch) for _ in range(repeats)) / 1e9
 
 
 def gpu_gflops(n=4096, repeats=10):
@@ -322,12 +323,13 @@ def gpu_name():
 
 def _threading_layer():
     import numba
-    from .kernels.matmul import _gemm_parallel
+
+    from .kernels.matmul import matmul
     try:
         return numba.threading_layer()
-    except ValueError:  # no parallel region has run yet
-        a = np.zeros((8, 1), np.float32)
-        _gemm_parallel(a, a, a, a[0, :0], 0)
+    except ValueError:  # no parallel region has run yet: run one
+        a = np.ones((256, 64), np.float32)
+        matmul(a, a.T.copy())
         return numba.threading_layer()
 
 

@@ -5,9 +5,17 @@
 # W4's 32x20x64 products stay serial, W1's 256x128x128 ones go parallel.
 PARALLEL_MIN_WORK = 1 << 18
 
-# Rows per chunk when predicting, so that activations of a large file stay in cache-sized
-# buffers instead of one (n_rows x width) array per layer.
-PREDICT_CHUNK_ROWS = 4096
+# A training minibatch is split into row chunks of at least this many rows (at most
+# MAX_CHUNKS of them), each chunk's forward and backward on one thread, the chunks in parallel
+# (kernels/network.py). The split depends on the batch size only, so results do not depend on
+# the thread count. 64 rows keep each chunk's products at full speed (the weight gradient
+# reduces over the chunk's rows) and split W1's batch of 256 four ways, W2's 128 two ways.
+CHUNK_ROWS = 64
+MAX_CHUNKS = 16
+
+# Rows per chunk when predicting: each thread works through chunks this size, so that
+# activations of a large file stay in cache-sized buffers.
+PREDICT_CHUNK_ROWS = 512
 
 # Minibatches per compiled call while training, when the caller wants progress reports.
 # The engine sizes chunks from this and the time an epoch takes (see engine.cpu).

@@ -13,7 +13,7 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 DATASETS = ROOT / "datasets"
 
-# Shapes that do not divide the 4x4 tiles: 1, 7, 33, 257.
+# Shapes that do not divide the register blocks (6 rows, 16 or 8 columns): 1, 7, 33, 257.
 ODD = (1, 7, 33, 257)
 
 

@@ -3,7 +3,7 @@ reference against central finite differences, for every activation, both losses,
 import numpy as np
 import pytest
 
-from mlpfast import params
+from mlpfast import config, params
 from mlpfast import reference as ref
 from mlpfast.engine import CPUEngine, NetSpec
 from mlpfast.kernels import network
@@ -39,12 +39,11 @@ def _flat_reference_grad(theta, layout, X, target, name, classify, alpha):
     return loss, flat
 
 
-@pytest.mark.parametrize("n", [9, network.SMALL_BATCH + 1], ids=["few-rows", "many-rows"])
+@pytest.mark.parametrize("n", [9, 3 * config.CHUNK_ROWS + 5], ids=["one-chunk", "three-chunks"])
 @pytest.mark.parametrize("classify", [True, False], ids=["xent", "squared"])
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
 def test_engine_gradient_matches_reference(rng, name, classify, n):
-    # up to SMALL_BATCH rows the weight gradient takes the broadcast form (both orientations:
-    # WIDTHS has layers wider and narrower than their input), above it the NT form
+    # a minibatch of CHUNK_ROWS rows or more is split into chunks whose gradients are summed
     layout, theta, X, y, Y, target = _problem(rng, classify, n=n)
     loss, grad = _engine(name, classify).gradient(theta, X, y, Y, alpha=0.3)
     ref_loss, ref_grad = _flat_reference_grad(theta, layout, X, target, name, classify, 0.3)

@@ -1,90 +1,178 @@
 """Every CPU kernel against the float64 reference (mlpfast.reference), on shapes that do not
-divide the tiles, in float32 and float64."""
+divide the register blocks, in float32 and float64."""
 import itertools
 
+import numba as nb
 import numpy as np
 import pytest
 from conftest import ODD, tol
 
 from mlpfast import reference as ref
 from mlpfast.kernels import activations as act
-from mlpfast.kernels import matmul, optim, random, softmax
+from mlpfast.kernels import matmul, optim, random, simd, softmax
 from mlpfast.registry import ACTIVATIONS
 
 DTYPES = (np.float32, np.float64)
 
 
+def _empty(dtype):
+    return np.empty(0, dtype)
+
+
+def _pack(dtype, N, K, threads=1):
+    return np.zeros(matmul.pack_shape(dtype, N, K, threads), dtype)
+
+
+def _packed(B, trans_b):
+    """B's panels over all of K, as gemm_packed takes them."""
+    K, N = (B.shape[1], B.shape[0]) if trans_b else B.shape
+    Bp = np.full((matmul.packed_rows(K, N, B.dtype), matmul.nr_of(B.dtype)), np.nan, B.dtype)
+    matmul.pack_b(Bp, B, trans_b, 0, K, 0, N)
+    return Bp
+
+
+# M, K, N that do not divide the 6-row and 2L-column register block, K past one K-block
+GEMM_SHAPES = (list(itertools.product(ODD, (1, 7, 33), ODD))[::3]
+               + [(257, 257, 257), (13, matmul.KC + 9, 21), (6, 2 * matmul.KC, 16)])
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("M,K,N", list(itertools.product(ODD, (1, 7, 33), ODD))[::3] + [(257, 257, 257)])
-def test_gemm_nt_matches_reference(rng, dtype, M, K, N):
+@pytest.mark.parametrize("M,K,N", GEMM_SHAPES)
+def test_gemm_matches_reference(rng, dtype, M, K, N):
     A = rng.standard_normal((M, K)).astype(dtype)
-    Bt = rng.standard_normal((N, K)).astype(dtype)
-    C = np.full((M, N), np.nan, dtype)
-    matmul.gemm_nt(C, A, Bt, np.empty(0, dtype), act.IDENTITY)
-    np.testing.assert_allclose(C, ref.matmul(A, Bt.T), **tol(dtype))
+    B = rng.standard_normal((K, N)).astype(dtype)
+    expect = ref.matmul(A, B)
+    # B as given, B transposed (the forward's Wt), and A a strided view (the weight gradient's
+    # dZ.T): the three ways the network calls it
+    for A_, B_, trans_b in [(A, B, False), (A, np.ascontiguousarray(B.T), True),
+                            (np.ascontiguousarray(A.T).T, B, False)]:
+        C = np.full((M, N), np.nan, dtype)
+        matmul.gemm(C, A_, B_, trans_b, _empty(dtype), act.IDENTITY, _pack(dtype, N, K))
+        np.testing.assert_allclose(C, expect, **tol(dtype))
+        C = np.full((M, N), np.nan, dtype)
+        matmul.gemm_packed(C, A_, _packed(B_, trans_b), _empty(dtype), act.IDENTITY,
+                           _pack(dtype, N, K))
+        np.testing.assert_allclose(C, expect, **tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("name", sorted(ACTIVATIONS))
-def test_gemm_epilogue_bias_and_activation(rng, dtype, name):
-    M, K, N = 33, 7, 257
+@pytest.mark.parametrize("K", [7, matmul.KC + 3])
+def test_gemm_epilogue_bias_and_activation(rng, dtype, name, K):
+    # with two K-blocks the bias goes in with the first and the activation after the last
+    M, N = 33, 257
     A = rng.standard_normal((M, K)).astype(dtype)
     Bt = rng.standard_normal((N, K)).astype(dtype)
     b = rng.standard_normal(N).astype(dtype)
-    C = np.empty((M, N), dtype)
-    matmul.gemm_nt(C, A, Bt, b, ACTIVATIONS[name])
     expect = ref.ACTIVATIONS[name](ref.matmul(A, Bt.T) + b)
+    C = np.empty((M, N), dtype)
+    matmul.gemm(C, A, Bt, True, b, ACTIVATIONS[name], _pack(dtype, N, K))
+    np.testing.assert_allclose(C, expect, **tol(dtype))
+    C = np.empty((M, N), dtype)
+    matmul.gemm_packed(C, A, _packed(Bt, True), b, ACTIVATIONS[name], _pack(dtype, N, K))
     np.testing.assert_allclose(C, expect, **tol(dtype))
 
 
-def test_gemm_parallel_and_serial_paths_agree_bitwise(rng, monkeypatch):
-    # a row's result must not depend on which block or thread computed it
-    A = rng.standard_normal((257, 129)).astype(np.float32)
-    Bt = rng.standard_normal((65, 129)).astype(np.float32)
-    big = np.empty((257, 65), np.float32)
-    matmul._gemm_parallel(big, A, Bt, np.empty(0, np.float32), 0)
-    serial = np.empty_like(big)
-    matmul._gemm_serial(serial, A, Bt, np.empty(0, np.float32), 0)
-    assert np.array_equal(big, serial)
-    for lo, hi in [(0, 1), (5, 12), (250, 257)]:
-        part = np.empty((hi - lo, 65), np.float32)
-        matmul.gemm_nt(part, np.ascontiguousarray(A[lo:hi]), Bt, np.empty(0, np.float32), 0)
-        assert np.array_equal(part, big[lo:hi])
+def test_gemm_k_zero_gives_the_bias(rng):
+    b = rng.standard_normal(9)
+    C = np.full((5, 9), np.nan)
+    matmul.gemm(C, np.empty((5, 0)), np.empty((0, 9)), False, b, act.RELU, _pack(np.float64, 9, 1))
+    np.testing.assert_array_equal(C, np.broadcast_to(np.maximum(b, 0), (5, 9)))
+
+
+@pytest.mark.parametrize("M,K,N", [(257, 129, 65), (10, 300, 250), (600, 40, 7)])
+def test_gemm_results_do_not_depend_on_threads_or_position(rng, M, K, N):
+    # the same FMAs for an element wherever it sits: a parallel product (split by rows or by
+    # columns), a serial one, the pre-packed one and a few rows alone agree to the bit
+    A = rng.standard_normal((M, K)).astype(np.float32)
+    B = rng.standard_normal((K, N)).astype(np.float32)
+    b = rng.standard_normal(N).astype(np.float32)
+    serial = np.empty((M, N), np.float32)
+    matmul.gemm(serial, A, B, False, b, act.TANH, _pack(np.float32, N, K))
+    for threads in (2, 3, 8):
+        par = np.empty_like(serial)
+        matmul.gemm_parallel(par, A, B, False, b, act.TANH, _pack(np.float32, N, K, threads))
+        assert np.array_equal(par, serial)
+    packed = np.empty_like(serial)
+    matmul.gemm_packed(packed, A, _packed(B, False), b, act.TANH, _pack(np.float32, N, K))
+    assert np.array_equal(packed, serial)
+    for lo, hi in [(0, 1), (5, min(M, 12)), (M - 7, M)]:
+        part = np.empty((hi - lo, N), np.float32)
+        matmul.gemm(part, np.ascontiguousarray(A[lo:hi]), B, False, b, act.TANH,
+                    _pack(np.float32, N, K))
+        assert np.array_equal(part, serial[lo:hi])
+
+
+def test_gemm_refuses_a_pack_buffer_too_small(rng):
+    A = np.ones((8, 40), np.float32)
+    B = np.ones((40, 50), np.float32)
+    with pytest.raises(ValueError, match="pack buffer"):
+        matmul.gemm(np.empty((8, 50), np.float32), A, B, False, _empty(np.float32), 0,
+                    _pack(np.float32, 16, 40))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("M,K,N", [(1, 1, 1), (7, 2, 33), (33, 10, 257), (257, 24, 7), (257, 1, 65)])
-def test_gemm_nn_small_k_matches_reference(rng, dtype, M, K, N):
-    A = rng.standard_normal((M, K)).astype(dtype)
+@pytest.mark.parametrize("K,N", [(1, 1), (7, 33), (9, 16), (33, 40)])
+def test_pack_b_lays_out_panels_with_zero_padding(rng, dtype, K, N):
     B = rng.standard_normal((K, N)).astype(dtype)
-    C = np.full((M, N), np.nan, dtype)
-    matmul.gemm_nn_small_k(C, A, B, np.empty(0, dtype), act.IDENTITY)
-    np.testing.assert_allclose(C, ref.matmul(A, B), **tol(dtype))
-    b = rng.standard_normal(N).astype(dtype)
-    matmul.gemm_nn_small_k(C, A, B, b, act.TANH)
-    np.testing.assert_allclose(C, np.tanh(ref.matmul(A, B) + b), **tol(dtype))
+    nr = matmul.nr_of(dtype)
+    n_panels = -(-N // nr)
+    padded = np.zeros((K, n_panels * nr), dtype)
+    padded[:, :N] = B
+    expect = padded.reshape(K, n_panels, nr).transpose(1, 0, 2).reshape(-1, nr)
+    for src, trans_b in [(B, False), (np.ascontiguousarray(B.T), True)]:
+        assert np.array_equal(_packed(src, trans_b), expect)
+    # one K-block of a column range, as gemm packs it
+    P = np.full((n_panels * K, nr), np.nan, dtype)
+    matmul.pack_b(P, B, False, 1, K, 0, N)
+    assert np.array_equal(P[: n_panels * (K - 1)],
+                          padded[1:].reshape(K - 1, n_panels, nr).transpose(1, 0, 2)
+                          .reshape(-1, nr))
 
 
-def test_gemm_nn_small_k_rows_do_not_depend_on_the_split(rng):
-    A = rng.standard_normal((257, 20)).astype(np.float32)
-    B = rng.standard_normal((20, 129)).astype(np.float32)
-    e = np.empty(0, np.float32)
-    par = np.empty((257, 129), np.float32)
-    matmul._nn_parallel(par, A, B, e, 0)
-    whole = np.empty_like(par)
-    matmul.nn_rows(whole, A, B, e, 0, 0, 257)
-    assert np.array_equal(par, whole)
-    part = np.empty((5, 129), np.float32)
-    matmul.gemm_nn_small_k(part, np.ascontiguousarray(A[100:105]), B, e, 0)
-    assert np.array_equal(part, whole[100:105])
+@nb.njit
+def _simd_roundtrip(dst, src, i, j, n):
+    simd.vstore_part(dst, i, j, simd.vload_part(src, i, j, n), n)
 
 
-@pytest.mark.parametrize("M,N", [(1, 1), (7, 33), (257, 33), (40, 70), (16, 8), (9, 17)])
-def test_transpose(rng, M, N):
-    A = rng.standard_normal((M, N))
-    out = np.empty((N, M))
-    matmul.transpose(out, A)
-    assert np.array_equal(out, A.T)
+@nb.njit
+def _simd_transpose(dst, src):
+    simd.vtranspose(dst, 1, 2, src, 3, 4)
+
+
+@nb.njit
+def _simd_arith(out, a, b):
+    x = simd.vload(a, 0, 0)
+    y = simd.vload(b, 0, 0)
+    simd.vstore(out, 0, 0, simd.vfma(x, y, simd.vsplat(a[0, 0], a)))
+    simd.vstore(out, 1, 0, simd.vrelu(simd.vadd(x, y)))
+    simd.vstore(out, 2, 0, simd.vzero(a))
+    return simd.vlanes(a)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_simd_vectors(rng, dtype):
+    L = simd.lanes_of(dtype)
+    a = rng.standard_normal((1, L)).astype(dtype)
+    b = rng.standard_normal((1, L)).astype(dtype)
+    out = np.full((3, L), np.nan, dtype)
+    assert _simd_arith(out, a, b) == L
+    np.testing.assert_allclose(out[0], a[0] * b[0] + a[0, 0], rtol=1e-6)
+    np.testing.assert_array_equal(out[1], np.where(a[0] + b[0] > 0, a[0] + b[0], 0))
+    np.testing.assert_array_equal(out[2], 0)
+    # a partial load and store touch nothing past n
+    src = rng.standard_normal((2, L + 3)).astype(dtype)
+    for n in range(L):
+        dst = np.full_like(src, 7.0)
+        _simd_roundtrip(dst, src, 1, 2, n)
+        assert np.array_equal(dst[1, 2:2 + n], src[1, 2:2 + n])
+        assert (dst[1, 2 + n:] == 7).all() and (dst[0] == 7).all() and (dst[1, :2] == 7).all()
+    # an L x L block transposed in registers
+    src = rng.standard_normal((3 + L, 4 + L)).astype(dtype)
+    dst = np.zeros((1 + L, 2 + L), dtype)
+    _simd_transpose(dst, src)
+    assert np.array_equal(dst[1:, 2:], src[3:, 4:].T)
+    assert (dst[0] == 0).all() and (dst[:, :2] == 0).all()
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

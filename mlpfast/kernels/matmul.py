@@ -1,262 +1,346 @@
 """Matrix products of the MLP, written in Numba (no BLAS call).
 
-Legend: M rows of the output, N its columns, K the reduced dimension.
+Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 8 float32,
+4 float64), MR = 6 rows and NR = 2L columns of a register block, KC rows of B per K-block.
 
-Every product is written as C = A @ Bt.T ("NT" form): both operands are read along rows, so
-each output element is a dot product of two contiguous vectors. The three products of a layer
-map onto it as follows (Wt is the layer's weight stored transposed, (O, I)):
+The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy:
 
-    forward          Z  (B, O) = X  (B, I) . Wt (O, I).T
-    input gradient   dX (B, I) = dZ (B, O) . W  (I, O).T    (W = Wt.T, transposed per step)
-    weight gradient  dWt(O, I) = dZ.T (O, B) . X.T (I, B).T (both transposed per step)
+    forward          Z   (B, O) = X    (B, I) . Wt (O, I).T    gemm(..., trans_b=True)
+    input gradient   dX  (B, I) = dZ   (B, O) . Wt (O, I)      gemm(..., trans_b=False)
+    weight gradient  dWt (O, I) = dZ.T (O, B) . X  (B, I)      A a strided view, trans_b=False
 
-The transposes cost O(B*(I+O) + I*O) per step against O(B*I*O) for the product.
+A is read one element at a time through its strides (any layout); B is copied per K-block
+into panels anyway (below), and that copy is where Wt gets transposed.
 
-Where the reduced dimension is small (K <= SMALL_K: the first layer of a narrow table, the
-input gradient of a layer with few outputs) gemm_nn_small_k takes over in the broadcast form.
+The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
+- The micro-kernel holds a 6 x 2L block of C in 12 vector registers. Per k it loads two
+  vectors of B, broadcasts six elements of A and issues 12 FMAs: 15 of AVX2's 16 registers,
+  no load or store of C inside the K loop. (Dot-product blocks, which reduce along K, need a
+  horizontal sum per element of C and ran at half this speed.)
+- B is packed per K-block into panels NR columns wide, contiguous along k, zero past N. A panel
+  (KC x NR, 16 KB in float32) stays in L1 while every row block of A passes over it; unpacked,
+  rows of B are N elements apart and at N = 1024 (4 KB apart) they all land in one L1 set.
+- MC rows of A per pass over the panels stay in L2.
+- Threads split C into row ranges (multiples of MR) or column ranges (multiples of NR),
+  whichever has more blocks; each thread packs the B columns it needs into its own part of
+  `pack`, so one parallel region per product and no synchronisation inside it.
 
-Why NT: the micro-kernel keeps a 4x4 block of C in 16 scalar accumulators while it walks K.
-With reassociation allowed LLVM turns each accumulator into a vector register and the loop
-into vector FMAs (one load of A and of Bt feeds four FMAs each), which is what OpenBLAS does by
-hand. The broadcast form (C[i, :] += A[i, k] * B[k, :]) stores C on every k and runs 10x slower.
+Constants passed from one kernel to another go through np.int64 / np.bool_: Numba types a
+literal argument as its own type and compiles another copy of the callee, and of everything
+beneath it, for it.
 
-Edge blocks clamp their row and column indices to the last valid one instead of branching to
-another loop, so every element of C comes out of the same instruction sequence wherever it
-sits: a row's result does not depend on the batch it was computed in.
+Edges: rows past M are clamped to the last row (computed, never stored); columns past N are
+zeros in the panel and masked on store. Every element of C is the same sequence of FMAs over
+k wherever it sits, so a row's result does not depend on the batch it was computed in, on its
+position in a register block, or on the number of threads.
 """
 import numba as nb
 import numpy as np
 
 from .. import config
-from .activations import apply_activation
+from .activations import IDENTITY, RELU, apply_activation
+from .simd import (lanes_of, vadd, vfma, vlanes, vload, vload_part, vrelu, vsplat, vstore,
+                   vstore_part, vtranspose, vzero)
 
-# reassoc lets LLVM vectorise the K reduction, contract fuses multiply-adds. Both only change
-# rounding. No nnan/ninf: NaN and inf must propagate as IEEE says.
-FAST = {"reassoc", "contract"}
-
-TILE_M = 4
-TILE_N = 4
-
-
-@nb.njit(error_model="numpy", inline="always", fastmath=FAST, cache=True)
-def _micro_4x4(C, A, Bt, bias, i0, j0):
-    # C[i0:i0+4, j0:j0+4] = A[i0:i0+4] . Bt[j0:j0+4].T (+ bias), rows/cols clamped at the edge
-    M, K = A.shape
-    N = Bt.shape[0]
-    r0 = i0
-    r1 = min(i0 + 1, M - 1)
-    r2 = min(i0 + 2, M - 1)
-    r3 = min(i0 + 3, M - 1)
-    s0 = j0
-    s1 = min(j0 + 1, N - 1)
-    s2 = min(j0 + 2, N - 1)
-    s3 = min(j0 + 3, N - 1)
-    zero = C.dtype.type(0)
-    c00 = c01 = c02 = c03 = zero
-    c10 = c11 = c12 = c13 = zero
-    c20 = c21 = c22 = c23 = zero
-    c30 = c31 = c32 = c33 = zero
-    for k in range(K):
-        b0 = Bt[s0, k]
-        b1 = Bt[s1, k]
-        b2 = Bt[s2, k]
-        b3 = Bt[s3, k]
-        a = A[r0, k]
-        c00 += a * b0
-        c01 += a * b1
-        c02 += a * b2
-        c03 += a * b3
-        a = A[r1, k]
-        c10 += a * b0
-        c11 += a * b1
-        c12 += a * b2
-        c13 += a * b3
-        a = A[r2, k]
-        c20 += a * b0
-        c21 += a * b1
-        c22 += a * b2
-        c23 += a * b3
-        a = A[r3, k]
-        c30 += a * b0
-        c31 += a * b1
-        c32 += a * b2
-        c33 += a * b3
-    rows = min(4, M - i0)
-    cols = min(4, N - j0)
-    if bias.shape[0] > 0:
-        c00 += bias[s0]
-        c10 += bias[s0]
-        c20 += bias[s0]
-        c30 += bias[s0]
-        c01 += bias[s1]
-        c11 += bias[s1]
-        c21 += bias[s1]
-        c31 += bias[s1]
-        c02 += bias[s2]
-        c12 += bias[s2]
-        c22 += bias[s2]
-        c32 += bias[s2]
-        c03 += bias[s3]
-        c13 += bias[s3]
-        c23 += bias[s3]
-        c33 += bias[s3]
-    if rows == 4 and cols == 4:
-        C[r0, s0] = c00
-        C[r0, s1] = c01
-        C[r0, s2] = c02
-        C[r0, s3] = c03
-        C[r1, s0] = c10
-        C[r1, s1] = c11
-        C[r1, s2] = c12
-        C[r1, s3] = c13
-        C[r2, s0] = c20
-        C[r2, s1] = c21
-        C[r2, s2] = c22
-        C[r2, s3] = c23
-        C[r3, s0] = c30
-        C[r3, s1] = c31
-        C[r3, s2] = c32
-        C[r3, s3] = c33
-    else:
-        # ragged edge: the clamped rows/cols were computed twice; store each real one once
-        tile = ((c00, c01, c02, c03), (c10, c11, c12, c13),
-                (c20, c21, c22, c23), (c30, c31, c32, c33))
-        for r in range(rows):
-            row = tile[r]
-            for s in range(cols):
-                C[i0 + r, j0 + s] = row[s]
+MR = 6
+KC = 256
+MC = 120
 
 
-@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
-def _row_block(C, A, Bt, bias, activation, blk):
-    # one block of TILE_M rows across all of C's columns, then the activation while it is hot
-    N = Bt.shape[0]
-    i0 = blk * TILE_M
-    for j0 in range(0, N, TILE_N):
-        _micro_4x4(C, A, Bt, bias, i0, j0)
-    i1 = min(i0 + TILE_M, C.shape[0])
-    apply_activation(C[i0:i1], activation)
+def nr_of(dtype):
+    """NR, the columns of a packed panel, for a dtype."""
+    return 2 * lanes_of(dtype)
 
 
-@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
-def _gemm_serial(C, A, Bt, bias, activation):
-    n_blocks = (C.shape[0] + TILE_M - 1) // TILE_M
-    for blk in range(n_blocks):
-        _row_block(C, A, Bt, bias, activation, blk)
+def pack_shape(dtype, max_n, max_k, threads):
+    """Shape of the `pack` buffer for products with N <= max_n, K <= max_k on up to `threads`
+    threads (the buffer's size is what caps a product's thread count)."""
+    nr = nr_of(dtype)
+    return (max(1, threads) * (-(-max(1, max_n) // nr) * min(KC, max(1, max_k)) + MR), nr)
 
 
-@nb.njit(error_model="numpy", fastmath=FAST, parallel=True, cache=True)
-def _gemm_parallel(C, A, Bt, bias, activation):
-    n_blocks = (C.shape[0] + TILE_M - 1) // TILE_M
-    for blk in nb.prange(n_blocks):
-        _row_block(C, A, Bt, bias, activation, blk)
+def new_pack(dtype, max_n, max_k):
+    """A pack buffer for the current Numba thread count."""
+    return np.zeros(pack_shape(dtype, max_n, max_k, nb.get_num_threads()), dtype)
 
 
 @nb.njit(error_model="numpy", cache=True)
-def gemm_nt(C, A, Bt, bias, activation):
-    """C (M, N) = activation(A (M, K) . Bt (N, K).T + bias (N,)); bias may be empty (no bias).
+def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
+    """Panels of B[k0:k1, j_lo:j_hi] into P: panel p (columns j_lo + p*NR ...) in rows
+    p*(k1-k0) ... (p+1)*(k1-k0) - 1, zeros past j_hi. B is (K, N), or (N, K) when trans_b."""
+    L = vlanes(P)
+    NR = 2 * L
+    kc = k1 - k0
+    zero = P.dtype.type(0)
+    for p in range((j_hi - j_lo + NR - 1) // NR):
+        j0 = j_lo + p * NR
+        n = min(NR, j_hi - j0)
+        r = p * kc - k0
+        if trans_b:
+            # L x L blocks of B transposed in registers; a ragged k tail and columns past N
+            # one element at a time
+            k_vec = k0 + (kc // L) * L
+            for jb in range(0, NR, L):
+                if jb + L <= n:
+                    for k in range(k0, k_vec, L):
+                        vtranspose(P, r + k, jb, B, j0 + jb, k)
+                    for jj in range(jb, jb + L):
+                        for k in range(k_vec, k1):
+                            P[r + k, jj] = B[j0 + jj, k]
+                else:
+                    for jj in range(jb, jb + L):
+                        for k in range(k0, k1):
+                            P[r + k, jj] = B[j0 + jj, k] if jj < n else zero
+        elif n == NR:
+            for k in range(k0, k1):
+                vstore(P, r + k, 0, vload(B, k, j0))
+                vstore(P, r + k, L, vload(B, k, j0 + L))
+        else:
+            for k in range(k0, k1):
+                vstore(P, r + k, 0, vload_part(B, k, j0, n))
+                vstore(P, r + k, L, vload_part(B, k, j0 + L, n - L))
 
-    Results are identical whether the row blocks run on one thread or several.
+
+@nb.njit(error_model="numpy", inline="always", cache=True)
+def _micro(Ak, P, p0, tile, i0, i_hi):
+    """tile (6, NR) = Ak[i0:i0+6] (6, kc) . P[p0:p0+kc] (kc, NR); rows at or past i_hi repeat
+    the last. (Inlined, with offsets instead of views: each array view made or passed in the
+    loop over blocks costs a pair of atomic reference-count updates.)"""
+    last = i_hi - 1
+    r0 = i0
+    r1 = min(i0 + 1, last)
+    r2 = min(i0 + 2, last)
+    r3 = min(i0 + 3, last)
+    r4 = min(i0 + 4, last)
+    r5 = min(i0 + 5, last)
+    L = vlanes(tile)
+    c00 = vzero(tile)
+    c01 = vzero(tile)
+    c10 = vzero(tile)
+    c11 = vzero(tile)
+    c20 = vzero(tile)
+    c21 = vzero(tile)
+    c30 = vzero(tile)
+    c31 = vzero(tile)
+    c40 = vzero(tile)
+    c41 = vzero(tile)
+    c50 = vzero(tile)
+    c51 = vzero(tile)
+    for k in range(Ak.shape[1]):
+        b0 = vload(P, p0 + k, 0)
+        b1 = vload(P, p0 + k, L)
+        a = vsplat(Ak[r0, k], tile)
+        c00 = vfma(a, b0, c00)
+        c01 = vfma(a, b1, c01)
+        a = vsplat(Ak[r1, k], tile)
+        c10 = vfma(a, b0, c10)
+        c11 = vfma(a, b1, c11)
+        a = vsplat(Ak[r2, k], tile)
+        c20 = vfma(a, b0, c20)
+        c21 = vfma(a, b1, c21)
+        a = vsplat(Ak[r3, k], tile)
+        c30 = vfma(a, b0, c30)
+        c31 = vfma(a, b1, c31)
+        a = vsplat(Ak[r4, k], tile)
+        c40 = vfma(a, b0, c40)
+        c41 = vfma(a, b1, c41)
+        a = vsplat(Ak[r5, k], tile)
+        c50 = vfma(a, b0, c50)
+        c51 = vfma(a, b1, c51)
+    vstore(tile, 0, 0, c00)
+    vstore(tile, 0, L, c01)
+    vstore(tile, 1, 0, c10)
+    vstore(tile, 1, L, c11)
+    vstore(tile, 2, 0, c20)
+    vstore(tile, 2, L, c21)
+    vstore(tile, 3, 0, c30)
+    vstore(tile, 3, L, c31)
+    vstore(tile, 4, 0, c40)
+    vstore(tile, 4, L, c41)
+    vstore(tile, 5, 0, c50)
+    vstore(tile, 5, L, c51)
+
+
+@nb.njit(error_model="numpy", inline="always", cache=True)
+def _store(C, tile, i0, rows, j0, n, bias2, k_first, relu):
+    """C[i0:i0+rows, j0:j0+n] = tile (+ bias on the first K-block, + C on the later ones),
+    relu if asked. bias2 is the bias as a (1, N) row, or (1, 0) for none."""
+    L = vlanes(C)
+    for r in range(rows):
+        v0 = vload(tile, r, 0)
+        v1 = vload(tile, r, L)
+        i = i0 + r
+        if n == 2 * L:
+            if not k_first:
+                v0 = vadd(v0, vload(C, i, j0))
+                v1 = vadd(v1, vload(C, i, j0 + L))
+            elif bias2.shape[1] > 0:
+                v0 = vadd(v0, vload(bias2, 0, j0))
+                v1 = vadd(v1, vload(bias2, 0, j0 + L))
+            if relu:
+                v0 = vrelu(v0)
+                v1 = vrelu(v1)
+            vstore(C, i, j0, v0)
+            vstore(C, i, j0 + L, v1)
+        else:
+            if not k_first:
+                v0 = vadd(v0, vload_part(C, i, j0, n))
+                v1 = vadd(v1, vload_part(C, i, j0 + L, n - L))
+            elif bias2.shape[1] > 0:
+                v0 = vadd(v0, vload_part(bias2, 0, j0, n))
+                v1 = vadd(v1, vload_part(bias2, 0, j0 + L, n - L))
+            if relu:
+                v0 = vrelu(v0)
+                v1 = vrelu(v1)
+            vstore_part(C, i, j0, v0, n)
+            vstore_part(C, i, j0 + L, v1, n - L)
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _block(C, Ak, panels, stride, koff, tile, i_lo, i_hi, j_lo, j_hi, bias2, k_first, relu):
+    # C[i_lo:i_hi, j_lo:j_hi] (+)= Ak[i_lo:i_hi] (., kc) . one K-block of the panels: that of
+    # panel p (the columns from j_lo + p*NR) is rows p*stride + koff ... of `panels`. The
+    # MR x kc block of A stays in L1 while it meets every panel.
+    NR = 2 * vlanes(C)
+    for i0 in range(i_lo, i_hi, MR):
+        for j0 in range(j_lo, j_hi, NR):
+            _micro(Ak, panels, (j0 - j_lo) // NR * stride + koff, tile, i0, i_hi)
+            _store(C, tile, i0, min(MR, i_hi - i0), j0, min(NR, j_hi - j0), bias2, k_first,
+                   relu)
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _gemm_part(C, A, B, trans_b, bias2, activation, pack, row0, i_lo, i_hi, j_lo, j_hi):
+    # C[i_lo:i_hi, j_lo:j_hi]; this part's panels go in pack rows from row0 on, and the
+    # MR rows after them hold the register block on its way to C
+    K = A.shape[1]
+    NR = 2 * vlanes(C)
+    room = (j_hi - j_lo + NR - 1) // NR * min(K, KC)
+    panels = pack[row0: row0 + room]
+    tile = pack[row0 + room: row0 + room + MR]
+    for k0 in range(0, K, KC):
+        k1 = min(K, k0 + KC)
+        pack_b(panels, B, trans_b, k0, k1, j_lo, j_hi)
+        _block(C, A[:, k0:k1], panels, k1 - k0, np.int64(0), tile, i_lo, i_hi, j_lo, j_hi,
+               bias2, k0 == 0, k1 == K and activation == RELU)
+    if activation != IDENTITY and activation != RELU:
+        apply_activation(C[i_lo:i_hi, j_lo:j_hi], activation)
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _fill_bias(C, bias, activation):
+    # a product over K = 0: C = activation(bias)
+    for i in range(C.shape[0]):
+        for j in range(C.shape[1]):
+            C[i, j] = bias[j] if bias.shape[0] > 0 else 0
+    apply_activation(C, activation)
+
+
+@nb.njit(error_model="numpy", cache=True)
+def gemm(C, A, B, trans_b, bias, activation, pack):
+    """C (M, N) = activation(A (M, K) . B + bias (N,)), B (K, N), or B (N, K) when trans_b,
+    on the calling thread.
+
+    bias may be empty (no bias); A may be any strided view; B needs unit stride along its
+    rows. pack: a buffer of pack_shape(dtype, >= N, >= K, 1) for the panels of B.
     """
     M, K = A.shape
-    N = Bt.shape[0]
+    N = C.shape[1]
     if M == 0 or N == 0:
         return
     if K == 0:
-        C[:] = 0
-        if bias.shape[0] > 0:
-            for i in range(M):
-                C[i, :] = bias
-        apply_activation(C, activation)
+        _fill_bias(C, bias, activation)
         return
-    if M * N * K >= config.PARALLEL_MIN_WORK and M > TILE_M:
-        _gemm_parallel(C, A, Bt, bias, activation)
-    else:
-        _gemm_serial(C, A, Bt, bias, activation)
+    NR = 2 * vlanes(C)
+    if (N + NR - 1) // NR * min(K, KC) + MR > pack.shape[0] or pack.shape[1] != NR:
+        raise ValueError("gemm: the pack buffer is too small for this product")
+    zero = np.int64(0)
+    _gemm_part(C, A, B, trans_b, bias.reshape((1, bias.shape[0])), activation, pack, zero, zero,
+               M, zero, N)
 
 
-# Below this many reduced values (K) the broadcast form beats the dot-product micro-kernel: the
-# 4x4 tile's 16 horizontal sums cost more than the K steps themselves (measured on Zen 5,
-# 256x10x128: 24 -> 15 us; 32x20x64: 6.0 -> 3.0 us; 32x2x64: 4.8 -> 0.5 us; K=32 even).
-SMALL_K = 24
-_NN_ROWS = 16
-
-
-@nb.njit(error_model="numpy", fastmath=FAST, cache=True)
-def nn_rows(C, A, B, bias, activation, i0, i1):
-    # rows i0..i1-1 of C = A . B (+ bias): each row of C stays in L1 while the k loop adds
-    # A[i, k] * B[k, :] to it, vectorised along the row. The row is loaded and stored once per
-    # four k (LLVM cannot keep it in registers: it cannot rule out that C aliases B), which
-    # made this 25-50 % faster than once per k on the MLP's shapes.
-    K = A.shape[1]
-    N = B.shape[1]
-    K4 = K - K % 4
-    has_bias = bias.shape[0] > 0
-    zero = C.dtype.type(0)
-    for i in range(i0, i1):
-        c = C[i]
-        if has_bias:
-            for j in range(N):
-                c[j] = bias[j]
+@nb.njit(error_model="numpy", parallel=True, cache=True)
+def _gemm_threads(C, A, B, trans_b, bias2, activation, pack, T, by_rows, step, per):
+    M, N = C.shape
+    zero = np.int64(0)
+    for t_ in nb.prange(T):
+        t = np.int64(t_)
+        if by_rows:
+            i_lo = min(M, t * step)
+            i_hi = min(M, i_lo + step)
+            if i_lo < i_hi:
+                _gemm_part(C, A, B, trans_b, bias2, activation, pack, t * per, i_lo, i_hi, zero,
+                           N)
         else:
-            for j in range(N):
-                c[j] = zero
-        for k in range(0, K4, 4):
-            a0 = A[i, k]
-            a1 = A[i, k + 1]
-            a2 = A[i, k + 2]
-            a3 = A[i, k + 3]
-            for j in range(N):
-                c[j] += a0 * B[k, j] + a1 * B[k + 1, j] + a2 * B[k + 2, j] + a3 * B[k + 3, j]
-        for k in range(K4, K):
-            a = A[i, k]
-            for j in range(N):
-                c[j] += a * B[k, j]
-    apply_activation(C[i0:i1], activation)
-
-
-@nb.njit(error_model="numpy", fastmath=FAST, parallel=True, cache=True)
-def _nn_parallel(C, A, B, bias, activation):
-    M = C.shape[0]
-    for blk in nb.prange((M + _NN_ROWS - 1) // _NN_ROWS):
-        nn_rows(C, A, B, bias, activation, blk * _NN_ROWS, min(M, (blk + 1) * _NN_ROWS))
+            j_lo = min(N, t * step)
+            j_hi = min(N, j_lo + step)
+            if j_lo < j_hi:
+                _gemm_part(C, A, B, trans_b, bias2, activation, pack, t * per, zero, M, j_lo,
+                           j_hi)
 
 
 @nb.njit(error_model="numpy", cache=True)
-def gemm_nn_small_k(C, A, B, bias, activation):
-    """C (M, N) = activation(A (M, K) . B (K, N) + bias (N,)) in the broadcast form, for small
-    K (K >= 1); A may be a strided view. Every row comes from the same instruction sequence
-    wherever it sits."""
-    M = C.shape[0]
-    if M * C.shape[1] * A.shape[1] >= config.PARALLEL_MIN_WORK and M > _NN_ROWS:
-        _nn_parallel(C, A, B, bias, activation)
+def gemm_parallel(C, A, B, trans_b, bias, activation, pack):
+    """gemm on as many threads as `pack` has room for (pack_shape(..., threads)): C split into
+    row ranges (multiples of MR) or column ranges (multiples of NR), whichever has more
+    blocks, each range packing the B columns it needs into its own part of pack; one
+    parallel region, no synchronisation inside it. Results are identical to gemm's.
+
+    The engine splits minibatches instead (network.py); this is for single large products.
+    """
+    M, K = A.shape
+    N = C.shape[1]
+    NR = 2 * vlanes(C)
+    row_blocks = (M + MR - 1) // MR
+    col_blocks = (N + NR - 1) // NR
+    # each part gets room for all of B's panels, whichever way C is split
+    per = col_blocks * min(K, KC) + MR
+    by_rows = row_blocks >= col_blocks
+    T = min(row_blocks if by_rows else col_blocks, pack.shape[0] // per)
+    if M == 0 or N == 0 or K == 0 or T <= 1 or M * N * K < config.PARALLEL_MIN_WORK:
+        gemm(C, A, B, trans_b, bias, activation, pack)
+    elif by_rows:
+        _gemm_threads(C, A, B, trans_b, bias.reshape((1, bias.shape[0])), activation, pack, T,
+                      np.bool_(True), (row_blocks + T - 1) // T * MR, per)
     else:
-        nn_rows(C, A, B, bias, activation, 0, M)
+        _gemm_threads(C, A, B, trans_b, bias.reshape((1, bias.shape[0])), activation, pack, T,
+                      np.bool_(False), (col_blocks + T - 1) // T * NR, per)
+
+
+def packed_rows(K, N, dtype):
+    """Rows of a pre-packed B (K, N): its panels over all of K (see gemm_packed)."""
+    return -(-N // nr_of(dtype)) * K
 
 
 @nb.njit(error_model="numpy", cache=True)
-def transpose(out, A):
-    """out (N, M) = A (M, N).T. Interior 8x8 blocks have constant trip counts, so LLVM unrolls
-    them into straight loads and stores (3x faster than 32x32 blocks with bounds in the loop);
-    the ragged right and bottom strips go element by element."""
-    M, N = A.shape
-    Mb = M - M % 8
-    Nb = N - N % 8
-    for i0 in range(0, Mb, 8):
-        for j0 in range(0, Nb, 8):
-            for i in range(8):
-                for j in range(8):
-                    out[j0 + j, i0 + i] = A[i0 + i, j0 + j]
-    for i in range(Mb):
-        for j in range(Nb, N):
-            out[j, i] = A[i, j]
-    for i in range(Mb, M):
-        for j in range(N):
-            out[j, i] = A[i, j]
+def gemm_packed(C, A, Bp, bias, activation, work):
+    """C (M, N) = activation(A (M, K) . B + bias) with B given as Bp: pack_b(Bp, B, trans_b,
+    0, K, 0, N), its panels over all of K (packed_rows(K, N) rows), so that a B used for many
+    products (a layer's weights, for every chunk of a minibatch) is packed once. On one
+    thread; work: at least MR rows of NR for the register block."""
+    M, K = A.shape
+    N = C.shape[1]
+    if M == 0 or N == 0:
+        return
+    bias2 = bias.reshape((1, bias.shape[0]))
+    if K == 0:
+        _fill_bias(C, bias, activation)
+        return
+    tile = work[:MR]
+    zero = np.int64(0)
+    for k0 in range(0, K, KC):
+        k1 = min(K, k0 + KC)
+        _block(C, A[:, k0:k1], Bp, K, k0, tile, zero, M, zero, N, bias2, k0 == 0,
+               k1 == K and activation == RELU)
+    if activation != IDENTITY and activation != RELU:
+        apply_activation(C, activation)
 
 
-def matmul_nt_alloc(A, Bt):
-    """Convenience for tests and benchmarks: a fresh C = A @ Bt.T."""
-    C = np.empty((A.shape[0], Bt.shape[0]), dtype=A.dtype)
-    gemm_nt(C, A, Bt, np.empty(0, dtype=A.dtype), 0)
+def matmul(A, B, trans_b=False, bias=None, activation=IDENTITY):
+    """Convenience for tests and benchmarks: a fresh C = activation(A @ B + bias) (B.T if
+    trans_b), with its own pack buffer."""
+    N = B.shape[0] if trans_b else B.shape[1]
+    C = np.empty((A.shape[0], N), dtype=A.dtype)
+    bias = np.empty(0, dtype=A.dtype) if bias is None else bias
+    gemm_parallel(C, A, B, trans_b, bias, activation, new_pack(A.dtype, N, A.shape[1]))
     return C
