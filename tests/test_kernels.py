@@ -53,6 +53,11 @@ def test_gemm_matches_reference(rng, dtype, M, K, N):
         matmul.gemm_packed(C, A_, _packed(B_, trans_b), _empty(dtype), act.IDENTITY,
                            _pack(dtype, N, K))
         np.testing.assert_allclose(C, expect, **tol(dtype))
+    # A given transposed (the weight gradient's dZ, as stored)
+    C = np.full((M, N), np.nan, dtype)
+    matmul.gemm_tn(C, np.ascontiguousarray(A.T), B, _empty(dtype), act.IDENTITY,
+                   _pack(dtype, N, K))
+    np.testing.assert_allclose(C, expect, **tol(dtype))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -70,6 +75,10 @@ def test_gemm_epilogue_bias_and_activation(rng, dtype, name, K):
     np.testing.assert_allclose(C, expect, **tol(dtype))
     C = np.empty((M, N), dtype)
     matmul.gemm_packed(C, A, _packed(Bt, True), b, ACTIVATIONS[name], _pack(dtype, N, K))
+    np.testing.assert_allclose(C, expect, **tol(dtype))
+    C = np.empty((M, N), dtype)
+    matmul.gemm_tn(C, np.ascontiguousarray(A.T), np.ascontiguousarray(Bt.T), b,
+                   ACTIVATIONS[name], _pack(dtype, N, K))
     np.testing.assert_allclose(C, expect, **tol(dtype))
 
 
@@ -96,6 +105,9 @@ def test_gemm_results_do_not_depend_on_threads_or_position(rng, M, K, N):
     packed = np.empty_like(serial)
     matmul.gemm_packed(packed, A, _packed(B, False), b, act.TANH, _pack(np.float32, N, K))
     assert np.array_equal(packed, serial)
+    tn = np.empty_like(serial)
+    matmul.gemm_tn(tn, np.ascontiguousarray(A.T), B, b, act.TANH, _pack(np.float32, N, K))
+    assert np.array_equal(tn, serial)
     for lo, hi in [(0, 1), (5, min(M, 12)), (M - 7, M)]:
         part = np.empty((hi - lo, N), np.float32)
         matmul.gemm(part, np.ascontiguousarray(A[lo:hi]), B, False, b, act.TANH,

@@ -48,25 +48,32 @@ def apply_activation(H, code):
 
 @nb.njit(error_model="numpy", cache=True)
 def activation_backward(dH, H, code):
-    """dH (R, W) *= f'(z), with f'(z) written from the stored output H = f(z)."""
+    """dH (R, W) *= f'(z), with f'(z) written from the stored output H = f(z).
+
+    One loop per activation, each with an unconditional store, so that LLVM vectorises it (a
+    branch per element, or a store only where h <= 0, kept it scalar: 15 us against 2 us for
+    relu on 128 x 128)."""
     if code == IDENTITY:
         return
     R, W = dH.shape
     one = H.dtype.type(1)
+    zero = H.dtype.type(0)
     slope = H.dtype.type(LEAKY_SLOPE)
     for i in range(R):
-        for j in range(W):
-            h = H[i, j]
-            if code == RELU:
-                if h <= 0:
-                    dH[i, j] = 0
-            elif code == TANH:
-                dH[i, j] *= one - h * h
-            elif code == LOGISTIC:
-                dH[i, j] *= h * (one - h)
-            else:
-                if h <= 0:
-                    dH[i, j] *= slope
+        d = dH[i]
+        h = H[i]
+        if code == RELU:
+            for j in range(W):
+                d[j] = zero if h[j] <= 0 else d[j]
+        elif code == TANH:
+            for j in range(W):
+                d[j] *= one - h[j] * h[j]
+        elif code == LOGISTIC:
+            for j in range(W):
+                d[j] *= h[j] * (one - h[j])
+        else:
+            for j in range(W):
+                d[j] = slope * d[j] if h[j] <= 0 else d[j]
 
 
 @nb.njit(error_model="numpy", cache=True)

@@ -56,7 +56,9 @@ def pack_shape(dtype, max_n, max_k, threads):
     """Shape of the `pack` buffer for products with N <= max_n, K <= max_k on up to `threads`
     threads (the buffer's size is what caps a product's thread count)."""
     nr = nr_of(dtype)
-    return (max(1, threads) * (-(-max(1, max_n) // nr) * min(KC, max(1, max_k)) + MR), nr)
+    kc = min(KC, max(1, max_k))
+    # per thread: the panels of B, the register block on its way to C, gemm_tn's block of A
+    return (max(1, threads) * (-(-max(1, max_n) // nr) * kc + MR + kc), nr)
 
 
 def new_pack(dtype, max_n, max_k):
@@ -225,6 +227,69 @@ def _gemm_part(C, A, B, trans_b, bias2, activation, pack, row0, i_lo, i_hi, j_lo
                bias2, k0 == 0, k1 == K and activation == RELU)
     if activation != IDENTITY and activation != RELU:
         apply_activation(C[i_lo:i_hi, j_lo:j_hi], activation)
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _pack_a_t(Ap, At, i0, i_hi):
+    # Ap[k, r] = At[k, min(i0 + r, i_hi - 1)] for r < MR: a block of A = At.T, MR rows, with
+    # its k-th column in one row of Ap. Reading At.T in place walks down At's columns, a row
+    # of At apart per k: at 128 or 256 columns those addresses share a few L1 sets, and the
+    # block of A was evicted before its next pass over the panels (57 against 81 GFLOP/s).
+    L = vlanes(Ap)
+    if L >= MR and i0 + L <= At.shape[1]:
+        for k in range(At.shape[0]):
+            vstore(Ap, k, 0, vload(At, k, i0))
+    elif 2 * L >= MR and i0 + 2 * L <= At.shape[1]:
+        for k in range(At.shape[0]):
+            vstore(Ap, k, 0, vload(At, k, i0))
+            vstore(Ap, k, L, vload(At, k, i0 + L))
+    else:
+        for k in range(At.shape[0]):
+            for r in range(MR):
+                Ap[k, r] = At[k, min(i0 + r, i_hi - 1)]
+
+
+@nb.njit(error_model="numpy", cache=True)
+def gemm_tn(C, At, B, bias, activation, pack):
+    """C (M, N) = activation(At (K, M).T . B (K, N) + bias) on the calling thread: the weight
+    gradient dWt = dZ.T . A_in, from dZ as it is stored. The MR x kc block of A is copied out
+    of At once per block (see _pack_a_t); otherwise as gemm."""
+    K, M = At.shape
+    N = C.shape[1]
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        _fill_bias(C, bias, activation)
+        return
+    NR = 2 * vlanes(C)
+    kc_max = min(K, KC)
+    room = (N + NR - 1) // NR * kc_max
+    if room + MR + kc_max > pack.shape[0] or pack.shape[1] != NR:
+        raise ValueError("gemm_tn: the pack buffer is too small for this product")
+    panels = pack[:room]
+    tile = pack[room: room + MR]
+    bias2 = bias.reshape((1, bias.shape[0]))
+    zero = np.int64(0)
+    for k0 in range(0, K, KC):
+        k1 = min(K, k0 + KC)
+        kc = k1 - k0
+        pack_b(panels, B, np.bool_(False), k0, k1, zero, N)
+        Ap = pack[room + MR: room + MR + kc]
+        relu = k1 == K and activation == RELU
+        for i0 in range(0, M, MR):
+            if N > 2 * NR:
+                _pack_a_t(Ap, At[k0:k1], i0, M)
+                Ak, r0, r_hi = Ap.T, zero, np.int64(MR)
+            else:
+                # one or two panels: the block of A is read once or twice, copying it costs
+                # more than reading it in place
+                Ak, r0, r_hi = At[k0:k1].T, i0, M
+            for j0 in range(0, N, NR):
+                _micro(Ak, panels, j0 // NR * kc, tile, r0, r_hi)
+                _store(C, tile, i0, min(MR, M - i0), j0, min(NR, N - j0), bias2, k0 == 0,
+                       relu)
+    if activation != IDENTITY and activation != RELU:
+        apply_activation(C, activation)
 
 
 @nb.njit(error_model="numpy", cache=True)

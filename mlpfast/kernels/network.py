@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .matmul import gemm, gemm_packed, nr_of, pack_b, pack_shape, packed_rows
+from .matmul import gemm_packed, gemm_tn, nr_of, pack_b, pack_shape, packed_rows
 from .optim import adam_step, add_l2, bias_grad, sgd_step
 from .random import dropout_mask, next_u64
 from .softmax import softmax, softmax_xent_grad, squared_error_grad
@@ -53,16 +53,19 @@ Workspace = namedtuple("Workspace", "acts deltas masks work grads ybuf Ybuf wpac
                                     "chunk_rng losses")
 
 
-def chunk_count(cap):
-    """S for minibatches of up to cap rows: chunks of at least config.CHUNK_ROWS rows."""
-    return max(1, min(config.MAX_CHUNKS, cap // config.CHUNK_ROWS))
+@nb.njit(error_model="numpy", cache=True)
+def chunk_count(rows):
+    """Chunks for a minibatch of `rows` rows: one per CHUNK_ROWS rows, at least two once there
+    are CHUNK_ROWS rows, at most MAX_CHUNKS."""
+    per = config.CHUNK_ROWS
+    return max(1, min(config.MAX_CHUNKS, max(rows // per, min(2, rows // (per // 2)))))
 
 
 @nb.njit(error_model="numpy", cache=True)
 def chunk_rows(rows, S):
-    """(chunks used, rows per chunk but the last) for a minibatch of `rows` rows on up to S
-    chunks: as many chunks of at least CHUNK_ROWS rows as there are, at most S."""
-    used = max(1, min(S, rows // config.CHUNK_ROWS))
+    """(chunks used, rows per chunk but the last) for a minibatch of `rows` rows in a
+    workspace of S chunks."""
+    used = min(S, chunk_count(rows))
     per = (rows + used - 1) // used
     return (rows + per - 1) // per, per
 
@@ -95,12 +98,19 @@ def workspace(widths, dtype, n_targets, n_params, chunks, chunk_cap):
         chunk_rng=np.zeros(chunks, np.uint64), losses=np.zeros((chunks, 2), np.float64))
 
 
+@nb.njit(error_model="numpy", cache=True)
+def _largest_chunk(cap, S):
+    # the most rows chunk_rows gives a chunk, over every minibatch of <= cap rows
+    most = 1
+    for rows in range(1, cap + 1):
+        most = max(most, chunk_rows(rows, S)[1])
+    return most
+
+
 def train_workspace(widths, dtype, n_targets, n_params, cap):
     """Buffers for training on minibatches of up to cap rows."""
     S = chunk_count(cap)
-    # the most rows chunk_rows gives a chunk for any minibatch of <= cap rows
-    chunk_cap = min(cap, max(-(-cap // S), 2 * config.CHUNK_ROWS))
-    return workspace(widths, dtype, n_targets, n_params, S, chunk_cap)
+    return workspace(widths, dtype, n_targets, n_params, S, _largest_chunk(cap, S))
 
 
 def predict_workspace(widths, dtype, rows, threads):
@@ -191,8 +201,8 @@ def backward(ws, c, grad, layout, widths, rows, hidden, dropout):
         dZ = layer_block(deltas, widths, rows, cap, layer + 1)
         A_in = layer_block(acts, widths, rows, cap, layer)
         dWt, db = layer_params(grad, layout, layer)
-        # dWt (O, I) = dZ.T (O, B) . A_in (B, I): dZ.T is read through its strides, no copy
-        gemm(dWt, dZ.T, A_in, np.bool_(False), no_bias, identity, ws.work[c])
+        # dWt (O, I) = dZ.T (O, B) . A_in (B, I)
+        gemm_tn(dWt, dZ, A_in, no_bias, identity, ws.work[c])
         bias_grad(db, dZ)
         if layer > 0:
             # dA_in (B, I) = dZ (B, O) . Wt (O, I), then through the activation
