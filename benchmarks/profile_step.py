@@ -1,11 +1,12 @@
-"""Where one CPU training step goes: the engine's own compiled pieces timed on one minibatch of a
-workload (best of 5 runs of many calls each), and the whole step from a full epoch.
+"""Where one CPU training step goes: the engine's compiled pieces timed on minibatches of a
+workload (each in a compiled loop of many calls, best of 5), and the whole step from epochs.
 
     python benchmarks/profile_step.py W1      # or W2, W4
 
-A step packs the weights, runs the minibatch's chunks in parallel (each: gather, forward, loss,
-backward on one thread), sums the chunks' gradients, adds L2 and updates. The parts are timed
-one at a time, so their sum can differ from the step (caches, threads).
+A step is the chunk pass (every chunk's gather, forward, loss and backward; one parallel
+region) and the update (sum of the chunks' gradients, L2, Adam, re-packing the weights; in
+parallel above config.PARALLEL_MIN_PARAMS). The parts are timed one at a time, so their sum
+can differ from the step (caches, threads).
 """
 import sys
 import time
@@ -15,17 +16,61 @@ import numpy as np
 
 from mlpfast import bench
 from mlpfast.engine import CPUEngine, NetSpec
-from mlpfast.kernels import network, optim, softmax
+from mlpfast.kernels import buffers, network, softmax, update
 from mlpfast.params import make_layout
+
+ZERO = np.int64(0)
+RELU = np.int64(1)
+
+
+@numba.njit
+def _chunk_pass(reps, ws, X, y, Y, perm, B, theta, grad, layout, w):
+    for r in range(reps):
+        network._chunk_pass(ws, X, y, Y, perm, (r % 16) * B, B, theta, grad, layout, w, RELU,
+                            True, 0.0, ws.chunk_rng[:1])
+
+
+@numba.njit
+def _chunk(reps, ws, X, y, Y, perm, per, B, theta, grad, layout, w):
+    for r in range(reps):
+        network.chunk_gradient(ws, ZERO, X, y, Y, perm, (r % 16) * per, per, 1.0 / B, theta,
+                               grad, layout, w, RELU, True, 0.0)
+
+
+@numba.njit
+def _forward(reps, ws, per, theta, layout, w):
+    for _ in range(reps):
+        network.forward(ws, ZERO, theta, layout, w, per, RELU, 0.0)
+
+
+@numba.njit
+def _softmax(reps, ws, per, w, L):
+    cap = ws.ybuf.shape[1]
+    Z = buffers.layer_block(ws.acts[0], w, per, cap, L)
+    dZ = buffers.layer_block(ws.deltas[0], w, per, cap, L)
+    for _ in range(reps):
+        softmax.softmax_xent_grad(dZ, Z, ws.ybuf[0, :per], 1.0 / per)
+
+
+@numba.njit
+def _backward(reps, ws, per, grad, layout, w):
+    for _ in range(reps):
+        network.backward(ws, ZERO, grad, layout, w, per, RELU, 0.0)
+
+
+@numba.njit
+def _update(reps, ws, workers, theta, grad, m, v, layout, S, B):
+    for r in range(reps):
+        update.update(ws, workers, theta, grad, m, v, layout, S, 1e-4 / B, update.ADAM, 1e-9,
+                      0.9, 0.999, 1e-8, r + 1, 0.9, False)
 
 
 def best_us(fn, reps):
-    fn()
+    fn(1)
     best = float("inf")
     for _ in range(5):
         t0 = time.perf_counter()
-        for _ in range(reps):
-            fn()
+        fn(reps)
         best = min(best, (time.perf_counter() - t0) / reps)
     return best * 1e6
 
@@ -36,45 +81,42 @@ def main(name):
     layout, P = make_layout(widths)
     B = wl.batch
     rs = np.random.default_rng(0)
-    X, y = bench.synthetic(wl, 20 * B)
+    X, y = bench.synthetic(wl, 16 * B)
     y = y.astype(np.int32)
     Y = np.zeros((len(X), 0), np.float32)
     theta = (rs.standard_normal(P) * 0.05).astype(np.float32)
     grad = np.zeros_like(theta)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
     w = np.asarray(widths, np.int64)
-    ws = network.train_workspace(widths, np.float32, 0, P, B)
-    S, per = network.chunk_rows(B, ws.acts.shape[0])
+    ws = buffers.train_workspace(widths, np.float32, 0, P, B)
+    S, per = buffers.chunk_rows(B, ws.acts.shape[0])
     perm = np.arange(len(X), dtype=np.int64)
-    rng = np.zeros(1, np.uint64)
-    reps = max(20, int(2e8 // max(1, wl.flop_per_epoch(B))))
-    c0 = np.int64(0)
+    buffers.pack_weights(ws, theta, layout, True)
+    threads = numba.get_num_threads()
+    reps = max(10, int(1e8 // max(1, wl.flop_per_epoch(B))))
     L = len(widths) - 1
-    cap = ws.ybuf.shape[1]
-
     parts = {
-        "gradient (pack, chunks, sum, L2)": lambda: network.batch_gradient(
-            ws, X, y, Y, perm, 0, B, theta, grad, layout, w, 1, True, 1e-4, 0.0, rng),
-        "  pack the weights": lambda: network.pack_weights(ws, theta, layout, True),
-        f"  one chunk of {per} rows, one thread": lambda: network.chunk_gradient(
-            ws, c0, X, y, Y, perm, 0, per, 1.0 / B, theta, grad, layout, w, 1, True, 0.0),
-        "    forward": lambda: network.forward(ws, c0, theta, layout, w, per, 1, 0.0),
-        "    softmax + CE gradient": lambda: softmax.softmax_xent_grad(
-            network.layer_block(ws.deltas[0], w, per, cap, L),
-            network.layer_block(ws.acts[0], w, per, cap, L), ws.ybuf[0, :per], 1.0 / B),
-        "    backward": lambda: network.backward(ws, c0, grad, layout, w, per, 1, 0.0),
-        "  L2": lambda: optim.add_l2(grad, theta, layout, 1e-4 / B),
+        f"chunk pass ({S} chunks, {threads} threads)":
+            lambda r: _chunk_pass(r, ws, X, y, Y, perm, B, theta, grad, layout, w),
+        f"  one chunk of {per} rows": lambda r: _chunk(r, ws, X, y, Y, perm, per, B, theta,
+                                                       grad, layout, w),
+        "    forward": lambda r: _forward(r, ws, per, theta, layout, w),
+        "    softmax + CE gradient": lambda r: _softmax(r, ws, per, w, L),
+        "    backward": lambda r: _backward(r, ws, per, grad, layout, w),
+        f"update ({threads} threads)": lambda r: _update(r, ws, threads, theta, grad, m, v,
+                                                          layout, S, B),
+        "update (1 thread)": lambda r: _update(r, ws, 1, theta, grad, m, v, layout, S, B),
     }
-    m, v = np.zeros(P, np.float32), np.zeros(P, np.float32)
-    parts["Adam update"] = lambda: optim.adam_step(theta, grad, m, v, 5, 1e-3, 0.9, 0.999, 1e-8)
-
     engine = CPUEngine(NetSpec(widths, 1, True, np.float32, network.ADAM, B))
     engine.start(theta.copy(), np.zeros_like(theta), np.zeros_like(theta), X, y, Y)
     hyper = np.array([1e-3, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
     counters = np.zeros(2, np.int64)
-    step = best_us(lambda: engine.train_epoch(rng, False, hyper, counters), 3) / (len(X) // B)
+    rng = np.zeros(1, np.uint64)
+    step = best_us(lambda r: [engine.train_epoch(rng, False, hyper, counters)
+                              for _ in range(r)], 3) / len(X) * B
 
     print(f"{name}: batch {B} in {S} chunks, widths {widths}, {P} parameters, "
-          f"{numba.get_num_threads()} threads; whole step {step:.1f} us")
+          f"{threads} threads; whole step {step:.1f} us")
     for label, fn in parts.items():
         print(f"  {label:<48} {best_us(fn, reps):8.2f} us")
 

@@ -5,6 +5,13 @@
 # W4's 32x20x64 products stay serial, W1's 256x128x128 ones go parallel.
 PARALLEL_MIN_WORK = 1 << 18
 
+# Parameters above which a training step's update (sum of the chunks' gradients, L2, the
+# optimizer, re-packing the weights: kernels/update.py) is split across threads.
+PARALLEL_MIN_PARAMS = 1 << 14
+# Weights per task of that update (whole blocks of 16 output rows of a layer): tasks of a few
+# hundred weights cost more in calls and views than they save.
+UPDATE_TASK_PARAMS = 4096
+
 # A training minibatch is split into row chunks of about CHUNK_ROWS rows (at most MAX_CHUNKS
 # of them; a batch of CHUNK_ROWS rows or more in at least two, so that two threads share it),
 # each chunk's forward and backward on one thread, the chunks in parallel

@@ -7,7 +7,7 @@ about every config.PROGRESS_SECONDS without paying a Python round trip per minib
 import numba
 import numpy as np
 
-from ..kernels import network, random
+from ..kernels import buffers, network, random
 from .base import Engine, layout_of, run_in_chunks
 
 
@@ -16,7 +16,7 @@ class CPUEngine(Engine):
 
     def _workspace(self, cap, n_targets, n_params):
         s = self.spec
-        return network.train_workspace(s.widths, s.dtype, n_targets, n_params, cap)
+        return buffers.train_workspace(s.widths, s.dtype, n_targets, n_params, cap)
 
     def start(self, theta, opt1, opt2, X, y, Y):
         spec = self.spec
@@ -32,10 +32,10 @@ class CPUEngine(Engine):
 
     def _run(self, first, last, hyper, counters, rng, totals):
         s = self.spec
-        network.train_batches(self.ws, self.X, self.y, self.Y, self.perm, first, last,
-                              s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
-                              self.layout, self.widths, s.hidden, s.classify, s.solver, hyper,
-                              counters, rng, totals)
+        network.train_batches(self.ws, numba.get_num_threads(), self.X, self.y, self.Y,
+                              self.perm, first, last, s.batch_size, self.theta, self.grad,
+                              self.opt1, self.opt2, self.layout, self.widths, s.hidden,
+                              s.classify, s.solver, hyper, counters, rng, totals)
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
         if shuffle:
@@ -68,7 +68,7 @@ class CPUEngine(Engine):
         # copy of the weights rather than a second compilation of the network
         theta = np.require(theta, requirements=["C", "W"])
         X = np.require(X, requirements=["C", "W"])
-        ws = network.predict_workspace(spec.widths, spec.dtype, X.shape[0],
+        ws = buffers.predict_workspace(spec.widths, spec.dtype, X.shape[0],
                                        numba.get_num_threads())
         out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
         network.predict_raw(ws, out, X, theta, layout_of(theta, spec), spec.widths_array,

@@ -22,27 +22,33 @@ def bias_grad(db, dZ):
 
 
 @nb.njit(error_model="numpy", fastmath={"reassoc"}, cache=True)
+def add_l2_to(g, w, coef):
+    """g += coef * w over one slice of weights; returns sum(w^2) in float64.
+
+    On slices indexed from 0 and with the float64 sum free to reassociate, LLVM vectorises
+    the loop (8x faster than offset indices and an ordered sum; the gradient is
+    bit-identical, the sum of squares moves in its last digits)."""
+    sq = 0.0
+    c = w.dtype.type(coef)
+    for p in range(w.shape[0]):
+        x = w[p]
+        sq += x * x
+        g[p] += c * x
+    return sq
+
+
+@nb.njit(error_model="numpy", cache=True)
 def add_l2(grad, theta, layout, coef):
     """grad += coef * theta over the weights (not the biases) of every layer.
 
     layout (L, 4) rows are (weight offset, bias offset, n_in, n_out).
     Returns sum of squared weights (for the loss term 0.5 * alpha * ||W||^2 / B).
-
-    Indexing per-layer slices from 0 and letting the float64 sum reassociate lets LLVM
-    vectorise the loop (8x faster; the gradient is bit-identical, the sum of squares moves in
-    its last digits).
     """
     sq = 0.0
-    c = theta.dtype.type(coef)
     for layer in range(layout.shape[0]):
         w0 = layout[layer, 0]
         w1 = w0 + layout[layer, 2] * layout[layer, 3]
-        g = grad[w0:w1]
-        t = theta[w0:w1]
-        for p in range(t.shape[0]):
-            w = t[p]
-            sq += w * w
-            g[p] += c * w
+        sq += add_l2_to(grad[w0:w1], theta[w0:w1], coef)
     return sq
 
 

@@ -1,0 +1,166 @@
+"""The buffers of the compiled network and views into them.
+
+Legend: B rows of a minibatch, L weight layers, widths (L+1,) = (n_features, hidden...,
+n_outputs), P parameters, S chunks of a minibatch (chunk_cap rows each at most), NR columns
+of a packed panel (matmul.py), T update tasks.
+
+A minibatch is split into S row chunks (chunk_count: from the batch size alone, so results
+do not depend on the thread count); each chunk has its own buffers. Everything is allocated
+once per fit (train_workspace) or per prediction (predict_workspace), never in the kernels.
+
+Workspace fields:
+    acts, deltas     (S, chunk_cap * sum(widths)) one (rows, width) block per layer, input
+                     included: acts holds each layer's output, deltas dLoss/d(pre-activation)
+    masks            same shape as acts; dropout masks of the hidden layers
+    work             (S, rows, NR) per chunk: panels of its weight-gradient products
+    grads            (S - 1, P) the gradients of chunks 1.. (chunk 0 writes grad)
+    ybuf, Ybuf       (S, chunk_cap) / (S, chunk_cap, n_outputs) the chunks' targets
+    wpack, wpanels   the weights packed for every chunk's products: layer l's forward panels
+                     (B = Wt.T) start at row wpanels[l, 0] of wpack, its input-gradient
+                     panels (B = Wt) at wpanels[l, 1]
+    tasks, task_sq   (T, 3) int64 rows (layer, first, last output row) of the update's tasks,
+                     a multiple of NR output rows of a layer each (update.py); float64 sum
+                     of squared weights per task
+    chunk_rng        (S,) uint64 dropout streams, drawn from the fit's stream every step
+    losses           (S, 2) float64 per chunk: summed loss, rows predicted right
+
+The flat parameter buffer theta (P,) holds layer l's weight transposed, Wt (O, I), then its
+bias (O,), at the offsets of layout (L, 4) int64 rows (weight offset, bias offset, I, O).
+"""
+from collections import namedtuple
+
+import numba as nb
+import numpy as np
+
+from .. import config
+from .matmul import nr_of, pack_b, pack_shape, packed_rows
+
+Workspace = namedtuple("Workspace", "acts deltas masks work grads ybuf Ybuf wpack wpanels tasks "
+                                    "task_sq chunk_rng losses")
+
+
+@nb.njit(error_model="numpy", cache=True)
+def chunk_count(rows):
+    """Chunks for a minibatch of `rows` rows: one per CHUNK_ROWS rows, at least two once there
+    are CHUNK_ROWS rows, at most MAX_CHUNKS."""
+    per = config.CHUNK_ROWS
+    return max(1, min(config.MAX_CHUNKS, max(rows // per, min(2, rows // (per // 2)))))
+
+
+@nb.njit(error_model="numpy", cache=True)
+def chunk_rows(rows, S):
+    """(chunks used, rows per chunk but the last) for a minibatch of `rows` rows in a
+    workspace of S chunks."""
+    used = min(S, chunk_count(rows))
+    per = (rows + used - 1) // used
+    return (rows + per - 1) // per, per
+
+
+def weight_panels(widths, dtype):
+    """(L, 2) int64 first rows of each layer's forward and input-gradient panels in wpack, and
+    wpack's row count."""
+    rows = []
+    off = 0
+    for n_in, n_out in zip(widths[:-1], widths[1:]):
+        fwd = off
+        off += packed_rows(n_in, n_out, dtype)
+        rows.append((fwd, off))
+        off += packed_rows(n_out, n_in, dtype)
+    return np.array(rows, dtype=np.int64).reshape(-1, 2), off
+
+
+def update_tasks(widths, dtype):
+    """(T, 3) int64 rows (layer, first output row, last + 1): blocks of output rows of each
+    layer, a multiple of NR rows and about config.UPDATE_TASK_PARAMS weights each."""
+    nr = nr_of(dtype)
+    rows = []
+    for layer, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        step = nr * max(1, round(config.UPDATE_TASK_PARAMS / (nr * n_in)))
+        rows += [(layer, o0, min(n_out, o0 + step)) for o0 in range(0, n_out, step)]
+    return np.array(rows, dtype=np.int64).reshape(-1, 3)
+
+
+def workspace(widths, dtype, n_targets, n_params, chunks, chunk_cap):
+    """The buffers of `chunks` chunks of up to chunk_cap rows each."""
+    per_chunk = chunk_cap * int(sum(widths))
+    wpanels, wrows = weight_panels(widths, dtype)
+    tasks = update_tasks(widths, dtype)
+    return Workspace(
+        acts=np.zeros((chunks, per_chunk), dtype), deltas=np.zeros((chunks, per_chunk), dtype),
+        masks=np.zeros((chunks, per_chunk), dtype),
+        work=np.zeros((chunks,) + pack_shape(dtype, max(widths), chunk_cap, 1), dtype),
+        grads=np.zeros((chunks - 1, n_params), dtype),
+        ybuf=np.zeros((chunks, chunk_cap), np.int32),
+        Ybuf=np.zeros((chunks, chunk_cap, n_targets), dtype),
+        wpack=np.zeros((max(1, wrows), nr_of(dtype)), dtype), wpanels=wpanels,
+        tasks=tasks, task_sq=np.zeros(len(tasks)), chunk_rng=np.zeros(chunks, np.uint64), losses=np.zeros((chunks, 2), np.float64))
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _largest_chunk(cap, S):
+    # the most rows chunk_rows gives a chunk, over every minibatch of <= cap rows
+    most = 1
+    for rows in range(1, cap + 1):
+        most = max(most, chunk_rows(rows, S)[1])
+    return most
+
+
+def train_workspace(widths, dtype, n_targets, n_params, cap):
+    """Buffers for training on minibatches of up to cap rows."""
+    S = chunk_count(cap)
+    return workspace(widths, dtype, n_targets, n_params, S, _largest_chunk(cap, S))
+
+
+def predict_workspace(widths, dtype, rows, threads):
+    """Buffers for predicting `rows` rows on `threads` threads."""
+    chunk_cap = max(1, min(rows, config.PREDICT_CHUNK_ROWS))
+    chunks = max(1, min(threads, -(-rows // chunk_cap)))
+    return workspace(widths, dtype, 0, 0, chunks, chunk_cap)
+
+
+@nb.njit(error_model="numpy", inline="always", cache=True)
+def layer_block(buf, widths, rows, cap, layer):
+    """The (rows, widths[layer]) block of a per-layer buffer."""
+    off = 0
+    for k in range(layer):
+        off += cap * widths[k]
+    w = widths[layer]
+    return buf[off: off + rows * w].reshape((rows, w))
+
+
+@nb.njit(error_model="numpy", inline="always", cache=True)
+def layer_params(theta, layout, layer):
+    """Views (Wt (O, I), b (O,)) of weight layer `layer` (0-based) in a flat buffer."""
+    w0 = layout[layer, 0]
+    b0 = layout[layer, 1]
+    n_in = layout[layer, 2]
+    n_out = layout[layer, 3]
+    return theta[w0: w0 + n_out * n_in].reshape((n_out, n_in)), theta[b0: b0 + n_out]
+
+
+@nb.njit(error_model="numpy", cache=True)
+def layer_panels(ws, layout, layer, which):
+    # layer's forward (which=0) or input-gradient (which=1) panels in ws.wpack
+    n_in = layout[layer, 2]
+    n_out = layout[layer, 3]
+    K = n_in if which == 0 else n_out
+    N = n_out if which == 0 else n_in
+    r0 = ws.wpanels[layer, which]
+    NR = ws.wpack.shape[1]
+    return ws.wpack[r0: r0 + (N + NR - 1) // NR * K]
+
+
+@nb.njit(error_model="numpy", cache=True)
+def pack_weights(ws, theta, layout, backward_too):
+    """Every layer's weights into ws.wpack: forward panels (B = Wt.T) and, for training, the
+    input gradient's (B = Wt)."""
+    # (constants passed to other kernels go through np.int64 / np.bool_: see matmul.py)
+    zero = np.int64(0)
+    for layer in range(layout.shape[0]):
+        Wt, _ = layer_params(theta, layout, layer)
+        n_out, n_in = Wt.shape
+        pack_b(layer_panels(ws, layout, layer, zero), Wt, np.bool_(True), zero, n_in, zero,
+               n_out)
+        if backward_too and layer > 0:
+            pack_b(layer_panels(ws, layout, layer, np.int64(1)), Wt, np.bool_(False), zero,
+                   n_out, zero, n_in)
