@@ -109,105 +109,80 @@ def chunk_gradient(ws, c, X, y, Y, perm, start, rows, scale, theta, grad, layout
 
 
 @nb.njit(error_model="numpy", cache=True)
-def _predict_chunk(ws, c, out, X, start, rows, theta, layout, widths, hidden, classify):
-    # out[start:start+rows] for X's rows there, in chunk c's buffers (weights packed)
-    cap = ws.ybuf.shape[1]
-    Xb = layer_block(ws.acts[c], widths, rows, cap, 0)
-    Xb[:, :] = X[start: start + rows, :]
-    forward(ws, c, theta, layout, widths, rows, hidden, 0.0)
-    Z = layer_block(ws.acts[c], widths, rows, cap, layout.shape[0])
-    if classify:
-        softmax(out[start: start + rows], Z)
-    else:
-        out[start: start + rows, :] = Z
-
-
-GRADIENT = 0
-PREDICT = 1
-
-
-@nb.njit(error_model="numpy", parallel=True, cache=True)
-def _run_chunks(job, ws, S, per, X, y, Y, perm, start, rows, theta, grad, layout, widths, hidden,
-                classify, dropout, out):
-    # S chunks in parallel. GRADIENT: chunk c is rows c*per ... of the minibatch at start.
-    # PREDICT: chunk buffers c serve row blocks c, c + S, ... of X, per rows each.
-    # Training and prediction share this one parallel region: each region costs seconds of
-    # compilation, for the whole network beneath it.
-    for c_ in nb.prange(S):
-        c = np.int64(c_)
-        if job == GRADIENT:
-            lo = c * per
-            g = grad if c == 0 else ws.grads[c - 1]
-            chunk_gradient(ws, c, X, y, Y, perm, start + lo, min(rows, lo + per) - lo,
-                           1.0 / rows, theta, g, layout, widths, hidden, classify, dropout)
-        else:
-            for k in range(c, (X.shape[0] + per - 1) // per, S):
-                _predict_chunk(ws, c, out, X, k * per, min(per, X.shape[0] - k * per), theta,
-                               layout, widths, hidden, classify)
-
-
-@nb.njit(error_model="numpy", cache=True)
-def _chunk_pass(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths, hidden, classify,
-                dropout, rng):
-    # every chunk of the minibatch at start (weights packed): chunk 0's gradient in grad, the
-    # others' in ws.grads; returns (chunks, summed loss, rows predicted right)
-    S, per = chunk_rows(rows, ws.acts.shape[0])
+def _draw_streams(ws, S, dropout, rng):
+    # one dropout stream per chunk, drawn in chunk order from the fit's stream
     if dropout > 0:
         for c in range(S):
             ws.chunk_rng[c] = next_u64(rng)
-    if S == 1:
-        chunk_gradient(ws, np.int64(0), X, y, Y, perm, start, rows, 1.0 / rows, theta, grad,
-                       layout, widths, hidden, classify, dropout)
-    else:
-        _run_chunks(np.int64(GRADIENT), ws, S, per, X, y, Y, perm, start, rows, theta, grad,
-                    layout, widths, hidden, classify, dropout, ws.Ybuf[0])
+
+
+@nb.njit(error_model="numpy", cache=True)
+def _loss_of_chunks(ws, S):
     loss = 0.0
     correct = 0
     for c in range(S):
         loss += ws.losses[c, 0]
         correct += int(ws.losses[c, 1])
-    return S, loss, correct
+    return loss, correct
 
 
 @nb.njit(error_model="numpy", cache=True)
 def batch_gradient(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths, hidden,
                    classify, alpha, dropout, rng):
     """Gradient of the mean loss (+ L2) over rows perm[start:start+rows] into grad, without
-    an update.
+    an update; the chunks one after the other (for checks: training runs them in parallel).
 
     Returns (rows * batch loss, rows predicted right), scikit-learn's loss convention:
     mean loss + 0.5 * alpha * ||W||^2 / rows.
     """
-    pack_weights(ws, theta, layout, True)
-    S, loss, correct = _chunk_pass(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths,
-                                   hidden, classify, dropout, rng)
-    # chunk order, whichever thread finished first
+    pack_weights(ws, theta, layout, np.bool_(True))
+    S, per = chunk_rows(rows, ws.acts.shape[0])
+    _draw_streams(ws, S, dropout, rng)
+    for c in range(S):
+        lo = c * per
+        g = grad if c == 0 else ws.grads[c - 1]
+        chunk_gradient(ws, c, X, y, Y, perm, start + lo, min(rows, lo + per) - lo, 1.0 / rows,
+                       theta, g, layout, widths, hidden, classify, dropout)
+    # chunk order, as the update sums them
     for c in range(S - 1):
         g = ws.grads[c]
         for p in range(grad.shape[0]):
             grad[p] += g[p]
+    loss, correct = _loss_of_chunks(ws, S)
     sq = add_l2(grad, theta, layout, alpha / rows)
     return loss + 0.5 * alpha * sq, correct
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", parallel=True, cache=True)
 def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt1, opt2, layout,
                   widths, hidden, classify, solver, hyper, counters, rng, totals):
-    """Minibatches first..last-1 of the order `perm`: gradient, then one optimizer step each,
-    the update on up to `workers` threads (update.py).
+    """Minibatches first..last-1 of the order `perm`: gradient, then one optimizer step each.
+    The chunks of a minibatch run in parallel, the update on up to `workers` threads.
 
     opt1/opt2 are SGD's velocity (opt2 unused) or Adam's m and v. Adds the summed loss, the
     rows predicted right and the rows seen to totals.
+
+    The parallel loop sits here rather than in a function of its own: Numba re-optimises
+    everything a function calls when it compiles it, and each level of calls above the
+    network cost seconds of the first fit's compilation.
     """
     n = X.shape[0]
     alpha = hyper[H_ALPHA]
+    dropout = hyper[H_DROPOUT]
     # theta may have changed since the last call (warm start, partial_fit, set weights)
-    pack_weights(ws, theta, layout, True)
+    pack_weights(ws, theta, layout, np.bool_(True))
     for b in range(first, last):
         start = b * cap
         rows = min(cap, n - start)
-        S, loss, correct = _chunk_pass(ws, X, y, Y, perm, start, rows, theta, grad, layout,
-                                       widths, hidden, classify, hyper[H_DROPOUT], rng)
+        S, per = chunk_rows(rows, ws.acts.shape[0])
+        _draw_streams(ws, S, dropout, rng)
+        for c_ in nb.prange(S):
+            c = np.int64(c_)
+            lo = c * per
+            g = grad if c == 0 else ws.grads[c - 1]
+            chunk_gradient(ws, c, X, y, Y, perm, start + lo, min(rows, lo + per) - lo,
+                           1.0 / rows, theta, g, layout, widths, hidden, classify, dropout)
+        loss, correct = _loss_of_chunks(ws, S)
         if solver == ADAM:
             counters[C_ADAM_T] += 1
         sq = update(ws, workers, theta, grad, opt1, opt2, layout, S, alpha / rows, solver,
@@ -222,17 +197,20 @@ def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt
 def predict_raw(ws, out, X, theta, layout, widths, hidden, classify):
     """out (N, C) = the network's output for X (N, I): class probabilities or regression values.
 
-    Works through X in chunks of chunk_cap rows, each in one chunk's buffers, so that
-    activations stay in cache-sized blocks; a row's output does not depend on its chunk."""
-    pack_weights(ws, theta, layout, False)
+    Works through X in blocks of chunk_cap rows in chunk 0's buffers, so that activations
+    stay in cache-sized blocks; a row's output does not depend on its block. On one thread:
+    a parallel loop here would add its own copy of the network to the first run's
+    compilation (8 s of 2-core time) to save milliseconds on the files people predict."""
+    pack_weights(ws, theta, layout, np.bool_(False))
     cap = ws.ybuf.shape[1]
-    if X.shape[0] <= cap:
-        zero = np.int64(0)
-        _predict_chunk(ws, zero, out, X, zero, X.shape[0], theta, layout, widths, hidden,
-                       classify)
-    else:
-        # (the arguments of the training job are placeholders of the same types)
-        zero = np.int64(0)
-        _run_chunks(np.int64(PREDICT), ws, ws.acts.shape[0], cap, X, ws.ybuf[0], ws.Ybuf[0],
-                    ws.wpanels[0], zero, zero, theta, ws.acts[0], layout, widths, hidden,
-                    classify, 0.0, out)
+    zero = np.int64(0)
+    acts = ws.acts[0]
+    for start in range(0, X.shape[0], cap):
+        rows = min(cap, X.shape[0] - start)
+        layer_block(acts, widths, rows, cap, 0)[:, :] = X[start: start + rows, :]
+        forward(ws, zero, theta, layout, widths, rows, hidden, 0.0)
+        Z = layer_block(acts, widths, rows, cap, layout.shape[0])
+        if classify:
+            softmax(out[start: start + rows], Z)
+        else:
+            out[start: start + rows, :] = Z
