@@ -23,11 +23,17 @@ ZERO = np.int64(0)
 RELU = np.int64(1)
 
 
-@numba.njit
+@numba.njit(parallel=True)
 def _chunk_pass(reps, ws, X, y, Y, perm, B, theta, grad, layout, w):
+    # the chunks of a minibatch as train_batches runs them
+    S, per = buffers.chunk_rows(B, ws.acts.shape[0])
     for r in range(reps):
-        network._chunk_pass(ws, X, y, Y, perm, (r % 16) * B, B, theta, grad, layout, w, RELU,
-                            True, 0.0, ws.chunk_rng[:1])
+        for c_ in numba.prange(S):
+            c = np.int64(c_)
+            g = grad if c == 0 else ws.grads[c - 1]
+            network.chunk_gradient(ws, c, X, y, Y, perm, (r % 16) * B + c * per,
+                                   min(B, (c + 1) * per) - c * per, 1.0 / B, theta, g, layout,
+                                   w, RELU, True, 0.0)
 
 
 @numba.njit
