@@ -3,8 +3,11 @@ and the Numba matmul against NumPy's BLAS on the MLP's own shapes and on 1024^3.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_cpu.py [--epochs 3]
 
-(the two OPENBLAS_* variables, set on this workplace's machines, hold OpenBLAS to an older
-kernel; unset them so the peer runs at its best.) Prints steady-state medians and ratios.
+(the two OPENBLAS_* variables, set on some of this workplace's machines, hold OpenBLAS to an
+older kernel; unset them so the peer runs at its best.) Prints steady-state medians and
+ratios. These machines are shared and their speed drifts within minutes, so each engine is
+measured in several rounds, in turn with its peers, and a speed-up is the median of the
+rounds' ratios.
 """
 import argparse
 import json
@@ -15,9 +18,45 @@ import numpy as np
 from mlpfast import bench
 
 
+def products_epoch(wl, use, repeats=5):
+    """Seconds for one epoch's matmuls of workload wl (3 per layer per minibatch, on the
+    batch's shapes) through NumPy's BLAS or the Numba GEMM: the floor under any engine that
+    computes them with that kernel."""
+    import time
+
+    from mlpfast.kernels.matmul import gemm_parallel, new_pack
+    rng = np.random.default_rng(0)
+    widths = (wl.features,) + wl.hidden + (wl.classes,)
+    B = wl.batch
+    prods = []
+    for i, o in zip(widths[:-1], widths[1:]):
+        # forward (B, I) (I, O); input gradient (B, O) (O, I); weight gradient (I, B) (B, O)
+        for M, K, N in [(B, i, o), (B, o, i), (i, B, o)]:
+            A = rng.standard_normal((M, K), dtype=np.float32)
+            Bm = rng.standard_normal((K, N), dtype=np.float32)
+            C = np.empty((M, N), np.float32)
+            if use == "numpy":
+                prods.append(lambda A=A, Bm=Bm, C=C: np.matmul(A, Bm, out=C))
+            else:
+                pack, e = new_pack(np.float32, N, K), np.empty(0, np.float32)
+                prods.append(lambda A=A, Bm=Bm, C=C, p=pack, e=e:
+                             gemm_parallel(C, A, Bm, False, e, 0, p))
+    steps = 200
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            for f in prods:
+                f()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times)) / steps * -(-wl.rows // B)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=3, help="steady-state epochs after the first")
+    ap.add_argument("--rounds", type=int, default=3,
+                    help="times each engine is measured, in turn with the others")
     ap.add_argument("--workloads", default="W1,W2,W4")
     ap.add_argument("--engines", default="mlpfast-cpu,torch-cpu,sklearn")
     ap.add_argument("--json", help="also write the results here")
@@ -48,30 +87,62 @@ def main():
         results["matmul"].append({"tag": tag, "M": M, "K": K, "N": N, "numba": ours, "numpy": theirs})
         print(f"{tag:>6} {M:>5}x{K:>4}x{N:>4} {ours:8.1f} {theirs:8.1f} {ours / theirs:6.2f}")
 
-    print(f"\nepochs: first (compile / set-up) apart, then median of {args.epochs}")
-    print(f"{'workload':>8} {'engine':>12} {'first s':>8} {'epoch s':>8} {'GFLOP/s':>8}")
+    print("\nthe products alone: one epoch's forward, input-gradient and weight-gradient "
+          "products, nothing else (median of 5)")
+    for name in args.workloads.split(","):
+        wl = bench.WORKLOADS[name]
+        floors = {use: products_epoch(wl, use) for use in ("numpy", "numba")}
+        results.setdefault("products_floor", []).append({"workload": name, **floors})
+        print(f"{name:>8}  OpenBLAS {floors['numpy']:.3f} s   Numba GEMM {floors['numba']:.3f} s")
+
+    print(f"\nepochs: first (compile / set-up) apart, then {args.epochs} steady epochs, in "
+          f"{args.rounds} rounds (engines in turn, order rotated each round)")
+    print(f"{'workload':>8} {'engine':>12} {'first s':>8} {'epoch s':>8} {'GFLOP/s':>8}   "
+          "per-round medians")
+    engines = [e for e in args.engines.split(",")]
     for name in args.workloads.split(","):
         wl = bench.WORKLOADS[name]
         X, y = bench.synthetic(wl)
+        runs = {}
+        for r in range(args.rounds):
+            order = engines[r % len(engines):] + engines[:r % len(engines)]
+            for engine in order:
+                ok, why = bench.available(engine)
+                if not ok:
+                    runs[engine] = why
+                    continue
+                first, times, _ = bench.time_engine(bench.ENGINES[engine], X, y, wl,
+                                                    args.epochs, threads)
+                runs.setdefault(engine, []).append((first, times))
         medians = {}
-        for engine in args.engines.split(","):
-            ok, why = bench.available(engine)
-            if not ok:
-                print(f"{name:>8} {engine:>12}  skipped: {why}")
+        for engine in engines:
+            got = runs.get(engine)
+            if isinstance(got, str):
+                print(f"{name:>8} {engine:>12}  skipped: {got}")
                 continue
-            first, times, _ = bench.time_engine(bench.ENGINES[engine], X, y, wl, args.epochs, threads)
-            med = float(np.median(times))
-            medians[engine] = med
+            per_round = [float(np.median(t)) for _, t in got]
+            med = float(np.median([x for _, t in got for x in t]))
+            medians[engine] = per_round
             gf = wl.flop_per_epoch() / med / 1e9
-            results["epochs"].append({"workload": name, "engine": engine, "first": first,
-                                      "epochs": times, "median": med, "gflops": gf})
-            print(f"{name:>8} {engine:>12} {first:8.2f} {med:8.3f} {gf:8.1f}")
+            results["epochs"].append({"workload": name, "engine": engine,
+                                      "first": [f for f, _ in got],
+                                      "epochs": [t for _, t in got], "median": med,
+                                      "gflops": gf})
+            print(f"{name:>8} {engine:>12} {np.median([f for f, _ in got]):8.2f} {med:8.3f} "
+                  f"{gf:8.1f}   " + " ".join(f"{x:.3f}" for x in per_round))
             sys.stdout.flush()
         base = medians.get("mlpfast-cpu")
         if base:
-            ratios = ", ".join(f"{e} / mlpfast = {t / base:.1f}x" for e, t in medians.items()
-                               if e != "mlpfast-cpu")
-            print(f"{'':>8} speed-up of mlpfast-cpu: {ratios}")
+            for e, per_round in medians.items():
+                if e == "mlpfast-cpu":
+                    continue
+                ratios = [t / b for t, b in zip(per_round, base)]
+                results.setdefault("speedups", []).append(
+                    {"workload": name, "peer": e, "rounds": ratios,
+                     "median": float(np.median(ratios))})
+                print(f"{'':>8} speed-up of mlpfast-cpu over {e}: median "
+                      f"{np.median(ratios):.1f}x (rounds: "
+                      + ", ".join(f"{x:.1f}x" for x in ratios) + ")")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)
