@@ -116,6 +116,8 @@ def _micro(Ak, P, p0, tile, i0, i_hi):
     r4 = min(i0 + 4, last)
     r5 = min(i0 + 5, last)
     L = vlanes(tile)
+    # twelve named accumulators, rows written out: Numba has no arrays of vectors, and only
+    # values held in variables stay in registers across the k loop
     c00 = vzero(tile)
     c01 = vzero(tile)
     c10 = vzero(tile)
@@ -169,6 +171,7 @@ def _store(C, tile, i0, rows, j0, n, bias2, k_first, relu):
     relu if asked. bias2 is the bias as a (1, N) row, or (1, 0) for none."""
     L = vlanes(C)
     for r in range(rows):
+        # whole 2L-wide blocks with plain loads and stores, the ragged last block masked
         v0 = vload(tile, r, 0)
         v1 = vload(tile, r, L)
         i = i0 + r
