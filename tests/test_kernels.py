@@ -200,6 +200,22 @@ def test_activation_backward_from_output(rng, dtype, name):
     np.testing.assert_allclose(dH, G * ref.DERIVATIVES[name](H.astype(np.float64)), **tol(dtype))
 
 
+def test_float32_tanh_is_within_4e_7_of_tanh():
+    # the float32 path's rational tanh (activations.tanh32): odd, saturating, NaN kept
+    x = np.linspace(-30, 30, 400_001).astype(np.float32).reshape(1, -1)
+    h = x.copy()
+    act.apply_activation(h, act.TANH)
+    assert np.abs(h - np.tanh(x.astype(np.float64))).max() < 4e-7
+    neg = -x
+    act.apply_activation(neg, act.TANH)
+    assert np.array_equal(neg, -h)
+    special = np.array([[np.nan, 0.0, -0.0, 1e-30, np.inf, -np.inf]], np.float32)
+    act.apply_activation(special, act.TANH)
+    assert np.isnan(special[0, 0]) and special[0, 1] == 0 and np.signbit(special[0, 2])
+    assert special[0, 3] == pytest.approx(1e-30, rel=2e-7)  # tanh x ~ x near 0, to the ulp
+    assert special[0, 4] == -special[0, 5] > 0.9999997
+
+
 def test_activation_derivatives_match_finite_differences(rng):
     z = rng.uniform(-3, 3, 200)
     z = z[np.abs(z) > 1e-3]  # relu and leaky_relu have a kink at 0
