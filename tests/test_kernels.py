@@ -5,6 +5,7 @@ import itertools
 import numba as nb
 import numpy as np
 import pytest
+from llvmlite import binding as llvm
 from conftest import ODD, tol
 
 from mlpfast import reference as ref
@@ -113,6 +114,25 @@ def test_gemm_results_do_not_depend_on_threads_or_position(rng, M, K, N):
         matmul.gemm(part, np.ascontiguousarray(A[lo:hi]), B, False, b, act.TANH,
                     _pack(np.float32, N, K))
         assert np.array_equal(part, serial[lo:hi])
+
+
+@pytest.mark.skipif(not {"+avx2", "+fma"} <= set(llvm.get_host_cpu_features().flatten()
+                                                 .split(",")),
+                    reason="vector FMA instructions are checked on x86 with AVX2 and FMA")
+def test_micro_kernel_compiles_to_vector_fmas():
+    # the register block must come out of LLVM as 256-bit FMAs on 12 accumulators, with no
+    # accumulator spilled to memory (a fresh compile: the cache keeps no assembly to inspect)
+    block = nb.njit(error_model="numpy")(matmul._block.py_func)
+    C = np.zeros((12, 32), np.float32)
+    A = np.ones((12, 40), np.float32)
+    P = np.ones((80, 16), np.float32)
+    tile = np.zeros((6, 16), np.float32)
+    block(C, A, P, 40, 0, tile, 0, 12, 0, 32, C[:1, :0], True, False)
+    assert np.all(C == 40)
+    asm = block.inspect_asm(block.signatures[0])
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and "ymm" in line]
+    assert len(fmas) >= 12
+    assert not any("(%rsp)" in line for line in fmas)  # no FMA on a stack slot
 
 
 def test_gemm_refuses_a_pack_buffer_too_small(rng):
