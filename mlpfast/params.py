@@ -2,8 +2,10 @@
 
 One array (plus an int64 table of offsets and shapes) lets one compiled function serve any
 depth, the optimizer update one loop over the whole model, and a checkpoint a few arrays.
-Layer l's weight is stored transposed, Wt (n_out, n_in), for the NT products of the kernels;
-`coefs(theta, layout)` hands out the (n_in, n_out) views scikit-learn's coefs_ expects.
+Layer l's weight is stored transposed, Wt (n_out, n_in): one block of output rows is one
+contiguous slice (the CPU update works by such blocks, kernels/update.py) and the input
+gradient's product reads it as it is; `coefs(theta, layout)` hands out the (n_in, n_out)
+views scikit-learn's coefs_ expects.
 """
 import numpy as np
 
