@@ -166,6 +166,11 @@ def train(data_file, out_dir, **opts):
     chosen = resolve_device(opts["device"])  # an unusable device fails before any folder exists
     if opts["device"] == "auto":
         say(f"device: auto -> {chosen}" + ("" if chosen == "cuda" else f" ({cuda_status()[1]})"))
+    if chosen == "cpu":
+        from mlpfast.engine.cpu import kernels_cached
+        if kernels_cached() is False:
+            say("compiling the kernels: once after an install, about a minute on 2 cores; "
+                "later runs load them from the cache")
     out_dir = _make_run_dir(out_dir)
     monitor = _Monitor(est, opts["epochs"], task, quiet=opts["quiet"])
     eval_set = None if X_val is None else (X_val, y_val)

@@ -4,6 +4,8 @@ Python is entered once per epoch, or once per chunk of minibatches when the call
 progress reports; chunks are sized from the time the previous one took so that reports come
 about every config.PROGRESS_SECONDS without paying a Python round trip per minibatch.
 """
+import os
+
 import numba
 import numpy as np
 
@@ -74,3 +76,12 @@ class CPUEngine(Engine):
         network.predict_raw(ws, out, X, theta, layout_of(theta, spec), spec.widths_array,
                             spec.hidden, spec.classify)
         return out
+
+
+def kernels_cached():
+    """Whether Numba's on-disk cache holds the training kernels (False on the first run after
+    an install, when they compile for about a minute on 2 cores); None when it cannot tell."""
+    try:
+        return os.path.exists(network.train_batches._cache._cache_file._index_path)
+    except AttributeError:  # Numba's cache internals moved
+        return None
