@@ -3,14 +3,16 @@
 Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 8 float32,
 4 float64), MR = 6 rows and NR = 2L columns of a register block, KC rows of B per K-block.
 
-The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy:
+The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy
+of anything the size of a minibatch:
 
-    forward          Z   (B, O) = X    (B, I) . Wt (O, I).T    gemm(..., trans_b=True)
-    input gradient   dX  (B, I) = dZ   (B, O) . Wt (O, I)      gemm(..., trans_b=False)
-    weight gradient  dWt (O, I) = dZ.T (O, B) . X  (B, I)      A a strided view, trans_b=False
+    forward          Z   (B, O) = X  (B, I) . Wt (O, I).T    gemm_packed, Wt packed transposed
+    input gradient   dX  (B, I) = dZ (B, O) . Wt (O, I)      gemm_packed, Wt packed as it is
+    weight gradient  dWt (O, I) = dZ (B, O).T . X (B, I)     gemm_tn, from dZ as it is stored
 
-A is read one element at a time through its strides (any layout); B is copied per K-block
-into panels anyway (below), and that copy is where Wt gets transposed.
+The engine packs the weights once per step for every chunk of the minibatch (gemm_packed);
+gemm packs B itself per call, B given as is or transposed (trans_b), and gemm_parallel splits
+one product across threads (for single large products and the benchmarks).
 
 The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
 - The micro-kernel holds a 6 x 2L block of C in 12 vector registers. Per k it loads two
@@ -18,10 +20,12 @@ The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
   no load or store of C inside the K loop. (Dot-product blocks, which reduce along K, need a
   horizontal sum per element of C and ran at half this speed.)
 - B is packed per K-block into panels NR columns wide, contiguous along k, zero past N. A panel
-  (KC x NR, 16 KB in float32) stays in L1 while every row block of A passes over it; unpacked,
-  rows of B are N elements apart and at N = 1024 (4 KB apart) they all land in one L1 set.
-- MC rows of A per pass over the panels stay in L2.
-- Threads split C into row ranges (multiples of MR) or column ranges (multiples of NR),
+  (KC x NR, 16 KB in float32) stays in L1 while the blocks of A pass over it; unpacked, rows
+  of B are N elements apart and at N = 1024 (4 KB apart) they all land in one L1 set. Packing
+  is also where Wt gets transposed (8 x 8 blocks in registers).
+- A is read in place through its strides, except in gemm_tn, which copies each MR x kc block
+  of A = dZ.T out of dZ once (see _pack_a_t).
+- gemm_parallel splits C into row ranges (multiples of MR) or column ranges (multiples of NR),
   whichever has more blocks; each thread packs the B columns it needs into its own part of
   `pack`, so one parallel region per product and no synchronisation inside it.
 
@@ -44,7 +48,6 @@ from .simd import (lanes_of, vadd, vfma, vlanes, vload, vload_part, vrelu, vspla
 
 MR = 6
 KC = 256
-MC = 120
 
 
 def nr_of(dtype):
