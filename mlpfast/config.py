@@ -22,8 +22,8 @@ UPDATE_TASK_PARAMS = 4096
 CHUNK_ROWS = 128
 MAX_CHUNKS = 16
 
-# Rows per chunk when predicting: each thread works through chunks this size, so that
-# activations of a large file stay in cache-sized buffers.
+# Rows per block when predicting, so that the activations of a large file stay in cache-sized
+# buffers.
 PREDICT_CHUNK_ROWS = 512
 
 # Minibatches per compiled call while training, when the caller wants progress reports.

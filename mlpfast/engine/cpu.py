@@ -70,8 +70,7 @@ class CPUEngine(Engine):
         # copy of the weights rather than a second compilation of the network
         theta = np.require(theta, requirements=["C", "W"])
         X = np.require(X, requirements=["C", "W"])
-        ws = buffers.predict_workspace(spec.widths, spec.dtype, X.shape[0],
-                                       numba.get_num_threads())
+        ws = buffers.predict_workspace(spec.widths, spec.dtype, X.shape[0])
         out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
         network.predict_raw(ws, out, X, theta, layout_of(theta, spec), spec.widths_array,
                             spec.hidden, spec.classify)

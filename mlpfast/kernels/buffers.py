@@ -111,11 +111,10 @@ def train_workspace(widths, dtype, n_targets, n_params, cap):
     return workspace(widths, dtype, n_targets, n_params, S, _largest_chunk(cap, S))
 
 
-def predict_workspace(widths, dtype, rows, threads):
-    """Buffers for predicting `rows` rows on `threads` threads."""
-    chunk_cap = max(1, min(rows, config.PREDICT_CHUNK_ROWS))
-    chunks = max(1, min(threads, -(-rows // chunk_cap)))
-    return workspace(widths, dtype, 0, 0, chunks, chunk_cap)
+def predict_workspace(widths, dtype, rows):
+    """Buffers for predicting `rows` rows: one chunk, which network.predict_raw reuses for
+    every block of PREDICT_CHUNK_ROWS rows."""
+    return workspace(widths, dtype, 0, 0, 1, max(1, min(rows, config.PREDICT_CHUNK_ROWS)))
 
 
 @nb.njit(error_model="numpy", inline="always", cache=True)

@@ -76,7 +76,6 @@ def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
     L = vlanes(P)
     NR = 2 * L
     kc = k1 - k0
-    zero = P.dtype.type(0)
     for p in range((j_hi - j_lo + NR - 1) // NR):
         j0 = j_lo + p * NR
         n = min(NR, j_hi - j0)
@@ -93,9 +92,12 @@ def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
                         for k in range(k_vec, k1):
                             P[r + k, jj] = B[j0 + jj, k]
                 else:
-                    for jj in range(jb, jb + L):
+                    # a ragged (or empty) block of columns: zeros, then the columns there are
+                    for k in range(k0, k1):
+                        vstore(P, r + k, jb, vzero(P))
+                    for jj in range(jb, n):
                         for k in range(k0, k1):
-                            P[r + k, jj] = B[j0 + jj, k] if jj < n else zero
+                            P[r + k, jj] = B[j0 + jj, k]
         elif n == NR:
             for k in range(k0, k1):
                 vstore(P, r + k, 0, vload(B, k, j0))
