@@ -1,0 +1,84 @@
+"""A/B of whole CPU engines from several checkouts in one process: epochs alternate between
+them, so a machine whose speed drifts within minutes treats them alike; best us per step.
+
+    python benchmarks/ab_inprocess.py old=/path/to/old/checkout new=. [--wl W1,W4] [--rounds 12]
+
+Each checkout's mlpfast/ is copied to a temporary folder as package mlpfast_<TAG> (its own
+Numba cache, so the first round compiles it). 40,000 synthetic rows of each workload, no
+shuffle, Adam. benchmarks/ab_chunks.py uses the same machinery on config variants.
+"""
+import argparse
+import importlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from mlpfast import bench
+
+
+def load_copies(sources, root, patch=None):
+    """{tag: mlpfast_<tag> package} for sources {tag: path of an mlpfast/ folder}; patch(tag,
+    folder) may edit a copy before it is imported."""
+    sys.path.insert(0, root)
+    for tag, src in sources.items():
+        dst = os.path.join(root, f"mlpfast_{tag}")
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__"))
+        if patch:
+            patch(tag, dst)
+    return {tag: importlib.import_module(f"mlpfast_{tag}") for tag in sources}
+
+
+def race(packages, workloads, rounds):
+    """Print the best us per step of each package's CPU engine, epochs alternating."""
+    hyper = np.array([1e-3, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
+    for name in workloads:
+        wl = bench.WORKLOADS[name]
+        X, y = bench.synthetic(wl, 40000)
+        y = y.astype(np.int32)
+        widths = (wl.features,) + wl.hidden + (wl.classes,)
+        engines = {}
+        for tag, pkg in packages.items():
+            eng = importlib.import_module(f"{pkg.__name__}.engine")
+            net = importlib.import_module(f"{pkg.__name__}.kernels.network")
+            params = importlib.import_module(f"{pkg.__name__}.params")
+            _, P = params.make_layout(widths)
+            theta = (np.random.default_rng(0).standard_normal(P) * 0.05).astype(np.float32)
+            e = eng.CPUEngine(eng.NetSpec(widths, 1, True, np.float32, net.ADAM, wl.batch))
+            e.start(theta, np.zeros_like(theta), np.zeros_like(theta), X, y,
+                    np.zeros((len(X), 0), np.float32))
+            engines[tag] = e
+        steps = -(-len(X) // wl.batch)
+        best = dict.fromkeys(engines, float("inf"))
+        for r in range(rounds):
+            for tag, e in engines.items():
+                counters, rng = np.zeros(2, np.int64), np.array([1], np.uint64)
+                t0 = time.perf_counter()
+                e.train_epoch(rng, False, hyper, counters)
+                if r:  # the first round compiles
+                    best[tag] = min(best[tag], (time.perf_counter() - t0) / steps * 1e6)
+        print(name, "  ".join(f"{t}: {b:.1f}" for t, b in best.items()), "us/step")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("checkouts", nargs="+", help="TAG=PATH")
+    ap.add_argument("--wl", default="W1,W4")
+    ap.add_argument("--rounds", type=int, default=12)
+    args = ap.parse_args()
+    sources = {}
+    for item in args.checkouts:
+        tag, path = item.split("=", 1)
+        sources[tag] = os.path.join(path, "mlpfast")
+    root = tempfile.mkdtemp(prefix="mlpfast-ab-")
+    try:
+        race(load_copies(sources, root), args.wl.split(","), args.rounds)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
