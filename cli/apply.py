@@ -1,20 +1,15 @@
-"""`mlpfast predict` and `mlpfast evaluate`: a saved model applied to a raw CSV file."""
-import csv
+"""`mlpfast predict` and `mlpfast evaluate`: a saved model applied to a raw CSV file, through
+mlpfast.tabular's Run (the same reader and stored schema as training)."""
 import io
 import json
 import sys
 
 import click
-import numpy as np
 
-from mlpfast import data, metrics
-from mlpfast.errors import DataError
-from mlpfast.model_io import atomic_write, load_model
+from mlpfast.model_io import atomic_write
 
-from .common import csv_options, warnings_to_stderr
+from .common import csv_format, csv_options, notes_to_stderr
 from .main import cli
-
-CHUNK_ROWS = 50_000
 
 
 @cli.command()
@@ -24,48 +19,28 @@ CHUNK_ROWS = 50_000
               help="CSV file to write. [default: stdout]")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @csv_options
-def predict(model, data_file, out_file, proba, sep, encoding):
+def predict(model, data_file, out_file, proba, **fmt_opts):
     """Predict every row of DATA with MODEL (a run folder or its model.npz).
 
     Writes one row per input row, in order: the predicted label (column `prediction`) and,
-    with --proba, `proba_<class>` columns. The preprocessing saved in the model is applied to
-    the raw CSV; columns the model does not use (the target among them) are ignored.
+    with --proba, `proba_<class>` columns. DATA (a file, or - for standard input) is read in
+    blocks by the schema stored in the model, exactly as training read its file; columns the
+    model does not use (the target among them) are ignored.
 
     \b
     Examples:
       mlpfast predict runs/letters datasets/letter-recognition.csv --proba --out pred.csv
       mlpfast predict runs/letters/model.npz new.csv | head
     """
-    est, pre, _ = load_model(model)
-    if proba and pre.task != "classification":
-        raise DataError("--proba needs a classification model; this one does regression")
-    header = ["prediction"]
-    if proba:
-        header += [f"proba_{c}" for c in pre.classes]
-
-    def write(stream):
-        w = csv.writer(stream, lineterminator="\n")
-        w.writerow(header)
-        for chunk in data.read_csv(data_file, sep=sep, encoding=encoding, chunksize=CHUNK_ROWS):
-            if len(chunk) == 0:
-                continue
-            X = pre.transform(chunk, name=data_file)
-            if pre.task == "classification":
-                P = est.predict_proba(X)
-                labels = pre.classes[np.argmax(P, axis=1)]
-                rows = [[lab] + ([f"{p:.6g}" for p in row] if proba else [])
-                        for lab, row in zip(labels, P)]
-            else:
-                pred = np.asarray(est.predict(X)).reshape(len(X), -1)
-                rows = [[f"{v:.8g}" for v in row] if pred.shape[1] > 1 else [f"{row[0]:.8g}"]
-                        for row in pred]
-            w.writerows(rows)
-
-    with warnings_to_stderr():
+    from mlpfast import tabular
+    run = tabular.load(model)
+    fmt = csv_format(fmt_opts)
+    with notes_to_stderr():
         if out_file:
-            atomic_write(out_file, lambda f: _text(f, write))
+            atomic_write(out_file, lambda f: _text(f, lambda s: run.predict_csv(
+                data_file, s, proba=proba, csv=fmt)))
         else:
-            write(sys.stdout)
+            run.predict_csv(data_file, sys.stdout, proba=proba, csv=fmt)
 
 
 def _text(binary, write):
@@ -81,7 +56,7 @@ def _text(binary, write):
 @click.option("--target", help="Target column. [default: the one the model was trained on]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @csv_options
-def evaluate(model, data_file, target, as_json, sep, encoding):
+def evaluate(model, data_file, target, as_json, **fmt_opts):
     """Score MODEL on a labelled CSV file.
 
     Classification: loss, accuracy, per-class precision, recall and F1, macro and weighted
@@ -92,43 +67,14 @@ def evaluate(model, data_file, target, as_json, sep, encoding):
       mlpfast evaluate runs/letters datasets/letter-recognition.csv
       mlpfast evaluate runs/letters test.csv --json | jq .accuracy
     """
-    est, pre, _ = load_model(model)
-    frame = data.read_csv(data_file, sep=sep, encoding=encoding)
-    if target and target != pre.target:
-        frame = frame.rename(columns={target: pre.target})
-    with warnings_to_stderr():
-        result = evaluate_frame(est, pre, frame, data_file)
+    from mlpfast import tabular
+    run = tabular.load(model)
+    with notes_to_stderr():
+        result = run.evaluate(data_file, target=target, csv=csv_format(fmt_opts))
     if as_json:
         click.echo(json.dumps(result))
     else:
         click.echo(_report(result))
-
-
-def evaluate_frame(est, pre, frame, name):
-    """Metrics of a fitted estimator on a raw labelled DataFrame, as a JSON-able dict."""
-    if pre.target not in frame.columns:
-        raise DataError(f"{name}: no target column {pre.target!r}; columns are "
-                        f"{list(frame.columns)} (pass --target)")
-    X = pre.transform(frame, name=name)
-    y = pre.encode_target(frame[pre.target], name=name)
-    if pre.task == "regression":
-        pred = est.predict(X)
-        return {"task": "regression", "rows": len(X), "loss": metrics.squared_loss(pred, y),
-                "mse": metrics.mse(y, pred), "mae": metrics.mae(y, pred), "r2": metrics.r2(y, pred)}
-    P = est.predict_proba(X)
-    pred = np.argmax(P, axis=1)
-    cm = metrics.confusion_matrix(y, pred, len(pre.classes))
-    rep = metrics.classification_report(cm)
-    labels = [str(c) for c in pre.classes]
-    return {
-        "task": "classification", "rows": len(X), "loss": metrics.log_loss(P, y),
-        "accuracy": metrics.accuracy(y, pred), "labels": labels,
-        "per_class": {lab: {"precision": float(rep["precision"][k]), "recall": float(rep["recall"][k]),
-                            "f1": float(rep["f1"][k]), "support": int(rep["support"][k])}
-                      for k, lab in enumerate(labels)},
-        "macro": rep["macro"], "weighted": rep["weighted"],
-        "confusion_matrix": cm.tolist(),
-    }
 
 
 def _report(r):
@@ -154,4 +100,4 @@ def _report(r):
     return "\n".join(lines)
 
 
-__all__ = ["predict", "evaluate", "evaluate_frame"]
+__all__ = ["predict", "evaluate"]

@@ -4,10 +4,10 @@ import sys
 import click
 import numpy as np
 
-from mlpfast import bench, data
+from mlpfast import bench
 from mlpfast.errors import DataError
 
-from .common import comma_list, csv_options, write_csv_rows, write_json
+from .common import comma_list, csv_format, csv_options, write_csv_rows, write_json
 from .main import cli
 
 PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"]}
@@ -38,7 +38,7 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
               help="Draw samples/s per engine and workload (needs matplotlib).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def bench_command(data_file, workloads, rows, devices, against, epochs, target, hidden,
-                  batch_size, sep, encoding, json_file, csv_file, plot_file, quiet):
+                  batch_size, json_file, csv_file, plot_file, quiet, **fmt_opts):
     """Time training epochs of mlpfast and its peers on the same model, in one run.
 
     For each engine and workload: first-epoch (compile / set-up) seconds apart, the median of
@@ -67,7 +67,7 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
             raise click.BadParameter(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}",
                                      param_hint="--against")
         engines += [e for e in PEERS[peer] if not e.endswith("cuda") or "cuda" in devices]
-    cases = _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding)
+    cases = _cases(data_file, workloads, rows, target, hidden, batch_size, csv_format(fmt_opts))
 
     import numba
     threads = numba.get_num_threads()
@@ -115,19 +115,13 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
         _plot(plot_file, results)
 
 
-def _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding):
+def _cases(data_file, workloads, rows, target, hidden, batch_size, fmt):
     if data_file:
-        frame = data.read_csv(data_file, sep=sep, encoding=encoding)
-        target = target or frame.columns[-1]
-        if target not in frame.columns:
-            raise DataError(f"{data_file}: no target column {target!r}; columns are {list(frame.columns)}")
-        task, _ = data.infer_task(frame[target])
-        if task != "classification":
-            raise DataError(f"{data_file}: bench trains classifiers; target {target!r} looks "
-                            "like a regression target")
-        pre = data.Preprocessor.fit(frame, target, task, name=data_file)
-        X = pre.transform(frame, name=data_file)
-        y = pre.encode_target(frame[target], name=data_file)
+        from mlpfast.tabular.run import arrays
+        X, y, schema = arrays(data_file, target, csv=fmt)
+        if schema.task != "classification":
+            raise DataError(f"{data_file}: bench trains classifiers; target {schema.target!r} "
+                            "looks like a regression target")
         if rows:
             X, y = X[:rows], y[:rows]
         try:
@@ -135,7 +129,7 @@ def _cases(data_file, workloads, rows, target, hidden, batch_size, sep, encoding
         except ValueError:
             raise click.BadParameter(f"{','.join(hidden)!r} is not a list of widths",
                                      param_hint="--hidden") from None
-        wl = bench.Workload(data_file, len(X), X.shape[1], widths, len(pre.classes),
+        wl = bench.Workload(data_file, len(X), X.shape[1], widths, len(schema.classes),
                             min(batch_size, len(X)))
         return [(wl, np.ascontiguousarray(X), y.astype(np.int64))]
     names = list(bench.WORKLOADS) if workloads == "all" else comma_list(None, None, workloads)

@@ -11,11 +11,22 @@ from mlpfast.model_io import atomic_write
 
 
 def csv_options(f):
-    """--sep and --encoding, handed to pandas."""
+    """--sep, --encoding, --decimal and --thousands: how the CSV files are written."""
+    f = click.option("--thousands", help="Thousands separator inside numbers (e.g. ',').")(f)
+    f = click.option("--decimal", default=".", show_default=True,
+                     help="Decimal mark of numbers ('.' or ',').")(f)
     f = click.option("--encoding", default="utf-8", show_default=True,
                      help="Text encoding of the CSV files.")(f)
-    f = click.option("--sep", default=",", show_default=True, help="Field separator.")(f)
+    f = click.option("--sep", help="Field separator: a character, or tab, semicolon, pipe. "
+                     "[default: ',', or the one the header uses]")(f)
     return f
+
+
+def csv_format(opts):
+    """The CSVFormat of the csv_options in a command's keyword arguments (popped)."""
+    from mlpfast.tabular import CSVFormat
+    return CSVFormat(opts.pop("sep"), opts.pop("encoding"), opts.pop("decimal"),
+                     opts.pop("thousands"))
 
 
 def comma_list(ctx, param, value):
@@ -25,6 +36,30 @@ def comma_list(ctx, param, value):
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value]
     return [v.strip() for v in str(value).split(",") if v.strip()]
+
+
+@contextlib.contextmanager
+def notes_to_stderr():
+    """Print the library's notes ('note: ...') and warnings ('Warning: ...') on stderr as they
+    happen, once each. --quiet keeps them: they say what was done to the data."""
+    from mlpfast.errors import DataNote
+    seen = set()
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, (DeprecationWarning, PendingDeprecationWarning, ResourceWarning,
+                                 ConvergenceWarning)):
+            return
+        text = str(message)
+        if text in seen:
+            return
+        seen.add(text)
+        prefix = "note" if issubclass(category, DataNote) else "Warning"
+        click.echo(f"{prefix}: {text}", err=True)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = show
+        yield
 
 
 @contextlib.contextmanager

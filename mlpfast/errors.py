@@ -44,3 +44,8 @@ class DataConversionWarning(UserWarning):
 
 class ConvergenceWarning(UserWarning):
     """Training stopped at max_iter before the loss settled."""
+
+
+class DataNote(UserWarning):
+    """Something the CSV flow did to the data that the user should know: a column left out,
+    values imputed, a separator or a task guessed. The CLI prints these on stderr."""

@@ -8,12 +8,12 @@ import zipfile
 import numpy as np
 
 from ._version import __version__
-from .data import Preprocessor
 from .errors import ModelFileError
 from .estimators import MLPClassifier, MLPRegressor
 
 FORMAT = "mlpfast-model"
-FORMAT_VERSION = 1
+# 2: the stored schema of mlpfast.tabular (format 1 held the Preprocessor of mlpfast.data)
+FORMAT_VERSION = 2
 
 
 def atomic_write(path, write):
@@ -32,10 +32,10 @@ def atomic_write(path, write):
         raise
 
 
-def save_model(path, estimator, preprocessor, theta=None, meta=None):
+def save_model(path, estimator, schema, theta=None, meta=None):
     """Write `estimator` (or, with theta, the same network with those weights) and its
-    preprocessing to `path`."""
-    arrays = {f"pre_{k}": v for k, v in preprocessor.to_arrays().items()}
+    schema (mlpfast.tabular.schema.Schema) to `path`."""
+    arrays = {f"schema_{k}": v for k, v in schema.to_arrays().items()}
     arrays.update({
         "format": np.array(FORMAT),
         "format_version": np.array(FORMAT_VERSION),
@@ -45,13 +45,14 @@ def save_model(path, estimator, preprocessor, theta=None, meta=None):
         "meta": np.array(json.dumps(meta or {})),
         "versions": np.array(json.dumps({"mlpfast": __version__, "numpy": np.__version__})),
     })
-    if preprocessor.task == "regression":
+    if schema.task == "regression":
         arrays["n_targets"] = np.array(estimator.n_outputs_)
     atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def load_model(path):
-    """(estimator, preprocessor, meta) from a model file or a run folder holding model.npz."""
+    """(estimator, schema, meta) from a model file or a run folder holding model.npz."""
+    from .tabular.schema import Schema
     path = os.fspath(path)
     if os.path.isdir(path):
         path = os.path.join(path, "model.npz")
@@ -68,16 +69,22 @@ def load_model(path):
         raise ModelFileError(f"{path}: written by a newer mlpfast (format "
                              f"{int(a['format_version'])}); upgrade mlpfast to read it")
     try:
-        pre = Preprocessor.from_arrays({k[4:]: v for k, v in a.items() if k.startswith("pre_")})
+        if int(a["format_version"]) == 1:
+            pre = Schema.from_v1_arrays({k[4:]: v for k, v in a.items() if k.startswith("pre_")})
+        else:
+            pre = Schema.from_arrays({k[7:]: v for k, v in a.items() if k.startswith("schema_")})
         params = json.loads(a["params"].item())
         if isinstance(params.get("hidden_layer_sizes"), list):
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         cls = MLPClassifier if pre.task == "classification" else MLPRegressor
         est = cls(**params)
         est._restore(a["theta"], [int(w) for w in a["widths"]],
-                     classes=pre.classes if pre.task == "classification" else None)
+                     classes=np.arange(len(pre.classes)) if pre.task == "classification" else None)
+        if est.n_features_in_ != pre.n_features:
+            raise ValueError(f"the network takes {est.n_features_in_} features, the schema "
+                             f"encodes {pre.n_features}")
         meta = json.loads(a["meta"].item())
-    except (KeyError, ValueError, TypeError) as exc:
+    except (KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: the model file is damaged ({_short(exc)})") from None
     return est, pre, meta
 

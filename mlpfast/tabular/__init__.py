@@ -1,0 +1,15 @@
+"""CSV files to trained models and back: one reader, a stored schema, one flow.
+
+    from mlpfast import tabular
+    run = tabular.train("houses.csv", target="price", hidden_layer_sizes=(64,), out="runs/h")
+    run = mlpfast.load("runs/h")            # later, or from the CLI's run folder
+    run.predict(frame_of_raw_columns)       # a DataFrame or a CSV path
+
+Modules: reader (the one CSV reader), parse (text to values), scan (pass one: column roles),
+schema (what training learnt, stored in the model; the encoder), learn (the two passes),
+split (the validation split), run (train, Run, load), folder (the run folder's files).
+"""
+from .reader import CSVFormat
+from .run import Run, load, train
+
+__all__ = ["train", "load", "Run", "CSVFormat"]

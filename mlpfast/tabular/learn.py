@@ -1,0 +1,296 @@
+"""From a training file to a schema and an encoded feature matrix, in two streaming passes.
+
+Pass one (learn_schema) reads every row to decide the columns' roles, levels and the target's
+classes; the split is then drawn; pass two (encode_file) writes each row straight into its place
+in one preallocated matrix, training rows first, so that the training and validation matrices
+are views, never copies. Peak memory is the matrix plus one block of text.
+"""
+import os
+
+import numpy as np
+import pyarrow.compute as pc
+
+from ..errors import DataError
+from . import parse
+from .reader import Table
+from .scan import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC, ColumnScan, decide
+from .schema import MISSING_LEVEL, Column, Encoder, Schema
+
+# an integer target with at most this many distinct values is taken as class labels
+MAX_INFERRED_CLASSES = 50
+MAX_CLASSES = 100_000
+
+
+class TargetScan:
+    """Pass one's record of the target column: one number and one text code per row."""
+
+    def __init__(self, name, missing, fmt):
+        self.name, self.missing, self.fmt = name, missing, fmt
+        self.numbers, self.codes = [], []
+        self.keys = {}
+        self.first_missing = None
+        self.n_missing = 0
+        self.first_text = None
+
+    def add(self, first_row, arr):
+        s = parse.strip(arr)
+        miss = self.missing.mask(s, self.fmt)
+        if miss.any():
+            self.n_missing += int(miss.sum())
+            if self.first_missing is None:
+                self.first_missing = first_row + int(np.argmax(miss))
+        nums = parse.numbers(s, self.fmt)
+        nums[miss] = np.nan
+        if self.first_text is None:
+            text = np.isnan(nums) & ~miss
+            if text.any():
+                k = int(np.argmax(text))
+                self.first_text = (s[k].as_py(), first_row + k)
+        self.numbers.append(nums)
+        enc = pc.dictionary_encode(s)
+        local = np.array(enc.indices.fill_null(-1), np.int64)
+        mapping = np.array([self.keys.setdefault(v, len(self.keys))
+                            for v in enc.dictionary.to_pylist()], np.int64)
+        if len(self.keys) > MAX_CLASSES and self.first_text is not None:
+            raise DataError(f"target column {self.name!r} has more than {MAX_CLASSES} distinct "
+                            "text labels; is it the right column? (--target)")
+        codes = mapping[local] if len(mapping) else local
+        codes[miss] = -1
+        self.codes.append(codes.astype(np.int32))
+
+
+def learn_schema(source, fmt, target=None, features=None, drop=None, categorical=(),
+                 task=None, max_categories=100, missing=None, scale_target=True,
+                 block_bytes=None):
+    """Pass one. Returns (schema, targets, notes, table_info) where targets is the int64 class
+    index or float64 target of every row, in file order (unscaled for regression), and
+    table_info holds the separator and the row count.
+
+    The schema's numeric scaling is the whole file's provisional one (c0, s0); finish_numeric
+    completes it from the training rows. Raises DataError for columns or targets that cannot be
+    used, naming the column, the file line and what to pass."""
+    missing = missing or parse.Missing()
+    kw = {} if block_bytes is None else {"block_bytes": block_bytes}
+    table = Table(source, fmt, **kw)
+    name = source.name
+    columns = table.columns
+    target = target or columns[-1]
+    used = _select(columns, target, features, drop, categorical, name)
+    scans = {c: ColumnScan(c, missing, fmt, seed=k) for k, c in enumerate(used)}
+    tscan = TargetScan(target, missing, fmt)
+    rows = 0
+    budget = _memory_budget()
+    for first, cols in table:
+        for c, scan in scans.items():
+            scan.add(first, cols[c])
+        tscan.add(first, cols[target])
+        rows = first + len(cols[target])
+        if budget and rows * max(len(used), 1) * 4 > budget:
+            raise DataError(f"{name}: more than {rows:,} rows by line {table.line_of_row(rows - 1)}, "
+                            f"whose features would not fit in the {budget / 2**30:.1f} GiB of "
+                            "memory available; train on a sample of the file")
+    if rows == 0:
+        raise DataError(f"{name}: has a header but no data rows")
+    notes = list(table.notes)
+    line = table.line_of_row
+    feature_columns, dropped = [], []
+    for c in used:
+        scan = scans[c]
+        where = f"{name}: column {c!r}"
+        role, col_notes = decide(scan, c in (categorical or ()), max_categories, where, line)
+        notes += col_notes
+        if role is None:
+            dropped.append(c)
+            continue
+        feature_columns.append(_column(c, role, scan))
+        notes += _missing_notes(scan, where, missing, line)
+    if not feature_columns:
+        raise DataError(f"{name}: no feature columns left besides the target {target!r}")
+    schema_task, y, classes, numbers, why = _target(tscan, task, name, line)
+    if task is None:
+        notes.insert(0, f"task: {schema_task} (target {target!r} has {why}; override with --task)")
+    schema = Schema(feature_columns, target, schema_task, classes, numbers, missing=missing,
+                    dropped=dropped)
+    schema.scale_target = scale_target and schema_task == "regression"
+    return schema, y, notes, {"sep": table.sep, "rows": rows}
+
+
+def _select(columns, target, features, drop, categorical, name):
+    if target not in columns:
+        raise DataError(f"{name}: no target column {target!r}; columns are {columns}")
+    for option, names in (("--features", features), ("--drop", drop),
+                          ("--categorical", categorical)):
+        unknown = [c for c in names or () if c not in columns]
+        if unknown:
+            raise DataError(f"{name}: {option} names unknown column(s) {unknown}; columns are "
+                            f"{columns}")
+    if drop and target in drop:
+        raise DataError(f"{name}: --drop names the target column {target!r}")
+    used = [c for c in columns if c != target and (not features or c in features)
+            and c not in (drop or ())]
+    if not used:
+        raise DataError(f"{name}: no feature columns left besides the target {target!r}")
+    return used
+
+
+def _column(name, role, scan):
+    if role in (NUMERIC, DATETIME):
+        # provisional scaling from the whole file; finish_numeric refines it on training rows
+        mean, sd = (scan.time_moments if role == DATETIME else scan.moments).result()
+        return Column(name, role, mean, sd if sd > 0 else 1.0)
+    if role == BOOLEAN:
+        return Column(name, role)
+    numeric = scan.n_non_numbers == 0 and scan.present > 0
+    if numeric:
+        levels = [parse.format_number(v) for v in sorted(scan.number_values)]
+    else:
+        levels = sorted(scan.distinct)
+    if scan.missing:
+        levels.append(MISSING_LEVEL)
+    return Column(name, CATEGORICAL, levels=levels, numeric_levels=numeric)
+
+
+def _missing_notes(scan, where, missing, line):
+    notes = []
+    defaults = {m: c for m, c in scan.markers.items() if m not in missing.extra}
+    if defaults and missing.default:
+        shown = ", ".join(f"{m!r} ({c})" for m, c in list(defaults.items())[:4])
+        notes.append(f"{where}: {sum(defaults.values())} value(s) {shown} read as missing "
+                     "(pandas' default missing-value markers); pass --no-default-na to keep "
+                     "them as values")
+    return notes
+
+
+def _target(tscan, task, name, line):
+    at = f"{name}: target column {tscan.name!r}"
+    if tscan.n_missing:
+        raise DataError(f"{at} has {tscan.n_missing} missing value(s), first at line "
+                        f"{line(tscan.first_missing)}; fill them or remove those rows")
+    numbers = np.concatenate(tscan.numbers)
+    codes = np.concatenate(tscan.codes).astype(np.int64)
+    numeric = tscan.first_text is None
+    if numeric and not np.isfinite(numbers).all():
+        k = int(np.argmax(~np.isfinite(numbers)))
+        raise DataError(f"{at} has an infinite value at line {line(k)}")
+    if task == "regression" and not numeric:
+        value, row = tscan.first_text
+        raise DataError(f"{at} has {value!r} at line {line(row)}, which is not a number; a "
+                        "regression target must be numeric")
+    why = None
+    if task is None:
+        if not numeric:
+            task, why = "classification", f"{len(tscan.keys)} text labels"
+        else:
+            distinct = np.unique(numbers)
+            whole = bool((distinct == np.round(distinct)).all())
+            if whole and len(distinct) <= MAX_INFERRED_CLASSES:
+                task, why = "classification", f"{len(distinct)} distinct integer values"
+            else:
+                task = "regression"
+                why = f"{len(distinct)} distinct {'integer' if whole else 'numeric'} values"
+    if task == "regression":
+        return task, numbers, None, None, why
+    if numeric:
+        values, y = np.unique(numbers, return_inverse=True)
+        classes = [parse.format_number(v) for v in values]
+    else:
+        keys = list(tscan.keys)
+        order = sorted(range(len(keys)), key=lambda k: keys[k])
+        rank = np.empty(len(keys), np.int64)
+        rank[order] = np.arange(len(keys))
+        y, classes, values = rank[codes], [keys[k] for k in order], None
+    if len(classes) < 2:
+        raise DataError(f"{at} has a single class ({classes[0]!r}); a classifier needs at least 2")
+    return task, y.astype(np.int64), classes, values, why
+
+
+def allocate(rows, width, dtype, name):
+    try:
+        return np.empty((rows, width), dtype)
+    except (MemoryError, ValueError):
+        size = rows * width * np.dtype(dtype).itemsize
+        raise DataError(f"{name}: the {rows:,} x {width:,} {np.dtype(dtype).name} feature matrix "
+                        f"({size / 2**30:.1f} GiB) does not fit in memory; leave out wide "
+                        "categorical columns (--drop, --max-categories) or train on fewer "
+                        "rows") from None
+
+
+def encode_file(source, fmt, schema, out, positions=None, dtype=np.float32, provisional=False,
+                block_bytes=None, targets=False):
+    """Pass two (and every later file): encode `source` by `schema` into `out` (rows x
+    n_features), row r going to out[positions[r]] when positions is given. Returns
+    (rows, encoder, y) where y holds the targets when asked for."""
+    kw = {} if block_bytes is None else {"block_bytes": block_bytes}
+    table = Table(source, fmt, **kw)
+    enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
+                  provisional)
+    enc.check_columns(table.columns)
+    if targets and schema.target not in table.columns:
+        raise DataError(f"{source.name}: no target column {schema.target!r}; columns are "
+                        f"{table.columns}")
+    ys, rows = [], 0
+    for first, cols in table:
+        n = len(cols[table.columns[0]])
+        if first + n > len(out):
+            raise DataError(f"{source.name}: changed while it was read (more rows the second time)")
+        block = np.empty((n, schema.n_features), dtype)
+        enc.encode(first, cols, block)
+        if positions is None:
+            out[first:first + n] = block
+        else:
+            out[positions[first:first + n]] = block
+        if targets:
+            ys.append(enc.target(first, cols[schema.target]))
+        rows = first + n
+    return rows, enc, (np.concatenate(ys) if ys else None)
+
+
+def finish_numeric(schema, X, n_train, dtype):
+    """Second step of the numeric scaling and the fill values, from the training rows
+    X[:n_train] (which pass two wrote with the provisional step and NaN for missing); applies
+    it to every row of X in place. Returns the imputation notes' figures: {column: (count,
+    fill value in the column's units or level)}."""
+    j, filled = 0, {}
+    for col in schema.columns:
+        if col.role == CATEGORICAL:
+            j += col.width
+            continue
+        x = X[:, j]
+        miss = np.isnan(x)
+        train = x[:n_train][~miss[:n_train]].astype(np.float64)
+        if col.role == BOOLEAN:
+            col.fill = float(train.mean() >= 0.5) if len(train) else 0.0
+            x[miss] = col.fill
+            if miss.any():
+                filled[col.name] = (int(miss.sum()), "true" if col.fill else "false")
+            j += 1
+            continue
+        if len(train):
+            col.m = float(train.mean())
+            sd = float(train.std())
+            col.s = sd if sd > 0 else 1.0
+            median = float(np.median(train))
+        else:
+            median = 0.0
+        col.fill = float(np.dtype(dtype).type((median - col.m) / col.s))
+        X[:, j] = ((x.astype(np.float64) - col.m) / col.s).astype(dtype)
+        X[miss, j] = col.fill
+        if miss.any():
+            filled[col.name] = (int(miss.sum()), col.c0 + median * col.s0)
+        j += 1
+    return filled
+
+
+def _memory_budget():
+    """Bytes of memory available now (Linux), or None where it cannot be told."""
+    try:
+        with open("/proc/meminfo") as f:
+            for entry in f:
+                if entry.startswith("MemAvailable:"):
+                    return int(entry.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None

@@ -1,0 +1,550 @@
+"""The CSV-to-model flow: `train(path, target=...) -> Run`, `Run.predict(...)`, `load(folder)`.
+
+The command line and Python users call the same functions. Everything the flow drops, imputes
+or guesses is said through warnings of category DataNote (the CLI prints them on stderr);
+everything it cannot use raises DataError naming the file, column, line or value.
+"""
+import datetime
+import itertools
+import json
+import os
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .._version import __version__
+from ..errors import DataError, DataNote, MLPFastError
+from ..estimators import MLPClassifier, MLPRegressor
+from .. import metrics
+from . import parse
+from .learn import allocate, encode_file, finish_numeric, learn_schema
+from .reader import CSVFormat, Source
+from .schema import Encoder
+from .split import split
+
+# estimator parameters the flow sets itself
+_FLOW_PARAMS = ("random_state",)
+PREDICT_BLOCK_ROWS = 50_000
+
+
+def note(message):
+    warnings.warn(message, DataNote, stacklevel=3)
+
+
+def train(data, target=None, *, features=None, drop=None, categorical=(), task=None,
+          val_fraction=0.1, val=None, test=None, on_missing="impute", na_values=(),
+          default_na=True, max_categories=100, scale_target=True, csv=None, seed=0,
+          callback=None, out=None, block_bytes=None, **params):
+    """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
+
+    data: a path, '-' for standard input, or a pipe; gzip/bz2/xz/zip are read. target: the
+    target column (default: the last). The column roles are learnt from the whole file before
+    the split (see mlpfast.tabular.schema); `val_fraction` of the rows (stratified, every class
+    keeping a training row) or the file `val` validates; `test` is checked before training and
+    scored after it. `scale_target` standardises a regression target (predictions and metrics
+    stay in its units). `params` are MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
+    max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
+
+    Raises DataError for anything in the files that cannot be used; Ctrl-C during fit returns
+    the Run so far with `interrupted` set (None when no epoch finished).
+    """
+    t_start = time.perf_counter()
+    fmt = csv or CSVFormat()
+    missing = parse.Missing(na_values, default_na)
+    if on_missing not in ("impute", "error"):
+        raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
+    with Source(data, rereadable=True) as src:
+        schema, y_all, notes, info = learn_schema(
+            src, fmt, target, features, drop, categorical, task, max_categories, missing,
+            scale_target, block_bytes)
+        for text in notes:
+            note(text)
+        n = info["rows"]
+        y_class = y_all if schema.task == "classification" else None
+        if val is not None:
+            tr, va, small = np.arange(n), np.empty(0, np.int64), []
+        elif val_fraction > 0:
+            tr, va, small = split(n, val_fraction, seed, y_class)
+        else:
+            if n < 2:
+                raise DataError(f"{src.name}: {n} row is too few to train on")
+            tr, va, small = np.arange(n), np.empty(0, np.int64), []
+        for k in small:
+            row = int(np.flatnonzero(y_class == k)[0])
+            note(f"{src.name}: class {schema.classes[k]!r} of target {schema.target!r} has 1 row "
+                 f"(line {_line(src, fmt, info['sep'], row)}): it stays in the training rows, "
+                 "so validation holds none of it")
+        dtype = np.dtype(params.get("dtype", "float32"))
+        positions = np.empty(n, np.int64)
+        positions[tr] = np.arange(len(tr))
+        positions[va] = len(tr) + np.arange(len(va))
+        X = allocate(n, schema.n_features, dtype, src.name)
+        read_fmt = _with_sep(fmt, info["sep"])
+        encode_file(src, read_fmt, schema, X, positions, dtype, provisional=True,
+                    block_bytes=block_bytes)
+        filled = finish_numeric(schema, X, len(tr), dtype)
+        _imputation(schema, filled, on_missing, src, read_fmt, info["sep"])
+        y = np.empty_like(y_all)
+        y[positions] = y_all
+        n_train = len(tr)
+        if schema.scale_target:
+            yt = y[:n_train]
+            schema.target_center = float(yt.mean())
+            sd = float(yt.std())
+            schema.target_scale = sd if sd > 0 else 1.0
+            y = (y - schema.target_center) / schema.target_scale
+        data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
+        sha = None if src.path == "-" or not src.regular else _sha256(src.path)
+    X_train, y_train = X[:n_train], y[:n_train]
+    X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
+    if val is not None:
+        X_val, y_val = _encode_labelled(val, fmt, schema, dtype)
+    if test is not None:
+        _encode_labelled(test, fmt, schema, dtype, keep=False)
+    if params.get("early_stopping") and X_val is None:
+        raise DataError("early stopping needs validation rows: give a validation file or a "
+                        "validation fraction above 0")
+    est = _estimator(schema.task, seed, params)
+    if callback is not None:
+        callback(est, {"kind": "data", "schema": schema, "train_rows": n_train,
+                       "val_rows": 0 if X_val is None else len(X_val)})
+    run = Run(est, schema, meta={"data": data_path or data_name, "target": schema.target,
+                                 "task": schema.task})
+    best = _BestWeights(callback)
+    try:
+        est.fit(X_train, y_train, eval_set=None if X_val is None else (X_val, y_val),
+                callback=best)
+    except KeyboardInterrupt:
+        if not getattr(est, "history_", None):
+            raise
+        run.interrupted = True
+        if best.theta is not None:
+            run.best_theta = best.theta
+    run.history = [dict(r) for r in est.history_]
+    run.summary = _summary(run, data_name, data_path, sha, n, n_train, 0 if X_val is None else len(X_val),
+                           params, seed, time.perf_counter() - t_start)
+    if test is not None and not run.interrupted:
+        run.summary["test"] = run.evaluate(test, csv=fmt)
+    if out is not None:
+        run.save(out)
+    return run
+
+
+def arrays(data, target=None, csv=None, task=None):
+    """(X float32, y, schema) of a whole CSV file, without a split: class indices (int64) or
+    float targets. For tools that need the encoded matrix itself (mlpfast bench)."""
+    fmt = csv or CSVFormat()
+    with Source(data, rereadable=True) as src:
+        schema, y, notes, info = learn_schema(src, fmt, target, task=task, scale_target=False)
+        for text in notes:
+            note(text)
+        X = allocate(info["rows"], schema.n_features, np.float32, src.name)
+        encode_file(src, _with_sep(fmt, info["sep"]), schema, X, provisional=True)
+        finish_numeric(schema, X, len(X), np.float32)
+    return X, y, schema
+
+
+def new_run_folder(parent="runs"):
+    """runs/<timestamp> (with -2, -3 ... when taken): the default run folder."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder, k = os.path.join(parent, stamp), 1
+    while os.path.exists(folder):
+        k += 1
+        folder = os.path.join(parent, f"{stamp}-{k}")
+    return folder
+
+
+def _with_sep(fmt, sep):
+    return CSVFormat(sep, fmt.encoding, fmt.decimal, fmt.thousands)
+
+
+def _line(src, fmt, sep, row):
+    from .reader import line_of_record
+    return line_of_record(src, fmt.encoding, sep, row + 2)
+
+
+def _imputation(schema, filled, on_missing, src, fmt, sep):
+    for col in schema.columns:
+        count = filled.get(col.name)
+        if col.role == "categorical" and "<missing>" in col.levels:
+            count = (None, None)
+        if count is None:
+            continue
+        if on_missing == "error":
+            raise DataError(f"{src.name}: column {col.name!r} has missing values; fill them, or "
+                            "leave --on-missing at impute")
+        if col.role == "categorical":
+            note(f"{src.name}: column {col.name!r}: missing values get a level of their own")
+        elif col.role == "boolean":
+            note(f"{src.name}: column {col.name!r}: {count[0]} missing value(s) set to "
+                 f"{count[1]}, the more frequent value")
+        else:
+            shown = (datetime.datetime.fromtimestamp(count[1], datetime.timezone.utc).isoformat()
+                     if col.role == "datetime" else f"{count[1]:.6g}")
+            note(f"{src.name}: column {col.name!r}: {count[0]} missing value(s) imputed with the "
+                 f"training median {shown}")
+
+
+def _encode_labelled(path, fmt, schema, dtype, keep=True):
+    """(X, y) of a validation or test file, checked before training: columns, values, labels."""
+    with Source(path, rereadable=True) as src:
+        rows = _count_rows(src, fmt)
+        out = np.empty((rows, schema.n_features), dtype) if keep else _Discard(rows)
+        _, enc, y = encode_file(src, fmt, schema, out, dtype=dtype, targets=True)
+        for text in enc.notes():
+            note(text)
+    return (out, y) if keep else (None, None)
+
+
+class _Discard:
+    """An output that takes encoded rows and keeps none (a file checked, not kept)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return self.rows
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _count_rows(src, fmt):
+    from .reader import Table
+    return sum(len(next(iter(cols.values()))) for _, cols in Table(src, fmt))
+
+
+def _estimator(task, seed, params):
+    params = {k: v for k, v in params.items() if k not in _FLOW_PARAMS}
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    try:
+        return cls(random_state=seed, **params)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _BestWeights:
+    """Keeps a copy of the best weights so far (for a run interrupted mid-training) and
+    forwards the events to the user's callback."""
+
+    def __init__(self, callback):
+        self.callback = callback
+        self.theta = None
+        self.score = None
+
+    def __call__(self, est, event):
+        if event["kind"] == "epoch":
+            r = event["record"]
+            score = r.get("val_score", -r["train_loss"])
+            if np.isfinite(score) and (self.score is None or score > self.score):
+                self.score = score
+                self.theta = est._theta.copy()
+        return self.callback(est, event) if self.callback is not None else False
+
+
+def _sha256(path):
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+class Run:
+    """A trained model with its schema: predicts and scores raw CSV files or DataFrames.
+
+    Attributes: estimator (MLPClassifier / MLPRegressor), schema, history (one dict per epoch),
+    summary (what run.json holds), interrupted, folder (where it was saved or loaded from).
+    """
+
+    def __init__(self, estimator, schema, meta=None, history=(), summary=None, folder=None):
+        self.estimator, self.schema = estimator, schema
+        self.meta = meta or {}
+        self.history = list(history)
+        self.summary = summary or {}
+        self.folder = folder
+        self.interrupted = False
+        self.best_theta = None
+
+    @property
+    def task(self):
+        return self.schema.task
+
+    @property
+    def classes(self):
+        """Class labels as values (numbers stay numbers), or None for regression."""
+        return None if self.schema.classes is None else self.schema.label_values()
+
+    # ---- applying the model
+
+    def transform(self, data, csv=None):
+        """The float feature matrix (rows x n_features) of a CSV file or DataFrame, encoded by
+        the stored schema exactly as training encoded its own rows."""
+        blocks = [X for X, _, _ in self._blocks(data, csv)]
+        return np.concatenate(blocks) if blocks else np.empty((0, self.schema.n_features))
+
+    def predict(self, data, csv=None):
+        """Predicted labels (classification; as values) or targets in their own units."""
+        out = [self._predict_block(X)[0] for X, _, _ in self._blocks(data, csv)]
+        return np.concatenate(out) if out else np.empty(0)
+
+    def predict_proba(self, data, csv=None):
+        """Class probabilities (rows x classes, columns in the order of `classes`)."""
+        self._need_classifier("predict_proba")
+        out = [self.estimator.predict_proba(X) for X, _, _ in self._blocks(data, csv)]
+        return np.concatenate(out)
+
+    def predict_csv(self, data, stream, proba=False, csv=None):
+        """Write predictions as CSV text to `stream` (a text file object), block by block with
+        bounded memory: column `prediction` and, with proba, `proba_<class>`."""
+        import csv as csvmod
+        if proba:
+            self._need_classifier("proba")
+        w = csvmod.writer(stream, lineterminator="\n")
+        header = ["prediction"] + ([f"proba_{c}" for c in self.schema.classes] if proba else [])
+        blocks = self._blocks(data, csv)
+        # nothing is written before the first block has been read and encoded: a file refused
+        # at its start leaves no header behind
+        first = next(blocks, None)
+        w.writerow(header)
+        if first is None:
+            return
+        for X, _, _ in itertools.chain([first], blocks):
+            labels, P = self._predict_block(X)
+            if self.task == "classification":
+                shown = np.array(self.schema.classes, dtype=object)[np.argmax(P, axis=1)]
+                w.writerows([[lab] + ([f"{p:.6g}" for p in row] if proba else [])
+                             for lab, row in zip(shown, P)])
+            else:
+                w.writerows([[f"{v:.8g}"] for v in labels])
+
+    def evaluate(self, data, target=None, csv=None):
+        """Metrics on a labelled CSV file or DataFrame, streamed with bounded memory:
+        classification: loss, accuracy, per-class precision/recall/F1, confusion matrix;
+        regression: loss, mse, mae, r2, in the target's units."""
+        sc = self.schema
+        acc = _Scores(self.task, len(sc.classes) if sc.classes else 0)
+        for X, y, _ in self._blocks(data, csv, target=target or sc.target):
+            if self.task == "classification":
+                acc.add_classes(self.estimator.predict_proba(X), y)
+            else:
+                acc.add_values(self._predict_block(X)[0], y * sc.target_scale + sc.target_center)
+        return acc.result(sc.classes)
+
+    def _need_classifier(self, what):
+        if self.task != "classification":
+            raise DataError(f"{what} needs a classification model; this one does regression")
+
+    def _predict_block(self, X):
+        if self.task == "classification":
+            P = self.estimator.predict_proba(X)
+            return self.classes[np.argmax(P, axis=1)], P
+        pred = np.asarray(self.estimator.predict(X), np.float64).reshape(len(X))
+        return pred * self.schema.target_scale + self.schema.target_center, None
+
+    def _blocks(self, data, csv, target=None):
+        """(X, y or None, first_row) blocks of a file or DataFrame, encoded by the schema."""
+        sc = self.schema
+        dtype = _model_dtype(self.estimator)
+        if isinstance(data, pd.DataFrame):
+            yield from _frame_blocks(data, sc, dtype, target)
+            return
+        fmt = csv or CSVFormat()
+        from .reader import Table
+        with Source(data) as src:
+            table = Table(src, fmt)
+            enc = Encoder(sc, fmt, src.name, lambda r: f"line {table.line_of_row(r)}", dtype)
+            enc.check_columns(table.columns)
+            if target is not None and target not in table.columns:
+                raise DataError(f"{src.name}: no target column {target!r}; columns are "
+                                f"{table.columns} (pass --target)")
+            for first, cols in table:
+                n = len(cols[table.columns[0]])
+                X = np.empty((n, sc.n_features), dtype)
+                enc.encode(first, cols, X)
+                y = enc.target(first, cols[target]) if target is not None else None
+                yield X, y, first
+            for text in enc.notes():
+                note(text)
+
+    # ---- the run folder
+
+    def save(self, folder):
+        """Write model.npz, metrics.csv and run.json into `folder` (created if needed), each
+        file written to a temporary name and renamed into place."""
+        from .folder import write_run
+        write_run(self, folder)
+        self.folder = folder
+        return folder
+
+
+def _model_dtype(est):
+    return np.dtype(est._theta.dtype)
+
+
+def _frame_blocks(frame, schema, dtype, target):
+    enc = Encoder(schema, CSVFormat(), "DataFrame", lambda r: f"row {frame.index[r]!r}", dtype)
+    enc.check_columns([str(c) for c in frame.columns])
+    if target is not None and target not in frame.columns:
+        raise DataError(f"DataFrame: no target column {target!r}")
+    for first in range(0, max(len(frame), 1), PREDICT_BLOCK_ROWS):
+        part = frame.iloc[first:first + PREDICT_BLOCK_ROWS]
+        if len(part) == 0:
+            break
+        cols = {str(c): _as_text(part[c]) for c in frame.columns
+                if str(c) in schema.names or str(c) == target}
+        X = np.empty((len(part), schema.n_features), dtype)
+        enc.encode(first, cols, X)
+        y = enc.target(first, cols[target]) if target is not None else None
+        yield X, y, first
+    for text in enc.notes():
+        note(text)
+
+
+def _as_text(series):
+    """A DataFrame column as the text a CSV file would hold (missing values as nulls)."""
+    values = series.astype(object).to_numpy()
+    missing = pd.isna(values)
+    out = []
+    for v, m in zip(values, missing):
+        if m:
+            out.append(None)
+        elif isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, (bool, np.bool_)):
+            out.append("true" if v else "false")
+        elif isinstance(v, (float, np.floating)):
+            out.append(repr(float(v)))
+        elif isinstance(v, (pd.Timestamp, datetime.datetime, np.datetime64)):
+            out.append(pd.Timestamp(v).isoformat())
+        else:
+            out.append(str(v))
+    return pa.array(out, pa.string())
+
+
+class _Scores:
+    """Running sums for evaluate: the whole file is never held at once."""
+
+    def __init__(self, task, n_classes):
+        self.task, self.rows = task, 0
+        self.cm = np.zeros((n_classes, n_classes), np.int64)
+        self.log_loss = 0.0
+        self.sse = self.sae = 0.0
+        self.y_sum = self.y_sq = 0.0
+
+    def add_classes(self, P, y):
+        np.add.at(self.cm, (y, np.argmax(P, axis=1)), 1)
+        self.log_loss += metrics.log_loss(P, y) * len(y)
+        self.rows += len(y)
+
+    def add_values(self, pred, y):
+        d = pred - y
+        self.sse += float(d @ d)
+        self.sae += float(np.abs(d).sum())
+        self.y_sum += float(y.sum())
+        self.y_sq += float(y @ y)
+        self.rows += len(y)
+
+    def result(self, labels):
+        n = max(self.rows, 1)
+        if self.task == "regression":
+            ss_tot = self.y_sq - self.y_sum ** 2 / n
+            r2 = 1.0 - self.sse / ss_tot if ss_tot > 0 else (1.0 if self.sse == 0 else 0.0)
+            return {"task": "regression", "rows": self.rows, "loss": 0.5 * self.sse / n,
+                    "mse": self.sse / n, "mae": self.sae / n, "r2": r2}
+        rep = metrics.classification_report(self.cm)
+        labels = [str(c) for c in labels]
+        return {
+            "task": "classification", "rows": self.rows, "loss": self.log_loss / n,
+            "accuracy": float(np.trace(self.cm) / n), "labels": labels,
+            "per_class": {lab: {"precision": float(rep["precision"][k]),
+                                "recall": float(rep["recall"][k]), "f1": float(rep["f1"][k]),
+                                "support": int(rep["support"][k])}
+                          for k, lab in enumerate(labels)},
+            "macro": rep["macro"], "weighted": rep["weighted"],
+            "confusion_matrix": self.cm.tolist(),
+        }
+
+
+def _summary(run, name, path, sha, rows, n_train, n_val, params, seed, total):
+    import numba
+    est, sc = run.estimator, run.schema
+    history = est.history_
+    secs = [r["epoch_seconds"] for r in history]
+    steady = float(np.median(secs[1:])) if len(secs) > 1 else None
+    best = best_record(history)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
+    config["seed"] = seed
+    return {
+        "config": config,
+        "data": {"file": path or name, "sha256": sha, "rows": rows, "train_rows": n_train,
+                 "val_rows": n_val, "columns": sc.names, "roles": {c.name: c.role for c in sc.columns},
+                 "left_out": sc.dropped, "target": sc.target, "task": sc.task,
+                 "n_features": sc.n_features, "classes": sc.classes,
+                 "target_scaling": ({"center": sc.target_center, "scale": sc.target_scale}
+                                    if sc.task == "regression" else None)},
+        "device": getattr(est, "device_", params.get("device", "cpu")),
+        "threads": numba.get_num_threads(),
+        "versions": {"mlpfast": __version__, "numba": numba.__version__,
+                     "numpy": np.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__},
+        # the first epoch includes compiling (or loading cached) kernels: its excess over a
+        # steady epoch is the compile time
+        "compile_seconds": None if steady is None else max(0.0, secs[0] - steady),
+        "steady_epoch_seconds": steady,
+        "total_seconds": total,
+        "epochs_run": len(history),
+        "interrupted": run.interrupted,
+        "best_epoch": best["epoch"] if best else None,
+        "final": metric_row(history[-1], sc.task) if history else None,
+        "best": metric_row(best, sc.task) if best else None,
+        "test": None,
+    }
+
+
+def best_record(history):
+    if not history:
+        return None
+    if "val_score" in history[0]:
+        finite = [r for r in history if np.isfinite(r["val_score"])]
+        return max(finite, key=lambda r: r["val_score"]) if finite else history[-1]
+    return min(history, key=lambda r: r["train_loss"])
+
+
+def metric_columns(task):
+    if task == "classification":
+        return ["epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                "learning_rate", "epoch_seconds", "samples_per_second"]
+    return ["epoch", "train_loss", "val_loss", "val_r2", "learning_rate", "epoch_seconds",
+            "samples_per_second"]
+
+
+def metric_row(r, task):
+    named = dict(r)
+    if "val_score" in r:
+        named["val_accuracy" if task == "classification" else "val_r2"] = r["val_score"]
+    return {k: named.get(k) for k in metric_columns(task)}
+
+
+def load(path):
+    """A Run from a run folder (or its model.npz) written by `train` or `mlpfast train`.
+
+    Raises ModelFileError for a missing, damaged or foreign file."""
+    from ..model_io import load_model
+    est, schema, meta = load_model(path)
+    folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
+    summary = {}
+    run_json = os.path.join(folder, "run.json")
+    if os.path.exists(run_json):
+        try:
+            with open(run_json) as f:
+                summary = json.load(f)
+        except (OSError, ValueError):
+            summary = {}
+    return Run(est, schema, meta=meta, summary=summary, folder=folder)
+
+
+__all__ = ["train", "load", "Run", "CSVFormat", "MLPFastError"]

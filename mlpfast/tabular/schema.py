@@ -1,0 +1,320 @@
+"""The schema: what training learnt about each column, stored in the model, applied to every file.
+
+Each used column has a role (numeric, boolean, categorical, date-time) and what encodes it:
+- numeric and date-time columns are standardised in two float steps that training and every
+  later file run identically, p = (x - c0) / s0 and then (p - m) / s, each rounded to the
+  model's dtype: c0, s0 come from the whole training file (overflow-safe, so every p is finite
+  and within sqrt(rows) of 0), m, s from the training rows' p; a missing value takes `fill`,
+  the training rows' median, already encoded;
+- booleans are 0/1, a missing value the more frequent one;
+- categories are one-hot over canonical levels (text stripped of surrounding blanks; numbers by
+  value, so '101' and '101.0' are one level); a missing value has its own level when training
+  saw one, and an unseen value encodes as all zeros (counted, and said once).
+The target is described by its task, its classes (labels as written) and, for regression, the
+affine map of a standardised target.
+"""
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..errors import DataError
+from . import parse
+from .scan import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
+
+ROLES = (NUMERIC, BOOLEAN, CATEGORICAL, DATETIME)
+MISSING_LEVEL = "<missing>"
+
+
+class Column:
+    """One feature column of the schema (see the module docstring for the fields)."""
+
+    def __init__(self, name, role, c0=0.0, s0=1.0, m=0.0, s=1.0, fill=0.0, levels=(),
+                 numeric_levels=False):
+        self.name, self.role = name, role
+        self.c0, self.s0, self.m, self.s, self.fill = c0, s0, m, s, fill
+        self.levels = list(levels)
+        self.numeric_levels = bool(numeric_levels)
+        self._index = None
+
+    @property
+    def width(self):
+        return len(self.levels) if self.role == CATEGORICAL else 1
+
+    @property
+    def center(self):
+        """The raw value that encodes as 0 (numeric and date-time columns)."""
+        return self.c0 + self.m * self.s0
+
+    @property
+    def scale(self):
+        return self.s0 * self.s
+
+    def level_index(self):
+        if self._index is None:
+            keys = [v for v in self.levels if v != MISSING_LEVEL]
+            if self.numeric_levels:
+                self._index = pa.array([float(v) for v in keys], pa.float64())
+            else:
+                self._index = pa.array(keys, pa.string())
+        return self._index
+
+
+class Schema:
+    """Feature columns in order, the target, and the missing-value markers.
+
+    Every file (training, validation, test, one to predict) goes through `Encoder`; the model
+    file holds `to_arrays()`.
+    """
+
+    def __init__(self, columns, target, task, classes=None, class_numbers=None,
+                 target_center=0.0, target_scale=1.0, missing=None, dropped=()):
+        self.columns = list(columns)
+        self.target, self.task = target, task
+        self.classes = None if classes is None else list(classes)
+        self.class_numbers = None if class_numbers is None else np.asarray(class_numbers, np.float64)
+        self.target_center, self.target_scale = float(target_center), float(target_scale)
+        self.missing = missing if missing is not None else parse.Missing()
+        self.dropped = list(dropped)
+
+    @property
+    def n_features(self):
+        return sum(c.width for c in self.columns)
+
+    @property
+    def names(self):
+        return [c.name for c in self.columns]
+
+    def describe(self):
+        counts = {}
+        for c in self.columns:
+            counts[c.role] = counts.get(c.role, 0) + 1
+        text = ", ".join(f"{counts[r]} {r}" for r in ROLES if r in counts)
+        return text + (f"; {len(self.dropped)} left out" if self.dropped else "")
+
+    def label_values(self):
+        """The classes as values: numbers for numeric labels (ints when whole), else text."""
+        if self.class_numbers is None:
+            return np.array(self.classes, dtype=object)
+        return np.array([int(v) if float(v).is_integer() else float(v) for v in self.class_numbers],
+                        dtype=object)
+
+    # ---- the model file: plain arrays, no pickle, strings packed as UTF-8 bytes
+
+    def to_arrays(self):
+        import json
+        cols = [{"name": c.name, "role": c.role, "numeric_levels": c.numeric_levels,
+                 "n_levels": len(c.levels)} for c in self.columns]
+        levels = [v for c in self.columns for v in c.levels]
+        out = {"columns": np.array(json.dumps(cols)),
+               "affine": np.array([[c.c0, c.s0, c.m, c.s, c.fill] for c in self.columns],
+                                  np.float64).reshape(-1, 5),
+               "target": np.array(json.dumps({
+                   "name": self.target, "task": self.task, "center": self.target_center,
+                   "scale": self.target_scale, "na_values": list(self.missing.extra),
+                   "default_na": self.missing.default, "dropped": self.dropped}))}
+        out["level_bytes"], out["level_offsets"] = pack_strings(levels)
+        if self.classes is not None:
+            out["class_bytes"], out["class_offsets"] = pack_strings(self.classes)
+        if self.class_numbers is not None:
+            out["class_numbers"] = self.class_numbers
+        return out
+
+    @classmethod
+    def from_arrays(cls, a):
+        import json
+        cols = json.loads(a["columns"].item())
+        affine = np.asarray(a["affine"], np.float64).reshape(-1, 5)
+        if len(affine) != len(cols):
+            raise ValueError(f"{len(cols)} columns but {len(affine)} rows of scaling")
+        levels = unpack_strings(a["level_bytes"], a["level_offsets"])
+        columns, k = [], 0
+        for spec, (c0, s0, m, s, fill) in zip(cols, affine):
+            if spec["role"] not in ROLES:
+                raise ValueError(f"unknown column role {spec['role']!r}")
+            n = int(spec["n_levels"])
+            columns.append(Column(str(spec["name"]), spec["role"], c0, s0, m, s, fill,
+                                  levels[k:k + n], spec["numeric_levels"]))
+            k += n
+        t = json.loads(a["target"].item())
+        classes = unpack_strings(a["class_bytes"], a["class_offsets"]) if "class_bytes" in a else None
+        return cls(columns, t["name"], t["task"], classes, a.get("class_numbers"),
+                   t["center"], t["scale"], parse.Missing(t["na_values"], t["default_na"]),
+                   t.get("dropped", ()))
+
+    @classmethod
+    def from_v1_arrays(cls, a):
+        """A schema from a format-1 model file (mlpfast before the one reader)."""
+        names = a["columns"].tolist()
+        roles = {0: NUMERIC, 1: BOOLEAN, 2: CATEGORICAL}
+        offsets = a["cat_offsets"]
+        values = a["cat_values"].tolist()
+        columns = []
+        for k, (name, role) in enumerate(zip(names, a["roles"].tolist())):
+            center, scale, fill = float(a["center"][k]), float(a["scale"][k]), float(a["fill"][k])
+            levels = values[offsets[k]: offsets[k + 1]]
+            if roles[role] == NUMERIC:
+                columns.append(Column(name, NUMERIC, center, scale, 0.0, 1.0, (fill - center) / scale))
+            else:
+                columns.append(Column(name, roles[role], fill=fill, levels=levels))
+        task = str(a["task"])
+        classes = numbers = None
+        if "classes" in a:
+            raw = a["classes"]
+            if raw.dtype.kind in "biuf":
+                numbers = raw.astype(np.float64)
+                classes = [parse.format_number(v) for v in numbers]
+            else:
+                classes = [str(v) for v in raw]
+        return cls(columns, str(a["target"]), task, classes, numbers)
+
+
+def pack_strings(values):
+    """(uint8 UTF-8 bytes, int64 offsets) of a list of strings: no padding to the longest."""
+    encoded = [str(v).encode("utf-8") for v in values]
+    offsets = np.cumsum([0] + [len(b) for b in encoded]).astype(np.int64)
+    return np.frombuffer(b"".join(encoded), np.uint8).copy(), offsets
+
+
+def unpack_strings(blob, offsets):
+    data = np.asarray(blob, np.uint8).tobytes()
+    offsets = np.asarray(offsets, np.int64)
+    if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(data) \
+            or (np.diff(offsets) < 0).any():
+        raise ValueError("string offsets do not match their bytes")
+    return [data[offsets[k]:offsets[k + 1]].decode("utf-8") for k in range(len(offsets) - 1)]
+
+
+class Encoder:
+    """Turns batches of text columns into rows of the feature matrix by a schema.
+
+    `where(row)` names a 0-based data row in messages ('line 17' for a file). Unseen categories
+    are counted across batches; `notes()` says them once at the end.
+    """
+
+    def __init__(self, schema, fmt, name, where, dtype=np.float32, provisional=False):
+        self.schema, self.fmt, self.name, self.where = schema, fmt, name, where
+        self.dtype = np.dtype(dtype)
+        # training's second pass writes the first step only; the second comes once the
+        # training rows' statistics are known (see finish_numeric)
+        self.provisional = provisional
+        self.unseen = {}
+        self.missing_counts = {}
+
+    def check_columns(self, present):
+        missing = [c for c in self.schema.names if c not in present]
+        if missing:
+            raise DataError(f"{self.name}: missing column(s) {missing}, which the model was "
+                            f"trained on; columns present: {list(present)}")
+
+    def encode(self, first_row, cols, out):
+        """Write the features of one batch into `out` (rows x n_features, self.dtype)."""
+        j = 0
+        for col in self.schema.columns:
+            s = parse.strip(cols[col.name])
+            miss = self.schema.missing.mask(s, self.fmt)
+            if miss.any():
+                self.missing_counts[col.name] = self.missing_counts.get(col.name, 0) + int(miss.sum())
+            if col.role == CATEGORICAL:
+                self._categorical(col, s, miss, first_row, out[:, j:j + col.width])
+            else:
+                out[:, j] = self._scalar(col, s, miss, first_row)
+            j += col.width
+
+    def _scalar(self, col, s, miss, first_row):
+        at = f"{self.name}: column {col.name!r}"
+        if col.role == BOOLEAN:
+            v = parse.booleans(s)
+            bad = np.isnan(v) & ~miss
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise DataError(f"{at} has {s[k].as_py()!r} at {self.where(first_row + k)}, which "
+                                "is not a boolean (true/false, yes/no, 1/0) as in training")
+            v[miss] = col.fill
+            return v
+        v = parse.datetimes(s) if col.role == DATETIME else parse.numbers(s, self.fmt)
+        bad = np.isnan(v) & ~miss
+        if bad.any():
+            k = int(np.argmax(bad))
+            kind = "an ISO date-time" if col.role == DATETIME else "a number"
+            raise DataError(f"{at} has {int(bad.sum())} value(s) that are not {kind}, first "
+                            f"{s[k].as_py()!r} at {self.where(first_row + k)}")
+        inf = np.isinf(v)
+        if inf.any():
+            k = int(np.argmax(inf))
+            raise DataError(f"{at} has an infinite value ({s[k].as_py()}) at "
+                            f"{self.where(first_row + k)}; fix it, or pass --na-values with it "
+                            "if it marks a missing value")
+        p = ((v - col.c0) / col.s0).astype(self.dtype)
+        if self.provisional:
+            p[miss] = np.nan
+            return p
+        f = ((p.astype(np.float64) - col.m) / col.s).astype(self.dtype)
+        huge = ~np.isfinite(f) & ~miss
+        if huge.any():
+            k = int(np.argmax(huge))
+            raise DataError(f"{at} has {s[k].as_py()} at {self.where(first_row + k)}, too far "
+                            f"outside the training range (about {col.center:.4g} +- "
+                            f"{col.scale:.4g}) to encode in {self.dtype}")
+        f[miss] = col.fill
+        return f
+
+    def _categorical(self, col, s, miss, first_row, out):
+        out[:] = 0
+        if col.numeric_levels:
+            keys = parse.numbers(s, self.fmt)
+            idx = pc.index_in(pa.array(keys, pa.float64(), from_pandas=False), value_set=col.level_index())
+        else:
+            idx = pc.index_in(s, value_set=col.level_index())
+        idx = np.array(idx.fill_null(-1), np.int64)
+        if MISSING_LEVEL in col.levels:
+            idx[miss] = col.levels.index(MISSING_LEVEL)
+        else:
+            idx[miss] = -1
+        unseen = idx < 0
+        if unseen.any():
+            k = int(np.argmax(unseen))
+            shown = MISSING_LEVEL if miss[k] else s[k].as_py()
+            count, first = self.unseen.get(col.name, (0, None))
+            self.unseen[col.name] = (count + int(unseen.sum()),
+                                     first or (shown, self.where(first_row + k)))
+        rows = np.flatnonzero(~unseen)
+        out[rows, idx[rows]] = 1
+
+    def notes(self):
+        return [f"{self.name}: column {name!r} has {count} value(s) not seen in training (first "
+                f"{shown!r} at {at}), encoded as all zeros"
+                for name, (count, (shown, at)) in self.unseen.items()]
+
+    # ---- the target
+
+    def target(self, first_row, arr):
+        """Class indices (int64) or float targets (standardised when the schema says so)."""
+        sc = self.schema
+        s = parse.strip(arr)
+        miss = sc.missing.mask(s, self.fmt)
+        at = f"{self.name}: target column {sc.target!r}"
+        if miss.any():
+            k = int(np.argmax(miss))
+            raise DataError(f"{at} has {int(miss.sum())} missing value(s), first at "
+                            f"{self.where(first_row + k)}; rows to train or score need a target")
+        if sc.task == "regression":
+            v = parse.numbers(s, self.fmt)
+            bad = ~np.isfinite(v)
+            if bad.any():
+                k = int(np.argmax(bad))
+                raise DataError(f"{at} has {s[k].as_py()!r} at {self.where(first_row + k)}, which "
+                                "is not a finite number")
+            return (v - sc.target_center) / sc.target_scale
+        if sc.class_numbers is not None:
+            keys = pa.array(parse.numbers(s, self.fmt), pa.float64())
+            idx = pc.index_in(keys, value_set=pa.array(sc.class_numbers))
+        else:
+            idx = pc.index_in(s, value_set=pa.array(sc.classes, pa.string()))
+        idx = np.array(idx.fill_null(-1), np.int64)
+        if (idx < 0).any():
+            bad = idx < 0
+            k = int(np.argmax(bad))
+            raise DataError(f"{at} has label {s[k].as_py()!r} at {self.where(first_row + k)} "
+                            f"({int(bad.sum())} row(s) in this block), which the model was not "
+                            f"trained on; its classes are {', '.join(sc.classes[:20])}")
+        return idx
