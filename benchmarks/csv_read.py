@@ -21,7 +21,7 @@ when it reads every column as text and parses the numeric ones by a stored schem
 
 Each run is a fresh subprocess (no allocator or page reuse between candidates) that imports
 numpy, pandas and pyarrow before the clock starts, so `base MB` (its RSS before reading) is
-the same for all and `peak MB` minus it is what the read costs. Seconds are the read alone.
+the same for all and `peak RSS MB` minus it is what the read costs. Seconds are the read alone.
 Rounds alternate the candidates, each round starting one further along, since this machine's
 speed drifts within minutes. The pyarrow readers use all cores; pandas' C engine uses one.
 """
@@ -34,17 +34,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 N_FLOAT, N_CAT, LEVELS = 45, 4, 10
 CANDIDATES = ["pd-c", "pd-c-str", "pd-pyarrow", "pa", "pa-str", "pa-stream", "pa-stream-f32"]
-
-
-def header():
-    return ([f"f{j}" for j in range(N_FLOAT)] + [f"c{k}" for k in range(N_CAT)] + ["n0"])
-
-
-def numeric_names():
-    return [f"f{j}" for j in range(N_FLOAT)] + ["n0"]
+NUMERIC = [f"f{j}" for j in range(N_FLOAT)] + ["n0"]
+HEADER = NUMERIC[:-1] + [f"c{k}" for k in range(N_CAT)] + ["n0"]
 
 
 def make_file(path, rows, seed=0):
@@ -57,7 +52,7 @@ def make_file(path, rows, seed=0):
               for k in range(N_CAT)]
     tmp = path + ".part"
     with open(tmp, "w") as f:
-        f.write(",".join(header()) + "\n")
+        f.write(",".join(HEADER) + "\n")
         for r0 in range(0, rows, 100_000):
             n = min(100_000, rows - r0)
             floats = rng.standard_normal((n, N_FLOAT)) * scales
@@ -70,9 +65,6 @@ def make_file(path, rows, seed=0):
 
 def read(name, path, rows):
     """Run one candidate; return (seconds, base RSS MB, peak RSS MB, versions)."""
-    import resource
-    import time
-
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -82,15 +74,14 @@ def read(name, path, rows):
     def rss_mb():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
-    as_text = pv.ConvertOptions(column_types={c: pa.string() for c in header()})
-    numeric = numeric_names()
+    as_text = pv.ConvertOptions(column_types={c: pa.string() for c in HEADER})
 
     def stream(sink):
         reader = pv.open_csv(path, read_options=pv.ReadOptions(block_size=4 << 20),
                              convert_options=as_text)
         r0 = 0
         for batch in reader:
-            for j, c in enumerate(numeric):
+            for j, c in enumerate(NUMERIC):
                 sink(r0, j, pc.cast(batch.column(c), pa.float64()))
             r0 += batch.num_rows
         return r0
@@ -111,7 +102,7 @@ def read(name, path, rows):
         out = stream(lambda r0, j, col: None)
     elif name == "pa-stream-f32":
         # row-major, as the trainer gathers rows; a real reader knows ROWS from a line count
-        out = np.empty((rows, len(numeric)), np.float32)
+        out = np.empty((rows, len(NUMERIC)), np.float32)
 
         def put(r0, j, col):
             out[r0:r0 + len(col), j] = col.to_numpy(zero_copy_only=False)
@@ -197,9 +188,8 @@ def main():
         print(f"{name:14s} {row['median_s']:9.2f} {row['min_s']:7.2f} {row['max_s']:7.2f} "
               f"{row['base_rss_mb']:8.0f} {row['peak_rss_mb']:12.0f}")
     parent = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"(this parent process: {parent:.0f} MB, below every base, so no peak is inherited)"
-          if parent < min(x["base_rss_mb"] for x in runs) else
-          f"WARNING: parent process peaked at {parent:.0f} MB; children's peaks may be its")
+    if parent >= min(x["base_rss_mb"] for x in runs):
+        print(f"WARNING: this process peaked at {parent:.0f} MB; a child's peak may be that")
     info["parent_rss_mb"] = parent
     if args.json:
         with open(args.json, "w") as f:

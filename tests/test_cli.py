@@ -10,8 +10,8 @@ import pytest
 from click.testing import CliRunner
 from conftest import DATASETS
 
+import mlpfast
 from mlpfast.cli.main import cli
-from mlpfast.model_io import load_model
 
 LETTERS = str(DATASETS / "letter-recognition.csv")
 ADULT = str(DATASETS / "adult.csv")
@@ -80,13 +80,13 @@ def test_adult_matches_sklearn_within_one_point(tmp_path):
     r = run("train", ADULT, "--out", out, "--hidden", "64", "--epochs", 20, "--val-fraction", 0.2)
     assert r.exit_code == 0, r.output
     assert "6 numeric, 8 categorical" in r.stderr
-    est, pre, _ = load_model(out)
+    trained_run = mlpfast.load(out)
     frame = pd.read_csv(ADULT)
-    from mlpfast import data
-    strata = frame["income"].astype(str).to_numpy()
-    tr, va = data.split(len(frame), 0.2, 0, strata)
-    X_tr = pre.transform(frame.iloc[tr])
-    X_va = pre.transform(frame.iloc[va])
+    from mlpfast.tabular.split import split
+    codes = np.unique(frame["income"].to_numpy(), return_inverse=True)[1]
+    tr, va, _ = split(len(frame), 0.2, 0, codes)
+    X = trained_run.transform(ADULT)
+    X_tr, X_va = X[tr], X[va]
     y_tr, y_va = frame["income"].iloc[tr].to_numpy(), frame["income"].iloc[va].to_numpy()
     theirs = sknn.MLPClassifier((64,), max_iter=20, random_state=0).fit(X_tr, y_tr).score(X_va, y_va)
     ours = json.loads((out / "run.json").read_text())["final"]["val_accuracy"]
@@ -109,9 +109,9 @@ def test_run_folder_schema_and_round_trip(tmp_path, small_csv, trained):
     # the model file needs no pickle, and predicting from it equals predicting from the run
     with np.load(trained / "model.npz", allow_pickle=False) as npz:
         assert "theta" in npz.files
-    est, pre, _ = load_model(trained / "model.npz")
-    frame = pd.read_csv(small_csv)
-    expected = pre.classes[np.argmax(est.predict_proba(pre.transform(frame)), axis=1)]
+    loaded = mlpfast.load(trained / "model.npz")
+    expected = loaded.predict(small_csv)
+    assert list(loaded.predict(pd.read_csv(small_csv))) == list(expected)
     out = tmp_path / "pred.csv"
     assert run("predict", trained, small_csv, "--out", out).exit_code == 0
     assert list(pd.read_csv(out)["prediction"]) == list(expected)
@@ -125,7 +125,7 @@ def test_regression_task_inferred(tmp_path):
     df.to_csv(path, index=False)
     r = run("train", path, "--out", tmp_path / "r", "--epochs", 100, "--lr", 0.01, "--hidden", "16")
     assert r.exit_code == 0, r.output
-    assert "task: regression (target 'y' has non-integer numbers" in r.stderr
+    assert "task: regression (target 'y' has 200 distinct numeric values" in r.stderr
     with open(tmp_path / "r" / "metrics.csv") as f:
         assert next(csv.reader(f)) == ["epoch", "train_loss", "val_loss", "val_r2",
                                        "learning_rate", "epoch_seconds", "samples_per_second"]
@@ -140,7 +140,8 @@ def test_config_file_and_command_line_precedence(tmp_path, small_csv):
     r = run("train", small_csv, "--config", conf, "--epochs", 3, "--out", out, "-q")
     assert r.exit_code == 0, r.output
     cfg = json.loads((out / "run.json").read_text())["config"]
-    assert cfg["hidden"] == [5, 3] and cfg["activation"] == "tanh" and cfg["epochs"] == 3
+    assert cfg["hidden_layer_sizes"] == [5, 3] and cfg["activation"] == "tanh"
+    assert cfg["max_iter"] == 3
     conf.write_text('hiden = [5]\n')
     r = run("train", small_csv, "--config", conf, "--out", tmp_path / "x")
     assert r.exit_code == 2 and "unknown option 'hiden'" in r.output
@@ -182,19 +183,19 @@ def test_unseen_category_warns(tmp_path, small_csv, trained):
     df.to_csv(path, index=False)
     r = run("predict", trained, path)
     assert r.exit_code == 0
-    assert "Warning:" in r.stderr and "'colour': 5 value(s) not seen in training" in r.stderr
+    assert "note:" in r.stderr and "column 'colour' has 5 value(s) not seen in training" in r.stderr
     assert len(r.stdout.splitlines()) == 301
 
 
 def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     from mlpfast.cli import train as train_mod
-    original = train_mod._Monitor.on_epoch
+    original = train_mod._Monitor.__call__
 
-    def interrupt_at_three(self, record):
-        original(self, record)
-        if record["epoch"] == 3:
+    def interrupt_at_three(self, est, event):
+        original(self, est, event)
+        if event["kind"] == "epoch" and event["record"]["epoch"] == 3:
             raise KeyboardInterrupt
-    monkeypatch.setattr(train_mod._Monitor, "on_epoch", interrupt_at_three)
+    monkeypatch.setattr(train_mod._Monitor, "__call__", interrupt_at_three)
     out = tmp_path / "int"
     r = run("train", small_csv, "--out", out, "--epochs", 50)
     assert r.exit_code == 130
@@ -202,7 +203,7 @@ def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     assert _files(out) == ["metrics.csv", "model.npz", "run.json"]
     assert len(pd.read_csv(out / "metrics.csv")) == 3
     assert json.loads((out / "run.json").read_text())["interrupted"] is True
-    load_model(out)
+    mlpfast.load(out)
 
 
 def test_python_dash_m_runs_the_cli(tmp_path):
@@ -249,11 +250,11 @@ ERRORS = [
      "has a single class ('k')"),
     ("too few rows", lambda t: _write(t, "f.csv", "a,y\n1,u\n2,v\n"), [], "too few to hold out"),
     ("infinite", lambda t: _write(t, "i.csv", "a,b,y\n1,2,u\n2,inf,v\n3,4,u\n4,5,v\n"), ["--val-fraction", 0.25],
-     "column 'b' has an infinite value at row 2"),
+     "column 'b' has an infinite value (inf) at line 3"),
     ("empty column", lambda t: _write(t, "c.csv", "a,b,y\n1,,u\n2,,v\n3,,u\n4,,v\n"), ["--val-fraction", 0.25],
      "column 'b' is entirely empty"),
     ("mostly numeric", lambda t: _write(t, "m.csv", "price,y\n" + "".join(f"{i},u\n" for i in range(30)) + "ten,v\n"),
-     [], "column 'price' has 1 non-numeric values, first at row 31: 'ten'"),
+     [], "column 'price' is numeric but for 1 value(s) ('ten' at line 32)"),
     ("unreadable config", lambda t: t / "x.csv", ["--config", "/nonexistent.toml"], None),
 ]
 

@@ -53,6 +53,12 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     """
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
+    config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
+                  task=task, val_fraction=val_fraction, val=val, test=test,
+                  on_missing=on_missing, na_values=list(na_values), default_na=default_na,
+                  max_categories=max_categories, scale_target=scale_target, sep=fmt.sep,
+                  encoding=fmt.encoding, decimal=fmt.decimal, thousands=fmt.thousands,
+                  seed=seed, **params)
     missing = parse.Missing(na_values, default_na)
     if on_missing not in ("impute", "error"):
         raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
@@ -125,7 +131,7 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
             run.best_theta = best.theta
     run.history = [dict(r) for r in est.history_]
     run.summary = _summary(run, data_name, data_path, sha, n, n_train, 0 if X_val is None else len(X_val),
-                           params, seed, time.perf_counter() - t_start)
+                           config, time.perf_counter() - t_start)
     if test is not None and not run.interrupted:
         run.summary["test"] = run.evaluate(test, csv=fmt)
     if out is not None:
@@ -470,15 +476,14 @@ class _Scores:
         }
 
 
-def _summary(run, name, path, sha, rows, n_train, n_val, params, seed, total):
+def _summary(run, name, path, sha, rows, n_train, n_val, config, total):
     import numba
     est, sc = run.estimator, run.schema
     history = est.history_
     secs = [r["epoch_seconds"] for r in history]
     steady = float(np.median(secs[1:])) if len(secs) > 1 else None
     best = best_record(history)
-    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in params.items()}
-    config["seed"] = seed
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
     return {
         "config": config,
         "data": {"file": path or name, "sha256": sha, "rows": rows, "train_rows": n_train,
@@ -487,7 +492,7 @@ def _summary(run, name, path, sha, rows, n_train, n_val, params, seed, total):
                  "n_features": sc.n_features, "classes": sc.classes,
                  "target_scaling": ({"center": sc.target_center, "scale": sc.target_scale}
                                     if sc.task == "regression" else None)},
-        "device": getattr(est, "device_", params.get("device", "cpu")),
+        "device": getattr(est, "device_", config.get("device", "cpu")),
         "threads": numba.get_num_threads(),
         "versions": {"mlpfast": __version__, "numba": numba.__version__,
                      "numpy": np.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__},
