@@ -76,7 +76,8 @@ def learn_schema(source, fmt, target=None, features=None, drop=None, categorical
     columns = table.columns
     target = target or columns[-1]
     used = _select(columns, target, features, drop, categorical, name)
-    scans = {c: ColumnScan(c, missing, fmt, seed=k) for k, c in enumerate(used)}
+    scans = {c: ColumnScan(c, missing, fmt, k, max_categories, c in (categorical or ()))
+             for k, c in enumerate(used)}
     tscan = TargetScan(target, missing, fmt)
     rows = 0
     budget = _memory_budget()

@@ -71,9 +71,13 @@ def numbers(stripped, fmt):
     return np.array(values.fill_null(np.nan), np.float64)
 
 
-def is_number(stripped, fmt):
-    return ~np.isnan(numbers(stripped, fmt)) | np.asarray(
-        pc.match_substring_regex(stripped, r"^[+-]?nan$", ignore_case=True).fill_null(False), bool)
+def is_number(stripped, values):
+    """True where a field is a number, given numbers(stripped) (a literal 'nan' is one)."""
+    out = ~np.isnan(values)
+    if not out.all():
+        out |= np.asarray(pc.match_substring_regex(stripped, r"^[+-]?nan$", ignore_case=True)
+                          .fill_null(False), bool)
+    return out
 
 
 def booleans(stripped):

@@ -13,8 +13,10 @@ from ..errors import DataError
 from . import parse
 
 NUMERIC, BOOLEAN, CATEGORICAL, DATETIME = "numeric", "boolean", "categorical", "datetime"
-# distinct values remembered per column: beyond this a column is high-cardinality anyway
+# distinct values remembered exactly per column, beyond --max-categories (a forced categorical
+# column keeps up to this many); past that, distinct values are estimated
 DISTINCT_CAP = 65536
+KMV = 1024               # hashes kept for the distinct-count estimate
 SAMPLE = 2048            # numbers kept per column (bottom-k by a seeded key) for quartiles
 # a column whose standard deviation is this many times its interquartile range has its bulk
 # squeezed into a sliver of the scale after standardising (a sentinel such as 1e300)
@@ -62,8 +64,11 @@ class Moments:
 class ColumnScan:
     """What pass one learns of one column."""
 
-    def __init__(self, name, na, fmt, seed):
+    def __init__(self, name, na, fmt, seed, max_levels, forced=False):
         self.name, self.na, self.fmt = name, na, fmt
+        self.max_levels = DISTINCT_CAP if forced else max_levels
+        self.forced = forced
+        self.hashes = np.empty(0, np.uint64)
         self.rows = 0
         self.missing = 0
         self.first_missing = None
@@ -105,7 +110,7 @@ class ColumnScan:
         rows = first_row + np.flatnonzero(present)
         vals = pc.filter(s, pa.array(present))
         nums = parse.numbers(vals, self.fmt)
-        isnum = parse.is_number(vals, self.fmt)
+        isnum = parse.is_number(vals, nums)
         self._numbers(nums[isnum], rows[isnum])
         bad = ~isnum
         if bad.any():
@@ -130,18 +135,30 @@ class ColumnScan:
                 seconds = parse.datetimes(vals)
                 self.time_moments.add(seconds[~np.isnan(seconds)])
         self.text_chars += int(pc.sum(pc.utf8_length(vals)).as_py() or 0)
+        if self.n_non_numbers or self.forced:
+            # the count matters only for a column that is not all numbers
+            self._estimate(pc.unique(vals))
         if not self.overflow:
             for v, c, r in zip(*_counts(vals, rows)):
                 if v in self.distinct:
                     c0, r0 = self.distinct[v]
                     self.distinct[v] = (c0 + c, r0)
-                else:
+                elif len(self.distinct) <= self.max_levels:
                     self.distinct[v] = (c, r)
-            if len(self.distinct) > DISTINCT_CAP:
-                self.overflow = True
-                self.overflow_rows = self.rows - self.missing
-        if len(self.number_values) <= DISTINCT_CAP:
+                else:
+                    self.overflow = True
+                    break
+        if self.forced and len(self.number_values) <= DISTINCT_CAP:
             self.number_values.update(np.unique(nums[isnum & ~np.isnan(nums)]).tolist())
+
+    def _estimate(self, uniques):
+        """Keep the KMV smallest 64-bit hashes of the values seen: the distinct count of a
+        high-cardinality column is then (KMV - 1) / (largest kept hash / 2**64), within a few
+        percent (Bar-Yossef et al., 'Counting distinct elements in a data stream', 2002)."""
+        import pandas as pd
+        h = pd.util.hash_array(np.asarray(uniques.to_numpy(zero_copy_only=False), dtype=object))
+        h = np.union1d(self.hashes, h.astype(np.uint64))
+        self.hashes = h[:KMV]
 
     def _numbers(self, nums, rows):
         finite = np.isfinite(nums)
@@ -171,7 +188,12 @@ class ColumnScan:
 
     @property
     def n_distinct(self):
-        return len(self.distinct)
+        """Exact below the level cap, estimated above it."""
+        if not self.overflow:
+            return len(self.distinct)
+        if len(self.hashes) < KMV:
+            return len(self.hashes)
+        return int(round((KMV - 1) / (float(self.hashes[-1]) / 2.0 ** 64)))
 
 
 def _counts(arr, rows=None):
@@ -196,6 +218,10 @@ def decide(scan, forced_categorical, max_categories, where, line):
     if scan.present == 0:
         raise DataError(f"{where} is entirely empty; leave it out with --drop {name!r}")
     if forced_categorical:
+        if scan.overflow or scan.n_distinct > max_categories:
+            raise DataError(f"{where} has {_many(scan)} distinct values, more than "
+                            f"--max-categories {max_categories} one-hot features; pass "
+                            f"--max-categories {scan.n_distinct} to encode them all")
         return CATEGORICAL, notes
     if scan.n_non_numbers == 0:
         if scan.first_inf is not None:
@@ -226,9 +252,9 @@ def decide(scan, forced_categorical, max_categories, where, line):
                         f"they mark missing values pass --na-values {markers!r}, otherwise fix "
                         f"them, or pass --categorical {name!r} to treat the column as categories")
     distinct = scan.n_distinct
-    many = scan.overflow or distinct > max_categories
-    seen = scan.overflow_rows if scan.overflow else scan.present
-    if many and (scan.overflow or distinct >= IDENTIFIER_SHARE * seen):
+    many = distinct > max_categories
+    seen = scan.present
+    if many and distinct >= IDENTIFIER_SHARE * seen:
         notes.append(f"{where} looks like an identifier ({_many(scan)} distinct values in "
                      f"{seen} rows): left out; pass --categorical {name!r} to one-hot encode it")
         return None, notes
@@ -238,13 +264,13 @@ def decide(scan, forced_categorical, max_categories, where, line):
         return None, notes
     if many:
         raise DataError(f"{where} has {_many(scan)} distinct values, more than --max-categories "
-                        f"{max_categories} one-hot features; pass --max-categories {distinct} to "
-                        f"encode them all, or --drop {name!r}")
+                        f"{max_categories} one-hot features; pass --categorical {name!r} "
+                        f"--max-categories {distinct} to encode them all, or --drop {name!r}")
     return CATEGORICAL, notes
 
 
 def _many(scan):
-    return f"more than {DISTINCT_CAP}" if scan.overflow else f"{scan.n_distinct}"
+    return f"about {scan.n_distinct}" if scan.overflow else f"{scan.n_distinct}"
 
 
 def _extreme_note(scan, where, line):
