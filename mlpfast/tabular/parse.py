@@ -13,6 +13,8 @@ import pyarrow.compute as pc
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
 DECIMAL_COMMA = r"^[+-]?\d+,\d+$"
 THOUSANDS = r"^[+-]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?$"
+# '1,500' is a thousand and a half in one country and one and a half in another
+COMMA_GROUPS = r"^[+-]?\d{1,3}(,\d{3})+$"
 # ISO 8601 dates and date-times, with an optional zone; other date layouts stay text
 DATETIME = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
             r"(Z|[+-]\d{2}:?\d{2})?$")

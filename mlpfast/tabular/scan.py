@@ -40,7 +40,8 @@ class Moments:
             return
         top = float(np.max(np.abs(v)))
         if top > self.unit:
-            unit = 2.0 ** np.ceil(np.log2(top))
+            # 2**1023 at most: 2**1024 is already inf, and 1.8e308 / 2**1023 < 2 keeps squares finite
+            unit = 2.0 ** min(np.ceil(np.log2(top)), 1023)
             ratio = self.unit / unit
             self.mean *= ratio
             self.m2 *= ratio * ratio
@@ -77,7 +78,7 @@ class ColumnScan:
         self.n_non_numbers = 0
         self.all_bool, self.word_bool = True, False
         self.all_datetime = True
-        self.decimal_comma = self.thousands = 0
+        self.decimal_comma = self.thousands = self.comma3 = 0
         self.distinct = {}             # text -> (count, first row), capped
         self.overflow = False
         self.text_chars = 0
@@ -125,6 +126,7 @@ class ColumnScan:
             if self.fmt.decimal == "." and self.fmt.thousands is None:
                 self.decimal_comma += int(pc.sum(pc.match_substring_regex(texts, parse.DECIMAL_COMMA)).as_py() or 0)
                 self.thousands += int(pc.sum(pc.match_substring_regex(texts, parse.THOUSANDS)).as_py() or 0)
+                self.comma3 += int(pc.sum(pc.match_substring_regex(texts, parse.COMMA_GROUPS)).as_py() or 0)
         if self.all_bool:
             b = parse.booleans(vals)
             self.all_bool = not np.isnan(b).any()
@@ -237,6 +239,10 @@ def decide(scan, forced_categorical, max_categories, where, line):
         return DATETIME, notes
     first_text, (count, row) = next(iter(scan.non_numbers.items()))
     text_share = scan.n_non_numbers / scan.present
+    if scan.comma3 >= 0.5 * scan.n_non_numbers:
+        raise DataError(f"{where} holds numbers with ',' inside ({first_text!r} at line "
+                        f"{line(row)}); pass --thousands ',' if it separates thousands, or "
+                        "--decimal ',' if it is the decimal mark")
     if scan.decimal_comma >= 0.5 * scan.n_non_numbers:
         raise DataError(f"{where} holds numbers written with a decimal comma ({first_text!r} at "
                         f"line {line(row)}); pass --decimal ','")
@@ -270,7 +276,8 @@ def decide(scan, forced_categorical, max_categories, where, line):
 
 
 def _many(scan):
-    return f"about {scan.n_distinct}" if scan.overflow else f"{scan.n_distinct}"
+    estimated = scan.overflow and len(scan.hashes) >= KMV
+    return f"about {scan.n_distinct}" if estimated else f"{scan.n_distinct}"
 
 
 def _extreme_note(scan, where, line):
