@@ -260,13 +260,13 @@ def decide(scan, forced_categorical, max_categories, where, line):
     distinct = scan.n_distinct
     many = distinct > max_categories
     seen = scan.present
-    if many and distinct >= IDENTIFIER_SHARE * seen:
-        notes.append(f"{where} looks like an identifier ({_many(scan)} distinct values in "
-                     f"{seen} rows): left out; pass --categorical {name!r} to one-hot encode it")
-        return None, notes
     if many and scan.text_chars / scan.present > LONG_TEXT:
         notes.append(f"{where} holds free text ({_many(scan)} distinct values, "
                      f"{scan.text_chars / scan.present:.0f} characters on average): left out")
+        return None, notes
+    if many and distinct >= IDENTIFIER_SHARE * seen:
+        notes.append(f"{where} looks like an identifier ({_many(scan)} distinct values in "
+                     f"{seen} rows): left out; pass --categorical {name!r} to one-hot encode it")
         return None, notes
     if many:
         raise DataError(f"{where} has {_many(scan)} distinct values, more than --max-categories "
