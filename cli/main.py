@@ -20,6 +20,10 @@ class Group(click.Group):
                 return super().invoke(ctx)
         except MLPFastError as exc:
             raise click.ClickException(str(exc)) from None
+        except MemoryError:
+            raise click.ClickException(
+                "out of memory; use a smaller network (--hidden), fewer rows, or fewer one-hot "
+                "columns (--drop, --max-categories)") from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

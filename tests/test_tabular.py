@@ -146,6 +146,15 @@ def test_identifier_and_free_text_left_out_and_wide_categories_capped(tmp_path):
     assert r.schema.n_features == 150 + 1
 
 
+def test_numeric_identifier_is_named(tmp_path):
+    p = write(tmp_path, "n.csv", "customer_id,x,y\n" + rows(200, lambda i: f"{1000 + 7 * i},{i % 5},{i % 2}\n"))
+    r, notes = train_notes(p)
+    assert any("column 'customer_id' looks like a numeric identifier" in n and "--drop 'customer_id'" in n
+               for n in notes)
+    r, notes = train_notes(write(tmp_path, "m.csv", "width,x,y\n" + rows(200, lambda i: f"{i},{i % 5},{i % 2}\n")))
+    assert not any("identifier" in n for n in notes)
+
+
 def test_categories_stored_without_padding(tmp_path):
     big = "z" * 500_000
     p = write(tmp_path, "big.csv", "c,y\n" + rows(40, lambda i: f"{big if i == 0 else 'ab'[i % 2]},{i % 2}\n"))

@@ -206,12 +206,17 @@ def _target(tscan, task, name, line):
 
 
 def allocate(rows, width, dtype, name):
+    """An uninitialised rows x width matrix, or a DataError naming the shape when it cannot fit
+    (checked against the memory available first: Linux would grant it and kill us later)."""
+    size = rows * width * np.dtype(dtype).itemsize
+    budget = _memory_budget()
     try:
+        if budget is not None and size > budget:
+            raise MemoryError
         return np.empty((rows, width), dtype)
     except (MemoryError, ValueError):
-        size = rows * width * np.dtype(dtype).itemsize
         raise DataError(f"{name}: the {rows:,} x {width:,} {np.dtype(dtype).name} feature matrix "
-                        f"({size / 2**30:.1f} GiB) does not fit in memory; leave out wide "
+                        f"({size / 2**30:.1f} GiB) does not fit in the memory available; leave out wide "
                         "categorical columns (--drop, --max-categories) or train on fewer "
                         "rows") from None
 

@@ -20,7 +20,6 @@ import gzip
 import io
 import lzma
 import os
-import shutil
 import stat
 import sys
 import tempfile
@@ -105,9 +104,17 @@ class Source:
 
     def _copy_to_temporary(self):
         fd, tmp = tempfile.mkstemp(prefix="mlpfast-input-", suffix=".csv")
+        limit = spool_limit(os.path.dirname(tmp))
         try:
             with os.fdopen(fd, "wb") as out, self._raw() as raw:
-                shutil.copyfileobj(raw, out, 1 << 20)
+                copied = 0
+                for block in iter(lambda: raw.read(1 << 20), b""):
+                    out.write(block)
+                    copied += len(block)
+                    if copied > limit:
+                        raise DataError(f"{self.name}: more than {limit / 2**30:.1f} GiB without an "
+                                        "end; training holds the whole input, so write it to a "
+                                        "file (or a sample of it) first")
         except OSError as exc:
             os.unlink(tmp)
             raise DataError(f"{self.name}: cannot copy the input to a temporary file "
@@ -161,6 +168,21 @@ class Source:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def spool_limit(folder):
+    """Bytes of standard input training copies before giving up: what the disk has free, and
+    no more than four times the memory available (a CSV's text is rarely four times larger
+    than its feature matrix, which must fit in memory)."""
+    from .learn import _memory_budget
+    try:
+        st = os.statvfs(folder)
+        free = st.f_bavail * st.f_frsize
+    except (OSError, AttributeError):
+        free = None
+    memory = _memory_budget()
+    caps = [c for c in (free and free - (256 << 20), memory and 4 * memory) if c]
+    return max(min(caps), 1 << 20) if caps else float("inf")
 
 
 def _wide_encoding(head):

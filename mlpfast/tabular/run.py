@@ -22,6 +22,7 @@ from .. import metrics
 from . import parse
 from .learn import allocate, encode_file, finish_numeric, learn_schema
 from .reader import CSVFormat, Source
+from .scan import Moments
 from .schema import Encoder
 from .split import split
 
@@ -97,10 +98,10 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
         y[positions] = y_all
         n_train = len(tr)
         if schema.scale_target:
-            yt = y[:n_train]
-            schema.target_center = float(yt.mean())
-            sd = float(yt.std())
-            schema.target_scale = sd if sd > 0 else 1.0
+            moments = Moments()  # a target of 1e300s must not overflow its own statistics
+            moments.add(y[:n_train])
+            center, sd = moments.result()
+            schema.target_center, schema.target_scale = center, (sd if sd > 0 else 1.0)
             y = (y - schema.target_center) / schema.target_scale
         data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
         sha = None if src.path == "-" or not src.regular else _sha256(src.path)

@@ -230,7 +230,7 @@ def decide(scan, forced_categorical, max_categories, where, line):
             value, row = scan.first_inf
             raise DataError(f"{where} has an infinite value ({value:g}) at line {line(row)}; "
                             "fix it, or pass --na-values with it if it marks a missing value")
-        return NUMERIC, notes + _extreme_note(scan, where, line)
+        return NUMERIC, notes + _extreme_note(scan, where, line) + _numeric_id_note(scan, where)
     if scan.all_bool and scan.word_bool:
         return BOOLEAN, notes
     if scan.all_datetime:
@@ -278,6 +278,20 @@ def decide(scan, forced_categorical, max_categories, where, line):
 def _many(scan):
     estimated = scan.overflow and len(scan.hashes) >= KMV
     return f"about {scan.n_distinct}" if estimated else f"{scan.n_distinct}"
+
+
+def _numeric_id_note(scan, where):
+    """A note for a whole-number column named like an identifier whose values never repeat:
+    it is used as a number, which is rarely what an id means."""
+    import re
+    v = scan.sample
+    if scan.present < 100 or not re.search(r"(^|[_\W])(id|key|index)$|^(id|index)($|[_\W])|Id$",
+                                           scan.name, re.IGNORECASE):
+        return []
+    if not (v == np.round(v)).all() or len(np.unique(v)) < len(v):
+        return []
+    return [f"{where} looks like a numeric identifier (whole numbers, none repeated): it is "
+            f"used as a number; pass --drop {scan.name!r} to leave it out"]
 
 
 def _extreme_note(scan, where, line):
