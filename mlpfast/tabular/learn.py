@@ -5,6 +5,7 @@ classes; the split is then drawn; pass two (encode_file) writes each row straigh
 in one preallocated matrix, training rows first, so that the training and validation matrices
 are views, never copies. Peak memory is the matrix plus one block of text.
 """
+import datetime
 import os
 
 import numpy as np
@@ -61,7 +62,7 @@ class TargetScan:
 
 def learn_schema(source, fmt, target=None, features=None, drop=None, categorical=(),
                  task=None, max_categories=100, missing=None, scale_target=True,
-                 block_bytes=None):
+                 block_bytes=None, refuse_missing=False):
     """Pass one. Returns (schema, targets, notes, table_info) where targets is the int64 class
     index or float64 target of every row, in file order (unscaled for regression), and
     table_info holds the separator and the row count.
@@ -104,7 +105,7 @@ def learn_schema(source, fmt, target=None, features=None, drop=None, categorical
             dropped.append(c)
             continue
         feature_columns.append(_column(c, role, scan))
-        notes += _missing_notes(scan, where, missing, line)
+        notes += _missing_notes(scan, where, missing, line, role, refuse_missing)
     if not feature_columns:
         raise DataError(f"{name}: no feature columns left besides the target {target!r}")
     schema_task, y, classes, numbers, why = _target(tscan, task, name, line)
@@ -151,8 +152,13 @@ def _column(name, role, scan):
     return Column(name, CATEGORICAL, levels=levels, numeric_levels=numeric)
 
 
-def _missing_notes(scan, where, missing, line):
+def _missing_notes(scan, where, missing, line, role, refuse):
     notes = []
+    if scan.missing and refuse:
+        raise DataError(f"{where} has {scan.missing} missing value(s), first at line "
+                        f"{line(scan.first_missing)}; fill them, or leave --on-missing at impute")
+    if scan.missing and role == CATEGORICAL:
+        notes.append(f"{where}: {scan.missing} missing value(s) get a level of their own")
     defaults = {m: c for m, c in scan.markers.items() if m not in missing.extra}
     if defaults and missing.default:
         shown = ", ".join(f"{m!r} ({c})" for m, c in list(defaults.items())[:4])
@@ -222,14 +228,14 @@ def allocate(rows, width, dtype, name):
 
 
 def encode_file(source, fmt, schema, out, positions=None, dtype=np.float32, provisional=False,
-                block_bytes=None, targets=False):
+                block_bytes=None, targets=False, refuse_missing=False):
     """Pass two (and every later file): encode `source` by `schema` into `out` (rows x
     n_features), row r going to out[positions[r]] when positions is given. Returns
     (rows, encoder, y) where y holds the targets when asked for."""
     kw = {} if block_bytes is None else {"block_bytes": block_bytes}
     table = Table(source, fmt, **kw)
     enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
-                  provisional)
+                  provisional, refuse_missing)
     enc.check_columns(table.columns)
     if targets and schema.target not in table.columns:
         raise DataError(f"{source.name}: no target column {schema.target!r}; columns are "
@@ -254,8 +260,7 @@ def encode_file(source, fmt, schema, out, positions=None, dtype=np.float32, prov
 def finish_numeric(schema, X, n_train, dtype):
     """Second step of the numeric scaling and the fill values, from the training rows
     X[:n_train] (which pass two wrote with the provisional step and NaN for missing); applies
-    it to every row of X in place. Returns the imputation notes' figures: {column: (count,
-    fill value in the column's units or level)}."""
+    it to every row of X in place. Returns {column: (missing count, what they became)}."""
     j, filled = 0, {}
     for col in schema.columns:
         if col.role == CATEGORICAL:
@@ -268,7 +273,8 @@ def finish_numeric(schema, X, n_train, dtype):
             col.fill = float(train.mean() >= 0.5) if len(train) else 0.0
             x[miss] = col.fill
             if miss.any():
-                filled[col.name] = (int(miss.sum()), "true" if col.fill else "false")
+                filled[col.name] = (int(miss.sum()), "set to " + ("true" if col.fill else "false") +
+                                    ", the more frequent value in training")
             j += 1
             continue
         if len(train):
@@ -282,7 +288,10 @@ def finish_numeric(schema, X, n_train, dtype):
         X[:, j] = ((x.astype(np.float64) - col.m) / col.s).astype(dtype)
         X[miss, j] = col.fill
         if miss.any():
-            filled[col.name] = (int(miss.sum()), col.c0 + median * col.s0)
+            raw = col.c0 + median * col.s0
+            shown = (datetime.datetime.fromtimestamp(raw, datetime.timezone.utc).isoformat()
+                     if col.role == DATETIME else f"{raw:.6g}")
+            filled[col.name] = (int(miss.sum()), f"imputed with the training median {shown}")
         j += 1
     return filled
 

@@ -66,7 +66,7 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     with Source(data, rereadable=True) as src:
         schema, y_all, notes, info = learn_schema(
             src, fmt, target, features, drop, categorical, task, max_categories, missing,
-            scale_target, block_bytes)
+            scale_target, block_bytes, refuse_missing=on_missing == "error")
         for text in notes:
             note(text)
         n = info["rows"]
@@ -92,8 +92,8 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
         read_fmt = _with_sep(fmt, info["sep"])
         encode_file(src, read_fmt, schema, X, positions, dtype, provisional=True,
                     block_bytes=block_bytes)
-        filled = finish_numeric(schema, X, len(tr), dtype)
-        _imputation(schema, filled, on_missing, src, read_fmt, info["sep"])
+        for name, (count, value) in finish_numeric(schema, X, len(tr), dtype).items():
+            note(f"{src.name}: column {name!r}: {count} missing value(s) {value}")
         y = np.empty_like(y_all)
         y[positions] = y_all
         n_train = len(tr)
@@ -108,9 +108,9 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     X_train, y_train = X[:n_train], y[:n_train]
     X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
     if val is not None:
-        X_val, y_val = _encode_labelled(val, fmt, schema, dtype)
+        X_val, y_val = _encode_labelled(val, fmt, schema, dtype, on_missing)
     if test is not None:
-        _encode_labelled(test, fmt, schema, dtype, keep=False)
+        _encode_labelled(test, fmt, schema, dtype, on_missing, keep=False)
     if params.get("early_stopping") and X_val is None:
         raise DataError("early stopping needs validation rows: give a validation file or a "
                         "validation fraction above 0")
@@ -173,34 +173,13 @@ def _line(src, fmt, sep, row):
     return line_of_record(src, fmt.encoding, sep, row + 2)
 
 
-def _imputation(schema, filled, on_missing, src, fmt, sep):
-    for col in schema.columns:
-        count = filled.get(col.name)
-        if col.role == "categorical" and "<missing>" in col.levels:
-            count = (None, None)
-        if count is None:
-            continue
-        if on_missing == "error":
-            raise DataError(f"{src.name}: column {col.name!r} has missing values; fill them, or "
-                            "leave --on-missing at impute")
-        if col.role == "categorical":
-            note(f"{src.name}: column {col.name!r}: missing values get a level of their own")
-        elif col.role == "boolean":
-            note(f"{src.name}: column {col.name!r}: {count[0]} missing value(s) set to "
-                 f"{count[1]}, the more frequent value")
-        else:
-            shown = (datetime.datetime.fromtimestamp(count[1], datetime.timezone.utc).isoformat()
-                     if col.role == "datetime" else f"{count[1]:.6g}")
-            note(f"{src.name}: column {col.name!r}: {count[0]} missing value(s) imputed with the "
-                 f"training median {shown}")
-
-
-def _encode_labelled(path, fmt, schema, dtype, keep=True):
+def _encode_labelled(path, fmt, schema, dtype, on_missing, keep=True):
     """(X, y) of a validation or test file, checked before training: columns, values, labels."""
     with Source(path, rereadable=True) as src:
         rows = _count_rows(src, fmt)
-        out = np.empty((rows, schema.n_features), dtype) if keep else _Discard(rows)
-        _, enc, y = encode_file(src, fmt, schema, out, dtype=dtype, targets=True)
+        out = allocate(rows, schema.n_features, dtype, src.name) if keep else _Discard(rows)
+        _, enc, y = encode_file(src, fmt, schema, out, dtype=dtype, targets=True,
+                                refuse_missing=on_missing == "error")
         for text in enc.notes():
             note(text)
     return (out, y) if keep else (None, None)

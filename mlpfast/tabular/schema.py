@@ -191,12 +191,14 @@ class Encoder:
     are counted across batches; `notes()` says them once at the end.
     """
 
-    def __init__(self, schema, fmt, name, where, dtype=np.float32, provisional=False):
+    def __init__(self, schema, fmt, name, where, dtype=np.float32, provisional=False,
+                 refuse_missing=False):
         self.schema, self.fmt, self.name, self.where = schema, fmt, name, where
         self.dtype = np.dtype(dtype)
         # training's second pass writes the first step only; the second comes once the
         # training rows' statistics are known (see finish_numeric)
         self.provisional = provisional
+        self.refuse_missing = refuse_missing
         self.unseen = {}
         self.missing_counts = {}
 
@@ -213,6 +215,10 @@ class Encoder:
             s = parse.strip(cols[col.name])
             miss = self.schema.missing.mask(s, self.fmt)
             if miss.any():
+                if self.refuse_missing:
+                    raise DataError(f"{self.name}: column {col.name!r} has a missing value at "
+                                    f"{self.where(first_row + int(np.argmax(miss)))}; fill it, "
+                                    "or leave --on-missing at impute")
                 self.missing_counts[col.name] = self.missing_counts.get(col.name, 0) + int(miss.sum())
             if col.role == CATEGORICAL:
                 self._categorical(col, s, miss, first_row, out[:, j:j + col.width])
@@ -229,7 +235,7 @@ class Encoder:
                 k = int(np.argmax(bad))
                 raise DataError(f"{at} has {s[k].as_py()!r} at {self.where(first_row + k)}, which "
                                 "is not a boolean (true/false, yes/no, 1/0) as in training")
-            v[miss] = col.fill
+            v[miss] = np.nan if self.provisional else col.fill
             return v
         v = parse.datetimes(s) if col.role == DATETIME else parse.numbers(s, self.fmt)
         bad = np.isnan(v) & ~miss
@@ -281,9 +287,14 @@ class Encoder:
         out[rows, idx[rows]] = 1
 
     def notes(self):
-        return [f"{self.name}: column {name!r} has {count} value(s) not seen in training (first "
-                f"{shown!r} at {at}), encoded as all zeros"
-                for name, (count, (shown, at)) in self.unseen.items()]
+        """What was imputed or could not be encoded, one line per column."""
+        filled = [f"{self.name}: column {c.name!r}: {self.missing_counts[c.name]} missing "
+                  f"value(s) imputed as in training"
+                  for c in self.schema.columns
+                  if c.name in self.missing_counts and c.role != CATEGORICAL]
+        return filled + [f"{self.name}: column {name!r} has {count} value(s) not seen in training "
+                         f"(first {shown!r} at {at}), encoded as all zeros"
+                         for name, (count, (shown, at)) in self.unseen.items()]
 
     # ---- the target
 
