@@ -237,6 +237,8 @@ class Encoder:
                                 "is not a boolean (true/false, yes/no, 1/0) as in training")
             v[miss] = np.nan if self.provisional else col.fill
             return v
+        if miss.any():
+            s = pc.if_else(pa.array(miss), pa.scalar(None, pa.string()), s)  # markers are not numbers
         v = parse.datetimes(s) if col.role == DATETIME else parse.numbers(s, self.fmt)
         bad = np.isnan(v) & ~miss
         if bad.any():
