@@ -25,7 +25,8 @@ from mlpfast.cli.main import cli
 from mlpfast.errors import DataError, DataNote
 from mlpfast.tabular.split import split
 
-pytestmark = pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning"),
+              pytest.mark.filterwarnings("ignore::mlpfast.errors.DataNote")]
 
 
 # ---- the inputs (copied from field/make_cases.py; each random.seed(k) there is a
@@ -348,7 +349,9 @@ def test_h5_python_api_frames_predict_like_the_file(cases, tmp_path):
     np.testing.assert_array_equal(loaded.predict(path), from_file)
     frames = {"default": pd.read_csv(path),
               "parse_dates": pd.read_csv(path, parse_dates=["created_at"]),
-              "pyarrow engine": pd.read_csv(path, engine="pyarrow")}
+              "pyarrow engine": pd.read_csv(path, engine="pyarrow"),
+              "pyarrow engine and dtypes": pd.read_csv(path, engine="pyarrow",
+                                                       dtype_backend="pyarrow")}
     for how, frame in frames.items():
         np.testing.assert_array_equal(loaded.transform(frame), run.transform(path), err_msg=how)
         np.testing.assert_array_equal(loaded.predict(frame), from_file, err_msg=how)

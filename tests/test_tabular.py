@@ -318,3 +318,16 @@ def test_dataframe_with_pandas_na_predicts(tmp_path):
     df.loc[0, "a"] = pd.NA
     df.loc[1, "c"] = None
     assert len(r.predict(df)) == 40
+
+
+def test_shifted_dataframe_is_named(tmp_path):
+    # pandas reads a file whose rows end in a separator with its first column as the index:
+    # every later column shifts and the last is empty
+    p = write(tmp_path, "t.csv", "a,b,y\n" + rows(30, lambda i: f"{i},{i % 3},{i % 2}\n"))
+    r = tabular.train(p, **FAST)
+    shifted = write(tmp_path, "s.csv", "a,b\n" + rows(10, lambda i: f"{i},{i % 3},\n"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        r.predict(pd.read_csv(shifted))
+    assert any("column 'b': missing in every one of its 10 rows (is the data shifted?)" in str(w.message)
+               for w in caught)

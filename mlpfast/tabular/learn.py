@@ -61,8 +61,8 @@ class TargetScan:
 
 
 def learn_schema(source, fmt, target=None, features=None, drop=None, categorical=(),
-                 task=None, max_categories=100, missing=None, scale_target=True,
-                 block_bytes=None, refuse_missing=False):
+                 task=None, max_categories=100, missing=None, block_bytes=None,
+                 refuse_missing=False):
     """Pass one. Returns (schema, targets, notes, table_info) where targets is the int64 class
     index or float64 target of every row, in file order (unscaled for regression), and
     table_info holds the separator and the row count.
@@ -113,7 +113,6 @@ def learn_schema(source, fmt, target=None, features=None, drop=None, categorical
         notes.insert(0, f"task: {schema_task} (target {target!r} has {why}; override with --task)")
     schema = Schema(feature_columns, target, schema_task, classes, numbers, missing=missing,
                     dropped=dropped)
-    schema.scale_target = scale_target and schema_task == "regression"
     return schema, y, notes, {"sep": table.sep, "rows": rows}
 
 

@@ -66,7 +66,7 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     with Source(data, rereadable=True) as src:
         schema, y_all, notes, info = learn_schema(
             src, fmt, target, features, drop, categorical, task, max_categories, missing,
-            scale_target, block_bytes, refuse_missing=on_missing == "error")
+            block_bytes, refuse_missing=on_missing == "error")
         for text in notes:
             note(text)
         n = info["rows"]
@@ -97,18 +97,20 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
         y = np.empty_like(y_all)
         y[positions] = y_all
         n_train = len(tr)
-        if schema.scale_target:
+        if scale_target and schema.task == "regression":
             moments = Moments()  # a target of 1e300s must not overflow its own statistics
             moments.add(y[:n_train])
             center, sd = moments.result()
             schema.target_center, schema.target_scale = center, (sd if sd > 0 else 1.0)
-            y = (y - schema.target_center) / schema.target_scale
+            y = schema.scale_y(y)
         data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
         sha = None if src.path == "-" or not src.regular else _sha256(src.path)
     X_train, y_train = X[:n_train], y[:n_train]
     X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
     if val is not None:
         X_val, y_val = _encode_labelled(val, fmt, schema, dtype, on_missing)
+        if schema.task == "regression":
+            y_val = schema.scale_y(y_val)
     if test is not None:
         _encode_labelled(test, fmt, schema, dtype, on_missing, keep=False)
     if params.get("early_stopping") and X_val is None:
@@ -145,7 +147,7 @@ def arrays(data, target=None, csv=None, task=None):
     float targets. For tools that need the encoded matrix itself (mlpfast bench)."""
     fmt = csv or CSVFormat()
     with Source(data, rereadable=True) as src:
-        schema, y, notes, info = learn_schema(src, fmt, target, task=task, scale_target=False)
+        schema, y, notes, info = learn_schema(src, fmt, target, task=task)
         for text in notes:
             note(text)
         X = allocate(info["rows"], schema.n_features, np.float32, src.name)
@@ -318,7 +320,7 @@ class Run:
             if self.task == "classification":
                 acc.add_classes(self.estimator.predict_proba(X), y)
             else:
-                acc.add_values(self._predict_block(X)[0], y * sc.target_scale + sc.target_center)
+                acc.add_values(self._predict_block(X)[0], y)
         return acc.result(sc.classes)
 
     def _need_classifier(self, what):

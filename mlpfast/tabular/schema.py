@@ -2,7 +2,7 @@
 
 Each used column has a role (numeric, boolean, categorical, date-time) and what encodes it:
 - numeric and date-time columns are standardised in two float steps that training and every
-  later file run identically, p = (x - c0) / s0 and then (p - m) / s, each rounded to the
+  later file run identically, p = x / s0 - c0 / s0 and then (p - m) / s, each rounded to the
   model's dtype: c0, s0 come from the whole training file (overflow-safe, so every p is finite
   and within sqrt(rows) of 0), m, s from the training rows' p; a missing value takes `fill`,
   the training rows' median, already encoded;
@@ -90,6 +90,12 @@ class Schema:
             counts[c.role] = counts.get(c.role, 0) + 1
         text = ", ".join(f"{counts[r]} {r}" for r in ROLES if r in counts)
         return text + (f"; {len(self.dropped)} left out" if self.dropped else "")
+
+    def scale_y(self, y):
+        """A regression target as the network learns it: standardised by the training rows'
+        mean and deviation (target_center, target_scale: 0 and 1 when not scaled), in the
+        overflow-free order of the features' first step."""
+        return y / self.target_scale - self.target_center / self.target_scale
 
     def label_values(self):
         """The classes as values: numbers for numeric labels (ints when whole), else text."""
@@ -201,6 +207,7 @@ class Encoder:
         self.refuse_missing = refuse_missing
         self.unseen = {}
         self.missing_counts = {}
+        self.rows = 0
 
     def check_columns(self, present):
         missing = [c for c in self.schema.names if c not in present]
@@ -210,6 +217,7 @@ class Encoder:
 
     def encode(self, first_row, cols, out):
         """Write the features of one batch into `out` (rows x n_features, self.dtype)."""
+        self.rows += len(out)
         j = 0
         for col in self.schema.columns:
             s = parse.strip(cols[col.name])
@@ -252,7 +260,9 @@ class Encoder:
             raise DataError(f"{at} has an infinite value ({s[k].as_py()}) at "
                             f"{self.where(first_row + k)}; fix it, or pass --na-values with it "
                             "if it marks a missing value")
-        p = ((v - col.c0) / col.s0).astype(self.dtype)
+        # v / s0 - c0 / s0 rather than (v - c0) / s0: with values near 1.8e308 the difference
+        # itself would overflow
+        p = (v / col.s0 - col.c0 / col.s0).astype(self.dtype)
         if self.provisional:
             p[miss] = np.nan
             return p
@@ -290,18 +300,25 @@ class Encoder:
 
     def notes(self):
         """What was imputed or could not be encoded, one line per column."""
-        filled = [f"{self.name}: column {c.name!r}: {self.missing_counts[c.name]} missing "
-                  f"value(s) imputed as in training"
+        filled = [f"{self.name}: column {c.name!r}: {self._missing(c.name)} imputed as in training"
                   for c in self.schema.columns
                   if c.name in self.missing_counts and c.role != CATEGORICAL]
         return filled + [f"{self.name}: column {name!r} has {count} value(s) not seen in training "
                          f"(first {shown!r} at {at}), encoded as all zeros"
                          for name, (count, (shown, at)) in self.unseen.items()]
 
+    def _missing(self, name):
+        count = self.missing_counts[name]
+        if count == self.rows:
+            # a shifted frame (pandas taking a trailing separator's column as the index) shows
+            # up as a column missing everywhere
+            return f"missing in every one of its {count} rows (is the data shifted?), all"
+        return f"{count} missing value(s)"
+
     # ---- the target
 
     def target(self, first_row, arr):
-        """Class indices (int64) or float targets (standardised when the schema says so)."""
+        """Class indices (int64) or float targets in their own units."""
         sc = self.schema
         s = parse.strip(arr)
         miss = sc.missing.mask(s, self.fmt)
@@ -317,7 +334,7 @@ class Encoder:
                 k = int(np.argmax(bad))
                 raise DataError(f"{at} has {s[k].as_py()!r} at {self.where(first_row + k)}, which "
                                 "is not a finite number")
-            return (v - sc.target_center) / sc.target_scale
+            return v
         if sc.class_numbers is not None:
             keys = pa.array(parse.numbers(s, self.fmt), pa.float64())
             idx = pc.index_in(keys, value_set=pa.array(sc.class_numbers))
