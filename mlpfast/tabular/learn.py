@@ -72,7 +72,13 @@ def learn_schema(source, fmt, target=None, features=None, drop=None, categorical
     used, naming the column, the file line and what to pass."""
     missing = missing or parse.Missing()
     kw = {} if block_bytes is None else {"block_bytes": block_bytes}
-    table = Table(source, fmt, **kw)
+    with Table(source, fmt, **kw) as table:
+        return _learn(table, source, fmt, target, features, drop, categorical, task,
+                      max_categories, missing, refuse_missing)
+
+
+def _learn(table, source, fmt, target, features, drop, categorical, task, max_categories,
+           missing, refuse_missing):
     name = source.name
     columns = table.columns
     target = target or columns[-1]
@@ -232,7 +238,13 @@ def encode_file(source, fmt, schema, out, positions=None, dtype=np.float32, prov
     n_features), row r going to out[positions[r]] when positions is given. Returns
     (rows, encoder, y) where y holds the targets when asked for."""
     kw = {} if block_bytes is None else {"block_bytes": block_bytes}
-    table = Table(source, fmt, **kw)
+    with Table(source, fmt, **kw) as table:
+        return _encode(table, source, fmt, schema, out, positions, dtype, provisional, targets,
+                       refuse_missing)
+
+
+def _encode(table, source, fmt, schema, out, positions, dtype, provisional, targets,
+            refuse_missing):
     enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
                   provisional, refuse_missing)
     enc.check_columns(table.columns)

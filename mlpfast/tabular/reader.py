@@ -155,6 +155,24 @@ class Source:
             raise DataError(f"{self.name}: not a text CSV file (it holds binary data)")
         return stream
 
+    def check_encoding(self, head, encoding):
+        """A UTF-16 or UTF-32 file read as UTF-8 fails far from its cause: say so at once."""
+        if encoding.lower().replace("-", "").replace("_", "") not in ("utf8", "utf8sig"):
+            return
+        for bom, name in ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"),
+                          (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+            if head.startswith(bom):
+                raise DataError(f"{self.name}: starts with a {name.upper()} byte order mark; "
+                                f"pass --encoding {name}")
+
+    @property
+    def file(self):
+        """The path of the bytes as read (the temporary copy for standard input or a pipe),
+        or None when the source can be read only once."""
+        if self._spool is not None:
+            return self._spool
+        return self.path if self.regular else None
+
     def close(self):
         if self._spool is not None:
             try:
@@ -224,10 +242,12 @@ class Table:
             raise
         self._ragged = []
         self._block_bytes = block_bytes
+        self._arrow = None
 
     def _header(self, block_bytes):
         name = self.source.name
         head = self._stream.peek(min(block_bytes, 1 << 20))
+        self.source.check_encoding(head, self.fmt.encoding)
         text = _decode_head(head, self.fmt.encoding)
         first = _first_record(text)
         sep = self.fmt.sep
@@ -264,7 +284,9 @@ class Table:
         return names, sep
 
     def _reader(self):
-        read = pacsv.ReadOptions(block_size=self._block_bytes, use_threads=True,
+        # a source that cannot be read again cannot be rescanned for a line number: the serial
+        # parser numbers its records instead
+        read = pacsv.ReadOptions(block_size=self._block_bytes, use_threads=self.source.regular,
                                  encoding=self.fmt.encoding)
 
         def on_invalid(row):
@@ -281,7 +303,7 @@ class Table:
 
     def __iter__(self):
         try:
-            reader = self._reader()
+            reader = self._arrow = self._reader()
             row = 0
             for batch in reader:
                 if batch.num_rows == 0:
@@ -293,19 +315,33 @@ class Table:
         except OSError as exc:
             raise DataError(f"{self.source.name}: cannot be read ({_one_line(exc)})") from None
         finally:
-            self._stream.close()
+            self.close()
 
     def close(self):
+        """Stop pyarrow's reading threads, then close the file: closing the file under a
+        running reader can abort the process."""
+        if self._arrow is not None:
+            self._arrow.close()
+            self._arrow = None
         self._stream.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def _explain(self, exc):
         name, text = self.source.name, str(exc)
         if self._ragged:
             number, expected, actual, row = self._ragged[0]
             # the threaded parser does not number rows: find the line by reading again
-            line = (line_of_record(self.source, self.fmt.encoding, self.sep, number) if number
-                    else first_ragged_line(self.source, self.fmt.encoding, self.sep))
-            where = f"line {line}" if line else "a row"
+            if self.source.regular:
+                line = (line_of_record(self.source, self.fmt.encoding, self.sep, number) if number
+                        else first_ragged_line(self.source, self.fmt.encoding, self.sep))
+                where = f"line {line}" if line else "a row"
+            else:
+                where = f"record {number} (the header is record 1)" if number else "a row"
             hint = ""
             if actual == expected + 1 and row is not None and row.rstrip("\r\n").endswith(self.sep):
                 hint = " (the row ends with a separator)"

@@ -104,7 +104,7 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
             schema.target_center, schema.target_scale = center, (sd if sd > 0 else 1.0)
             y = schema.scale_y(y)
         data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
-        sha = None if src.path == "-" or not src.regular else _sha256(src.path)
+        sha = _sha256(src.file)
     X_train, y_train = X[:n_train], y[:n_train]
     X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
     if val is not None:
@@ -202,7 +202,8 @@ class _Discard:
 
 def _count_rows(src, fmt):
     from .reader import Table
-    return sum(len(next(iter(cols.values()))) for _, cols in Table(src, fmt))
+    with Table(src, fmt) as table:
+        return sum(len(next(iter(cols.values()))) for _, cols in table)
 
 
 def _estimator(task, seed, params):
@@ -235,6 +236,8 @@ class _BestWeights:
 
 def _sha256(path):
     import hashlib
+    if path is None:
+        return None
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -344,18 +347,20 @@ class Run:
         fmt = csv or CSVFormat()
         from .reader import Table
         with Source(data) as src:
-            table = Table(src, fmt)
-            enc = Encoder(sc, fmt, src.name, lambda r: f"line {table.line_of_row(r)}", dtype)
-            enc.check_columns(table.columns)
-            if target is not None and target not in table.columns:
-                raise DataError(f"{src.name}: no target column {target!r}; columns are "
-                                f"{table.columns} (pass --target)")
-            for first, cols in table:
-                n = len(cols[table.columns[0]])
-                X = np.empty((n, sc.n_features), dtype)
-                enc.encode(first, cols, X)
-                y = enc.target(first, cols[target]) if target is not None else None
-                yield X, y, first
+            with Table(src, fmt) as table:
+                where = ((lambda r: f"line {table.line_of_row(r)}") if src.regular
+                         else (lambda r: f"data row {r + 1}"))
+                enc = Encoder(sc, fmt, src.name, where, dtype)
+                enc.check_columns(table.columns)
+                if target is not None and target not in table.columns:
+                    raise DataError(f"{src.name}: no target column {target!r}; columns are "
+                                    f"{table.columns} (pass --target)")
+                for first, cols in table:
+                    n = len(cols[table.columns[0]])
+                    X = np.empty((n, sc.n_features), dtype)
+                    enc.encode(first, cols, X)
+                    y = enc.target(first, cols[target]) if target is not None else None
+                    yield X, y, first
             for text in enc.notes():
                 note(text)
 
