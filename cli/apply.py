@@ -18,7 +18,7 @@ from .main import cli
 @click.option("--out", "out_file", type=click.Path(dir_okay=False),
               help="CSV file to write. [default: stdout]")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
-@csv_options
+@csv_options(model=True)
 def predict(model, data_file, out_file, proba, **fmt_opts):
     """Predict every row of DATA with MODEL (a run folder or its model.npz).
 
@@ -34,7 +34,7 @@ def predict(model, data_file, out_file, proba, **fmt_opts):
     """
     from mlpfast import tabular
     run = tabular.load(model)
-    fmt = csv_format(fmt_opts)
+    fmt = csv_format(fmt_opts, run.schema.csv)
     with notes_to_stderr():
         if out_file:
             atomic_write(out_file, lambda f: _text(f, lambda s: run.predict_csv(
@@ -55,7 +55,7 @@ def _text(binary, write):
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False))
 @click.option("--target", help="Target column. [default: the one the model was trained on]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
-@csv_options
+@csv_options(model=True)
 def evaluate(model, data_file, target, as_json, **fmt_opts):
     """Score MODEL on a labelled CSV file.
 
@@ -70,7 +70,7 @@ def evaluate(model, data_file, target, as_json, **fmt_opts):
     from mlpfast import tabular
     run = tabular.load(model)
     with notes_to_stderr():
-        result = run.evaluate(data_file, target=target, csv=csv_format(fmt_opts))
+        result = run.evaluate(data_file, target=target, csv=csv_format(fmt_opts, run.schema.csv))
     if as_json:
         click.echo(json.dumps(result))
     else:

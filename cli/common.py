@@ -10,23 +10,32 @@ from mlpfast.errors import ConvergenceWarning
 from mlpfast.model_io import atomic_write
 
 
-def csv_options(f):
-    """--sep, --encoding, --decimal and --thousands: how the CSV files are written."""
-    f = click.option("--thousands", help="Thousands separator inside numbers (e.g. ',').")(f)
-    f = click.option("--decimal", default=".", show_default=True,
-                     help="Decimal mark of numbers ('.' or ',').")(f)
-    f = click.option("--encoding", default="utf-8", show_default=True,
-                     help="Text encoding of the CSV files.")(f)
-    f = click.option("--sep", help="Field separator: a character, or tab, semicolon, pipe. "
-                     "[default: ',', or the one the header uses]")(f)
+def csv_options(f=None, *, model=False):
+    """--sep, --encoding, --decimal and --thousands: how the CSV files are written. With
+    model=True (predict, evaluate) each defaults to what the model was trained with."""
+    if f is None:
+        return lambda g: csv_options(g, model=model)
+    same = " [default: as in training]"
+    f = click.option("--thousands", help="Thousands separator inside numbers (e.g. ',')." +
+                     (same if model else ""))(f)
+    f = click.option("--decimal", default=None if model else ".", show_default=not model,
+                     help="Decimal mark of numbers ('.' or ',')." + (same if model else ""))(f)
+    f = click.option("--encoding", default=None if model else "utf-8", show_default=not model,
+                     help="Text encoding of the CSV files." + (same if model else ""))(f)
+    f = click.option("--sep", help="Field separator: a character, or tab, semicolon, pipe. " +
+                     ("[default: as in training, else the one the header uses]" if model else
+                      "[default: ',', or the one the header uses]"))(f)
     return f
 
 
-def csv_format(opts):
-    """The CSVFormat of the csv_options in a command's keyword arguments (popped)."""
+def csv_format(opts, base=None):
+    """The CSVFormat of the csv_options in a command's keyword arguments (popped), each option
+    not given taken from `base` (the model's training format) when there is one."""
     from mlpfast.tabular import CSVFormat
-    return CSVFormat(opts.pop("sep"), opts.pop("encoding"), opts.pop("decimal"),
-                     opts.pop("thousands"))
+    given = {k: opts.pop(k) for k in ("sep", "encoding", "decimal", "thousands")}
+    if base is not None:
+        given = {k: (v if v is not None else getattr(base, k)) for k, v in given.items()}
+    return CSVFormat(**given)
 
 
 def comma_list(ctx, param, value):

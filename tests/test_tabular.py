@@ -331,3 +331,15 @@ def test_shifted_dataframe_is_named(tmp_path):
         r.predict(pd.read_csv(shifted))
     assert any("column 'b': missing in every one of its 10 rows (is the data shifted?)" in str(w.message)
                for w in caught)
+
+
+def test_later_files_are_read_as_the_training_file_was_written(tmp_path):
+    text = "area;y\n" + rows(30, lambda i: f"{i},{i % 10};{i % 2}\n")
+    p = write(tmp_path, "semi.csv", text)
+    out = tmp_path / "run"
+    assert run("train", p, "--decimal", ",", "--out", out, "--epochs", 2, "-q").exit_code == 0
+    r = run("predict", out, p)
+    assert r.exit_code == 0 and len(r.stdout.splitlines()) == 31
+    r = run("predict", out, p, "--decimal", ".")
+    assert r.exit_code == 1 and "read now with --decimal '.'" in r.stderr
+    assert mlpfast.load(out).schema.csv.decimal == ","

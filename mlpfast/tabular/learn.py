@@ -118,7 +118,7 @@ def _learn(table, source, fmt, target, features, drop, categorical, task, max_ca
     if task is None:
         notes.insert(0, f"task: {schema_task} (target {target!r} has {why}; override with --task)")
     schema = Schema(feature_columns, target, schema_task, classes, numbers, missing=missing,
-                    dropped=dropped)
+                    dropped=dropped, csv=fmt)
     return schema, y, notes, {"sep": table.sep, "rows": rows}
 
 

@@ -274,7 +274,8 @@ class Run:
 
     def transform(self, data, csv=None):
         """The float feature matrix (rows x n_features) of a CSV file or DataFrame, encoded by
-        the stored schema exactly as training encoded its own rows."""
+        the stored schema exactly as training encoded its own rows. `csv` (a CSVFormat) says
+        how the file is written; by default, as the training file was (every method here)."""
         blocks = [X for X, _, _ in self._blocks(data, csv)]
         return np.concatenate(blocks) if blocks else np.empty((0, self.schema.n_features))
 
@@ -344,7 +345,7 @@ class Run:
         if isinstance(data, pd.DataFrame):
             yield from _frame_blocks(data, sc, dtype, target)
             return
-        fmt = csv or CSVFormat()
+        fmt = csv or sc.csv
         from .reader import Table
         with Source(data) as src:
             with Table(src, fmt) as table:

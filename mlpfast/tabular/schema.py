@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from . import parse
+from .reader import CSVFormat
 from .scan import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC
 
 ROLES = (NUMERIC, BOOLEAN, CATEGORICAL, DATETIME)
@@ -67,7 +68,7 @@ class Schema:
     """
 
     def __init__(self, columns, target, task, classes=None, class_numbers=None,
-                 target_center=0.0, target_scale=1.0, missing=None, dropped=()):
+                 target_center=0.0, target_scale=1.0, missing=None, dropped=(), csv=None):
         self.columns = list(columns)
         self.target, self.task = target, task
         self.classes = None if classes is None else list(classes)
@@ -75,6 +76,8 @@ class Schema:
         self.target_center, self.target_scale = float(target_center), float(target_scale)
         self.missing = missing if missing is not None else parse.Missing()
         self.dropped = list(dropped)
+        # how the training file was written: later files are read the same way unless told
+        self.csv = csv if csv is not None else CSVFormat()
 
     @property
     def n_features(self):
@@ -117,7 +120,9 @@ class Schema:
                "target": np.array(json.dumps({
                    "name": self.target, "task": self.task, "center": self.target_center,
                    "scale": self.target_scale, "na_values": list(self.missing.extra),
-                   "default_na": self.missing.default, "dropped": self.dropped}))}
+                   "default_na": self.missing.default, "dropped": self.dropped,
+                   "csv": {"sep": self.csv.sep, "encoding": self.csv.encoding,
+                           "decimal": self.csv.decimal, "thousands": self.csv.thousands}}))}
         out["level_bytes"], out["level_offsets"] = pack_strings(levels)
         if self.classes is not None:
             out["class_bytes"], out["class_offsets"] = pack_strings(self.classes)
@@ -145,7 +150,7 @@ class Schema:
         classes = unpack_strings(a["class_bytes"], a["class_offsets"]) if "class_bytes" in a else None
         return cls(columns, t["name"], t["task"], classes, a.get("class_numbers"),
                    t["center"], t["scale"], parse.Missing(t["na_values"], t["default_na"]),
-                   t.get("dropped", ()))
+                   t.get("dropped", ()), CSVFormat(**t["csv"]) if "csv" in t else None)
 
     @classmethod
     def from_v1_arrays(cls, a):
@@ -253,20 +258,20 @@ class Encoder:
             k = int(np.argmax(bad))
             kind = "an ISO date-time" if col.role == DATETIME else "a number"
             raise DataError(f"{at} has {int(bad.sum())} value(s) that are not {kind}, first "
-                            f"{s[k].as_py()!r} at {self.where(first_row + k)}")
+                            f"{s[k].as_py()!r} at {self.where(first_row + k)}; {self._fix}")
         inf = np.isinf(v)
         if inf.any():
             k = int(np.argmax(inf))
             raise DataError(f"{at} has an infinite value ({s[k].as_py()}) at "
-                            f"{self.where(first_row + k)}; fix it, or pass --na-values with it "
-                            "if it marks a missing value")
+                            f"{self.where(first_row + k)}; {self._fix}")
         # v / s0 - c0 / s0 rather than (v - c0) / s0: with values near 1.8e308 the difference
         # itself would overflow
-        p = (v / col.s0 - col.c0 / col.s0).astype(self.dtype)
-        if self.provisional:
-            p[miss] = np.nan
-            return p
-        f = ((p.astype(np.float64) - col.m) / col.s).astype(self.dtype)
+        with np.errstate(over="ignore", invalid="ignore"):  # too-large values are named below
+            p = (v / col.s0 - col.c0 / col.s0).astype(self.dtype)
+            if self.provisional:
+                p[miss] = np.nan
+                return p
+            f = ((p.astype(np.float64) - col.m) / col.s).astype(self.dtype)
         huge = ~np.isfinite(f) & ~miss
         if huge.any():
             k = int(np.argmax(huge))
@@ -306,6 +311,14 @@ class Encoder:
         return filled + [f"{self.name}: column {name!r} has {count} value(s) not seen in training "
                          f"(first {shown!r} at {at}), encoded as all zeros"
                          for name, (count, (shown, at)) in self.unseen.items()]
+
+    @property
+    def _fix(self):
+        extra = self.schema.missing.extra
+        markers = f" or {', '.join(map(repr, extra[:3]))}" if extra else ""
+        return (f"fix it (a missing value is an empty field{markers}, as in training), or say "
+                f"how numbers are written (read now with --decimal {self.fmt.decimal!r}" +
+                (f" --thousands {self.fmt.thousands!r})" if self.fmt.thousands else ")"))
 
     def _missing(self, name):
         count = self.missing_counts[name]
