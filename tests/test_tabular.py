@@ -71,7 +71,7 @@ def test_decimal_comma_is_named_and_read_with_the_option(tmp_path):
     body = rows(40, lambda i: f"{i},{i % 7}.5;{i % 2}\n".replace(",", ";", 1).replace(".", ","))
     p = write(tmp_path, "dc.csv", "a;b;y\n" + body)
     msg = error_of(p, csv=tabular.CSVFormat(sep=";"))
-    assert "column 'b' holds numbers written with a decimal comma ('0,5' at line 2); pass --decimal ','" in msg
+    assert "column 'b' holds numbers written in another format ('0,5' at line 2); pass --decimal ','" in msg
     r = tabular.train(p, csv=tabular.CSVFormat(sep=";", decimal=","), val_fraction=0, **FAST)
     assert [c.role for c in r.schema.columns] == ["numeric", "numeric"]
     assert r.schema.columns[1].center == pytest.approx(np.mean([i % 7 + 0.5 for i in range(40)]), rel=1e-6)
@@ -80,7 +80,10 @@ def test_decimal_comma_is_named_and_read_with_the_option(tmp_path):
 def test_thousands_separators(tmp_path):
     p = write(tmp_path, "t.csv", "price,y\n" + rows(30, lambda i: f'"{i},{i:03d}",{i % 2}\n'))
     msg = error_of(p)
-    assert "holds numbers with ',' inside ('0,000' at line 2); pass --thousands ','" in msg
+    assert ("holds numbers written in another format ('0,000' at line 2); pass --decimal ',' or "
+            "--thousands ',', whichever the file means") in msg
+    p2 = write(tmp_path, "t2.csv", "price,y\n" + rows(30, lambda i: f'"{i}.{i:03d},5",{i % 2}\n'))
+    assert "pass --decimal ',' --thousands '.'" in error_of(p2)
     r = tabular.train(p, csv=tabular.CSVFormat(thousands=","), val_fraction=0, **FAST)
     assert r.schema.columns[0].role == "numeric"
     assert r.schema.columns[0].center == pytest.approx(np.mean([i * 1000 + i for i in range(30)]), rel=1e-6)
@@ -237,7 +240,8 @@ def test_single_row_class_same_outcome_for_every_seed(tmp_path):
     p = write(tmp_path, "s.csv", "x,y\n" + rows(30, lambda i: f"{i},{'ab'[i % 2]}\n") + "99,c\n")
     for seed in range(6):
         r, notes = train_notes(p, seed=seed)
-        assert any("class 'c' of target 'y' has 1 row (line 32)" in n for n in notes)
+        assert any("class of target 'y' with 1 row: 'c' (line 32): kept in the training rows" in n
+                   for n in notes)
         assert r.summary["data"]["train_rows"] + r.summary["data"]["val_rows"] == 31
 
 
@@ -343,3 +347,14 @@ def test_later_files_are_read_as_the_training_file_was_written(tmp_path):
     r = run("predict", out, p, "--decimal", ".")
     assert r.exit_code == 1 and "read now with --decimal '.'" in r.stderr
     assert mlpfast.load(out).schema.csv.decimal == ","
+
+
+def test_target_in_another_number_format_or_with_a_label_per_row(tmp_path):
+    p = write(tmp_path, "p.csv", "area;price\n" + rows(60, lambda i: f"{i};{i}.{i:03d},25\n"))
+    msg = error_of(p, target="price", csv=tabular.CSVFormat(decimal=","))
+    assert "target column 'price' holds numbers written in another format ('0.000,25' at line 2)" in msg
+    assert "pass --decimal ',' --thousands '.'" in msg
+    r = tabular.train(p, target="price", csv=tabular.CSVFormat(decimal=",", thousands="."), **FAST)
+    assert r.task == "regression"
+    q = write(tmp_path, "q.csv", "x,name\n" + rows(80, lambda i: f"{i},n{i}\n"))
+    assert "target column 'name' has 80 distinct text labels in 80 rows" in error_of(q)

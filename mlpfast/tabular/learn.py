@@ -9,6 +9,7 @@ import datetime
 import os
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import DataError
@@ -32,6 +33,7 @@ class TargetScan:
         self.first_missing = None
         self.n_missing = 0
         self.first_text = None
+        self.text_sample = []
 
     def add(self, first_row, arr):
         s = parse.strip(arr)
@@ -42,11 +44,13 @@ class TargetScan:
                 self.first_missing = first_row + int(np.argmax(miss))
         nums = parse.numbers(s, self.fmt)
         nums[miss] = np.nan
-        if self.first_text is None:
-            text = np.isnan(nums) & ~miss
-            if text.any():
+        text = np.isnan(nums) & ~miss
+        if text.any():
+            if self.first_text is None:
                 k = int(np.argmax(text))
                 self.first_text = (s[k].as_py(), first_row + k)
+            if len(self.text_sample) < 200:
+                self.text_sample += pc.filter(s, pa.array(text)).to_pylist()[:200 - len(self.text_sample)]
         self.numbers.append(nums)
         enc = pc.dictionary_encode(s)
         local = np.array(enc.indices.fill_null(-1), np.int64)
@@ -189,7 +193,19 @@ def _target(tscan, task, name, line):
         raise DataError(f"{at} has {value!r} at line {line(row)}, which is not a number; a "
                         "regression target must be numeric")
     why = None
+    if not numeric and task != "classification":
+        hint = parse.other_number_format(tscan.text_sample, tscan.fmt)
+        if hint:
+            value, row = tscan.first_text
+            raise DataError(f"{at} holds numbers written in another format ({value!r} at line "
+                            f"{line(row)}); pass {hint}, or --task classification if they "
+                            "are labels")
     if task is None:
+        if not numeric and len(tscan.keys) > max(MAX_INFERRED_CLASSES, 0.5 * len(codes)):
+            value, row = tscan.first_text
+            raise DataError(f"{at} has {len(tscan.keys)} distinct text labels in {len(codes)} "
+                            f"rows ({value!r} at line {line(row)}): is it the right column? "
+                            "(--target); pass --task classification to train on it anyway")
         if not numeric:
             task, why = "classification", f"{len(tscan.keys)} text labels"
         else:

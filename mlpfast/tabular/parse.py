@@ -4,6 +4,8 @@ Every function takes a pyarrow string array (one column of one record batch, nul
 and returns NumPy arrays, so the schema's scan (training) and its encoder (every file) parse a
 field by exactly the same rules.
 """
+import re
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -11,10 +13,9 @@ import pyarrow.compute as pc
 # what a number looks like once the decimal mark is '.' and thousands separators are gone;
 # RE2's \d is ASCII only, so '٣' or '1_000' stay text
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
-DECIMAL_COMMA = r"^[+-]?\d+,\d+$"
-THOUSANDS = r"^[+-]?\d{1,3}([,.' ]\d{3})+([.,]\d+)?$"
-# '1,500' is a thousand and a half in one country and one and a half in another
-COMMA_GROUPS = r"^[+-]?\d{1,3}(,\d{3})+$"
+# (decimal mark, thousands separator) pairs that files are written in
+NUMBER_FORMATS = ((".", None), (",", None), (".", ","), (",", "."), (".", " "), (",", " "),
+                  (".", "'"))
 # ISO 8601 dates and date-times, with an optional zone; other date layouts stay text
 DATETIME = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
             r"(Z|[+-]\d{2}:?\d{2})?$")
@@ -63,6 +64,11 @@ def numbers(stripped, fmt):
     """float64 values; NaN where the field is not a number (and where it is missing)."""
     text = stripped
     if fmt.thousands:
+        # a separator only between groups of three digits: '1,5' is no number in thousands
+        t, d = re.escape(fmt.thousands), re.escape(fmt.decimal)
+        grouped = pc.match_substring_regex(text, rf"^[+-]?\d{{1,3}}({t}\d{{3}})+({d}\d*)?([eE][+-]?\d+)?$")
+        plain = pc.invert(pc.match_substring(text, fmt.thousands))
+        text = pc.if_else(pc.or_(grouped, plain), text, _NULL)
         text = pc.replace_substring(text, fmt.thousands, "")
     if fmt.decimal != ".":
         # a '.' beside a decimal comma is not a decimal point: keep such fields non-numeric
@@ -75,6 +81,34 @@ def numbers(stripped, fmt):
         ok = pc.match_substring_regex(text, NUMBER, ignore_case=True)
         values = pc.cast(pc.if_else(ok, text, _NULL), pa.float64())
     return np.array(values.fill_null(np.nan), np.float64)
+
+
+def other_number_format(texts, fmt):
+    """The options that read nearly all of `texts` as numbers when `fmt` reads them as text
+    ('--decimal ','' ...), or None. A text that two formats read differently ('1,500': a
+    thousand and a half, or one and a half) gets both, for the user to choose."""
+    from .reader import CSVFormat
+    if not texts:
+        return None
+    arr = strip(pa.array(texts, pa.string()))
+    readings = []
+    for decimal, thousands in NUMBER_FORMATS:
+        if (decimal, thousands) == (fmt.decimal, fmt.thousands):
+            continue
+        other = CSVFormat(None, fmt.encoding, decimal, thousands)
+        values = numbers(arr, other)
+        if np.mean(~np.isnan(values)) >= 0.9:
+            readings.append((decimal, thousands, values))
+    if not readings:
+        return None
+    options = [" ".join(([f"--decimal '{d}'"] if d != "." else []) +
+                        ([f"--thousands '{t}'"] if t else [])) for d, t, _ in readings]
+    distinct = [readings[0]] + [r for r in readings[1:]
+                                if not np.allclose(r[2], readings[0][2], equal_nan=True)]
+    if len(distinct) == 1:
+        return min(options, key=len)
+    return " or ".join(dict.fromkeys(options[readings.index(r)] for r in distinct[:2])) + \
+        ", whichever the file means"
 
 
 def is_number(stripped, values):

@@ -72,8 +72,6 @@ class CSVFormat:
         if self.thousands is not None and (len(self.thousands) != 1 or self.thousands == self.decimal):
             raise DataError(f"--thousands must be one character other than the decimal mark, "
                             f"not {self.thousands!r}")
-        if self.sep is not None and self.sep == self.decimal:
-            raise DataError(f"--sep and --decimal are both {self.sep!r}")
 
 
 class Source:

@@ -79,11 +79,14 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
             if n < 2:
                 raise DataError(f"{src.name}: {n} row is too few to train on")
             tr, va, small = np.arange(n), np.empty(0, np.int64), []
-        for k in small:
-            row = int(np.flatnonzero(y_class == k)[0])
-            note(f"{src.name}: class {schema.classes[k]!r} of target {schema.target!r} has 1 row "
-                 f"(line {_line(src, fmt, info['sep'], row)}): it stays in the training rows, "
-                 "so validation holds none of it")
+        if small:
+            shown = ", ".join(f"{schema.classes[k]!r} (line "
+                              f"{_line(src, fmt, info['sep'], int(np.flatnonzero(y_class == k)[0]))})"
+                              for k in small[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            note(f"{src.name}: {'class' if len(small) == 1 else f'{len(small)} classes'} of target "
+                 f"{schema.target!r} with 1 row: {shown}{more}: kept in the training rows, so "
+                 "validation holds none of them")
         dtype = np.dtype(params.get("dtype", "float32"))
         positions = np.empty(n, np.int64)
         positions[tr] = np.arange(len(tr))

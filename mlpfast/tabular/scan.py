@@ -24,6 +24,7 @@ EXTREME_RATIO = 1e3
 IDENTIFIER_SHARE = 0.9   # distinct values per row above which a text column is an identifier
 LONG_TEXT = 50           # mean characters per value above which text is free text
 TEXT_AMONG_NUMBERS = 3   # distinct non-numbers tolerated before a mostly-numeric column is text
+FORMAT_SAMPLE = 200      # non-numeric texts tried against the other number formats
 
 
 class Moments:
@@ -78,7 +79,7 @@ class ColumnScan:
         self.n_non_numbers = 0
         self.all_bool, self.word_bool = True, False
         self.all_datetime = True
-        self.decimal_comma = self.thousands = self.comma3 = 0
+        self.text_sample = []          # the first non-numeric texts, to guess a number format
         self.distinct = {}             # text -> (count, first row), capped
         self.overflow = False
         self.text_chars = 0
@@ -123,10 +124,8 @@ class ColumnScan:
                     self.non_numbers[v] = (c + 1, r0)
                 elif len(self.non_numbers) < 8:
                     self.non_numbers[v] = (1, int(r))
-            if self.fmt.decimal == "." and self.fmt.thousands is None:
-                self.decimal_comma += int(pc.sum(pc.match_substring_regex(texts, parse.DECIMAL_COMMA)).as_py() or 0)
-                self.thousands += int(pc.sum(pc.match_substring_regex(texts, parse.THOUSANDS)).as_py() or 0)
-                self.comma3 += int(pc.sum(pc.match_substring_regex(texts, parse.COMMA_GROUPS)).as_py() or 0)
+            if len(self.text_sample) < FORMAT_SAMPLE:
+                self.text_sample += texts.to_pylist()[:FORMAT_SAMPLE - len(self.text_sample)]
         if self.all_bool:
             b = parse.booleans(vals)
             self.all_bool = not np.isnan(b).any()
@@ -239,16 +238,10 @@ def decide(scan, forced_categorical, max_categories, where, line):
         return DATETIME, notes
     first_text, (count, row) = next(iter(scan.non_numbers.items()))
     text_share = scan.n_non_numbers / scan.present
-    if scan.comma3 >= 0.5 * scan.n_non_numbers:
-        raise DataError(f"{where} holds numbers with ',' inside ({first_text!r} at line "
-                        f"{line(row)}); pass --thousands ',' if it separates thousands, or "
-                        "--decimal ',' if it is the decimal mark")
-    if scan.decimal_comma >= 0.5 * scan.n_non_numbers:
-        raise DataError(f"{where} holds numbers written with a decimal comma ({first_text!r} at "
-                        f"line {line(row)}); pass --decimal ','")
-    if scan.thousands >= 0.5 * scan.n_non_numbers:
-        raise DataError(f"{where} holds numbers with thousands separators ({first_text!r} at "
-                        f"line {line(row)}); pass --thousands with the separator")
+    hint = parse.other_number_format(scan.text_sample, scan.fmt)
+    if hint:
+        raise DataError(f"{where} holds numbers written in another format ({first_text!r} at "
+                        f"line {line(row)}); pass {hint}")
     few_texts = len(scan.non_numbers) <= TEXT_AMONG_NUMBERS and scan.n_non_numbers == sum(
         c for c, _ in scan.non_numbers.values())
     if text_share <= 0.5 and (few_texts or text_share <= 0.05):
