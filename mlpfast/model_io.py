@@ -62,6 +62,8 @@ def load_model(path):
         with np.load(path, allow_pickle=False) as npz:
             a = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        if "pickle" in str(exc):  # numpy's text would invite loading it unsafely
+            raise ModelFileError(f"{path}: not an mlpfast model file") from None
         raise ModelFileError(f"{path}: not a readable mlpfast model file ({_short(exc)})") from None
     if a.get("format", np.array("")).item() != FORMAT:
         raise ModelFileError(f"{path}: not an mlpfast model file")

@@ -358,3 +358,12 @@ def test_target_in_another_number_format_or_with_a_label_per_row(tmp_path):
     assert r.task == "regression"
     q = write(tmp_path, "q.csv", "x,name\n" + rows(80, lambda i: f"{i},n{i}\n"))
     assert "target column 'name' has 80 distinct text labels in 80 rows" in error_of(q)
+
+
+def test_dataframe_trains_as_its_csv_would(tmp_path):
+    p = write(tmp_path, "d.csv", "a,c,y\n" + rows(40, lambda i: f"{i * 0.5},{'xyz'[i % 3]},{i % 2}\n"))
+    from_file = tabular.train(p, val_fraction=0, **FAST)
+    from_frame = tabular.train(pd.read_csv(p), val_fraction=0, out=tmp_path / "f", **FAST)
+    assert np.array_equal(from_file.transform(p), from_frame.transform(p))
+    assert np.array_equal(from_file.estimator._theta, from_frame.estimator._theta)
+    assert mlpfast.load(tmp_path / "f").summary["data"]["file"] == "DataFrame"

@@ -4,6 +4,7 @@ The command line and Python users call the same functions. Everything the flow d
 or guesses is said through warnings of category DataNote (the CLI prints them on stderr);
 everything it cannot use raises DataError naming the file, column, line or value.
 """
+import contextlib
 import datetime
 import itertools
 import json
@@ -41,7 +42,8 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
           callback=None, out=None, block_bytes=None, **params):
     """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
 
-    data: a path, '-' for standard input, or a pipe; gzip/bz2/xz/zip are read. target: the
+    data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
+    CSV text and read back, so it trains as the same file would); gzip/bz2/xz/zip are read. target: the
     target column (default: the last). The column roles are learnt from the whole file before
     the split (see mlpfast.tabular.schema); `val_fraction` of the rows (stratified, every class
     keeping a training row) or the file `val` validates; `test` is checked before training and
@@ -52,6 +54,15 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     Raises DataError for anything in the files that cannot be used; Ctrl-C during fit returns
     the Run so far with `interrupted` set (None when no epoch finished).
     """
+    if isinstance(data, pd.DataFrame):
+        with _frame_as_csv(data) as path:
+            run = train(path, target, features=features, drop=drop, categorical=categorical,
+                         task=task, val_fraction=val_fraction, val=val, test=test,
+                         on_missing=on_missing, na_values=na_values, default_na=default_na,
+                         max_categories=max_categories, scale_target=scale_target, seed=seed,
+                         callback=callback, block_bytes=block_bytes, **params)
+        run.meta["data"] = run.summary["data"]["file"] = "DataFrame"
+        return run.save(out) if out is not None else run
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
@@ -167,6 +178,21 @@ def new_run_folder(parent="runs"):
         k += 1
         folder = os.path.join(parent, f"{stamp}-{k}")
     return folder
+
+
+@contextlib.contextmanager
+def _frame_as_csv(frame):
+    """A DataFrame written as the CSV text the reader reads (its index left out), so that it
+    trains exactly as the same data in a file would; messages then count its rows as lines
+    (row k of the frame is line k + 2)."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="mlpfast-frame-", suffix=".csv")
+    os.close(fd)
+    try:
+        frame.to_csv(path, index=False)
+        yield path
+    finally:
+        os.unlink(path)
 
 
 def _with_sep(fmt, sep):
@@ -372,11 +398,11 @@ class Run:
 
     def save(self, folder):
         """Write model.npz, metrics.csv and run.json into `folder` (created if needed), each
-        file written to a temporary name and renamed into place."""
+        file written to a temporary name and renamed into place. Returns the Run."""
         from .folder import write_run
         write_run(self, folder)
         self.folder = folder
-        return folder
+        return self
 
 
 def _model_dtype(est):

@@ -194,7 +194,8 @@ class ColumnScan:
             return len(self.distinct)
         if len(self.hashes) < KMV:
             return len(self.hashes)
-        return int(round((KMV - 1) / (float(self.hashes[-1]) / 2.0 ** 64)))
+        estimate = int(round((KMV - 1) / (float(self.hashes[-1]) / 2.0 ** 64)))
+        return min(estimate, self.present)
 
 
 def _counts(arr, rows=None):
@@ -222,7 +223,7 @@ def decide(scan, forced_categorical, max_categories, where, line):
         if scan.overflow or scan.n_distinct > max_categories:
             raise DataError(f"{where} has {_many(scan)} distinct values, more than "
                             f"--max-categories {max_categories} one-hot features; pass "
-                            f"--max-categories {scan.n_distinct} to encode them all")
+                            f"--max-categories {_enough(scan)} to encode them all")
         return CATEGORICAL, notes
     if scan.n_non_numbers == 0:
         if scan.first_inf is not None:
@@ -264,13 +265,24 @@ def decide(scan, forced_categorical, max_categories, where, line):
     if many:
         raise DataError(f"{where} has {_many(scan)} distinct values, more than --max-categories "
                         f"{max_categories} one-hot features; pass --categorical {name!r} "
-                        f"--max-categories {distinct} to encode them all, or --drop {name!r}")
+                        f"--max-categories {_enough(scan)} to encode them all, or --drop {name!r}")
     return CATEGORICAL, notes
 
 
+def _estimated(scan):
+    return scan.overflow and len(scan.hashes) >= KMV
+
+
 def _many(scan):
-    estimated = scan.overflow and len(scan.hashes) >= KMV
-    return f"about {scan.n_distinct}" if estimated else f"{scan.n_distinct}"
+    return f"about {scan.n_distinct}" if _estimated(scan) else f"{scan.n_distinct}"
+
+
+def _enough(scan):
+    """A --max-categories that surely covers the column: the exact count, or an estimate's
+    count plus three times its standard error (1/sqrt(KMV)), rounded up to a hundred."""
+    if not _estimated(scan):
+        return scan.n_distinct
+    return int(np.ceil(scan.n_distinct * (1 + 3 / np.sqrt(KMV)) / 100) * 100)
 
 
 def _numeric_id_note(scan, where):
