@@ -6,8 +6,9 @@ import numpy as np
 
 from mlpfast import bench
 from mlpfast.errors import DataError
+from mlpfast.tabular.folder import write_json
 
-from .common import comma_list, csv_format, csv_options, write_csv_rows, write_json
+from .common import comma_list, csv_format, csv_options, write_csv_rows
 from .main import cli
 
 PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"]}

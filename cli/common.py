@@ -1,13 +1,12 @@
-"""Pieces the commands share: option decorators, warnings on stderr, atomic text files."""
+"""Pieces the commands share: option decorators, notes and warnings on stderr, CSV rows."""
 import contextlib
 import io
-import json
 import warnings
 
 import click
 
 from mlpfast.errors import ConvergenceWarning
-from mlpfast.model_io import atomic_write
+from mlpfast.tabular.folder import write_text
 
 
 def csv_options(f=None, *, model=False):
@@ -71,43 +70,6 @@ def notes_to_stderr():
         yield
 
 
-@contextlib.contextmanager
-def warnings_to_stderr():
-    """Show the library's warnings as 'Warning: ...' lines, once each, after the block."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        try:
-            yield
-        finally:
-            seen = set()
-            for w in caught:
-                # the user chose the epochs: running out of them is not news
-                if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning,
-                                           ResourceWarning, ConvergenceWarning)):
-                    continue
-                text = str(w.message)
-                if text not in seen:
-                    seen.add(text)
-                    click.echo(f"Warning: {text}", err=True)
-
-
-def write_text(path, text):
-    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
-
-
-def write_json(path, obj):
-    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
-
-
-def _jsonable(v):
-    import numpy as np
-    if isinstance(v, np.generic):
-        return v.item()
-    if isinstance(v, np.ndarray):
-        return v.tolist()
-    return str(v)
-
-
 def write_csv_rows(path, header, rows):
     import csv
     buf = io.StringIO()
@@ -115,11 +77,3 @@ def write_csv_rows(path, header, rows):
     w.writerow(header)
     w.writerows(rows)
     write_text(path, buf.getvalue())
-
-
-def with_examples(text):
-    """Append a worked example to a command's help."""
-    def deco(f):
-        f.__doc__ = (f.__doc__ or "") + "\n\n\b\nExamples:\n" + text
-        return f
-    return deco

@@ -22,8 +22,7 @@ def write_run(run, folder):
     save_model(os.path.join(folder, "model.npz"), run.estimator, run.schema, theta=theta,
                meta=run.meta)
     write_text(os.path.join(folder, "metrics.csv"), metrics_csv(run.history, run.task))
-    write_text(os.path.join(folder, "run.json"),
-               json.dumps(run.summary, indent=2, default=_jsonable) + "\n")
+    write_json(os.path.join(folder, "run.json"), run.summary)
 
 
 def metrics_csv(history, task):
@@ -37,7 +36,12 @@ def metrics_csv(history, task):
 
 
 def write_text(path, text):
+    """Write UTF-8 text atomically (a temporary file renamed into place)."""
     atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+
+
+def write_json(path, obj):
+    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
 def _jsonable(v):
