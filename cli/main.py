@@ -3,6 +3,7 @@
 Library errors (mlpfast.MLPFastError) become one `Error: ...` line and exit code 1 here, in one
 place; usage errors exit 2 as Click does. stdout carries only what a command is asked to print.
 """
+import signal
 import sys
 import warnings
 
@@ -12,12 +13,41 @@ from mlpfast import __version__
 from mlpfast.errors import MLPFastError
 
 
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python next runs (between progress chunks in training),
+    so that a scheduler's stop is handled like Ctrl-C; `signum` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_interrupted(signum, frame):
+    raise Interrupted(signum)
+
+
+def exit_code(exc):
+    """128 + the signal's number (SIGINT: 130), as shells report a job a signal stopped."""
+    return 128 + getattr(exc, "signum", signal.SIGINT)
+
+
+def signal_name(exc):
+    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+
+
 class Group(click.Group):
     def invoke(self, ctx):
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, _raise_interrupted)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            # Click would print 'Aborted!' and exit 1; nothing was written (files are renamed
+            # into place only when complete)
+            click.echo(f"Interrupted ({signal_name(exc)}); nothing was written.", err=True)
+            sys.exit(exit_code(exc))
         except MLPFastError as exc:
             raise click.ClickException(str(exc)) from None
         except MemoryError:

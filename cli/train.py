@@ -1,15 +1,16 @@
 """`mlpfast train`: CSV in; run folder (model.npz, metrics.csv, run.json) out. A thin shell over
 mlpfast.tabular.train: options in, one call, the report out."""
+import math
 import sys
 
 import click
 
 from mlpfast.datasets_path import bundled_dataset
-from mlpfast.errors import DataError, MLPFastError
+from mlpfast.errors import DataError, DivergenceError, MLPFastError
 from mlpfast.registry import ACTIVATIONS, DEVICES, DTYPES, SOLVERS
 
 from .common import comma_list, csv_format, csv_options, notes_to_stderr
-from .main import cli
+from .main import cli, exit_code, signal_name
 
 DEFAULT_DATA = "letter-recognition.csv"
 DEFAULT_TARGET = "Letter"
@@ -53,6 +54,12 @@ def _batch_size(ctx, param, value):
     if n < 1:
         raise click.BadParameter("must be at least 1")
     return n
+
+
+def _finite(ctx, param, value):
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 def _hidden(ctx, param, value):
@@ -100,14 +107,14 @@ def _hidden(ctx, param, value):
 @click.option("--activation", type=click.Choice(list(ACTIVATIONS)), default="relu", show_default=True)
 @click.option("--optimizer", type=click.Choice(list(SOLVERS)), default="adam", show_default=True)
 @click.option("--lr", type=click.FloatRange(0, min_open=True), default=1e-3, show_default=True,
-              help="Initial learning rate.")
+              callback=_finite, help="Initial learning rate.")
 @click.option("--batch-size", default="auto", show_default=True, callback=_batch_size,
               help="Rows per minibatch, or 'auto' (min(200, rows)).")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
               help="SGD momentum.")
 @click.option("--alpha", type=click.FloatRange(0), default=1e-4, show_default=True,
-              help="L2 penalty.")
+              callback=_finite, help="L2 penalty.")
 @click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
 @click.option("--early-stopping/--no-early-stopping", default=False, show_default=True,
               help="Stop when the validation score stops improving; keep the best model.")
@@ -161,21 +168,31 @@ def train(data_file, out_dir, **opts):
                 default_na=opts["default_na"], max_categories=opts["max_categories"],
                 scale_target=opts["scale_target"], csv=csv_format(opts), seed=opts["seed"],
                 callback=monitor, out=out_dir, **_estimator_params(opts))
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         monitor.close()
-        click.echo("Interrupted before the first epoch finished; nothing was saved.", err=True)
-        sys.exit(130)
+        click.echo(f"Interrupted ({signal_name(exc)}) before the first epoch finished; nothing "
+                   "was saved.", err=True)
+        sys.exit(exit_code(exc))
+    except DivergenceError as exc:
+        monitor.close()
+        kept = (f"; saved the metrics and the best model so far (epoch "
+                f"{exc.run.summary['best']['epoch']}) to {out_dir}" if exc.folder else
+                "; nothing was saved")
+        where = f"epoch {exc.epoch}" + (f", by step {exc.step}" if exc.step else "")
+        raise DataError(f"training diverged at {where} (loss {exc.loss}); lower --lr (now "
+                        f"{exc.learning_rate:g}){kept}") from None
     except ValueError as exc:
         monitor.close()
         if isinstance(exc, MLPFastError):
             raise  # already worded for the user
         raise DataError(str(exc)) from None  # the estimator refused the options
     monitor.close()
-    if run.interrupted:
+    if run.interrupted is not None:
         best = run.summary["best"]
-        click.echo(f"Interrupted after epoch {run.history[-1]['epoch']}: saved the metrics so far "
-                   f"and the best model so far (epoch {best['epoch']}) to {out_dir}", err=True)
-        sys.exit(130)
+        click.echo(f"Interrupted ({signal_name(run.interrupted)}) after epoch "
+                   f"{run.history[-1]['epoch']}: saved the metrics so far and the best model so "
+                   f"far (epoch {best['epoch']}) to {out_dir}", err=True)
+        sys.exit(exit_code(run.interrupted))
     say(_summary(run, out_dir))
 
 

@@ -49,3 +49,16 @@ class ConvergenceWarning(UserWarning):
 class DataNote(UserWarning):
     """Something the CSV flow did to the data that the user should know: a column left out,
     values imputed, a separator or a task guessed. The CLI prints these on stderr."""
+
+
+class DivergenceError(MLPFastError, ValueError):
+    """The training loss became non-finite. Raised in the progress chunk (or epoch) where it
+    happened: epoch (1-based), step (minibatches of that epoch done when it was seen, or None),
+    loss and learning_rate. The estimator keeps the epochs before it in history_."""
+
+    def __init__(self, epoch, step, loss, learning_rate):
+        self.epoch, self.step, self.loss, self.learning_rate = epoch, step, loss, learning_rate
+        self.run = self.folder = None  # the mlpfast.tabular flow's Run so far, and its folder
+        where = f"epoch {epoch}" + (f", by step {step}" if step else "")
+        super().__init__(f"training diverged at {where} (loss {loss}); lower the learning rate "
+                         f"(learning_rate_init, now {learning_rate:g})")

@@ -23,7 +23,7 @@ from . import metrics, params
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, feature_names)
 from .engine import NetSpec, make_engine, resolve_device
-from .errors import ConvergenceWarning, DeviceError, not_fitted
+from .errors import ConvergenceWarning, DeviceError, DivergenceError, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
@@ -206,6 +206,9 @@ class _BaseMLP:
             engine.sync()
             self._engine = None
         if early_stopping:
+            if not np.isfinite(self.best_validation_score_):
+                raise ValueError("the validation score was never finite, so early stopping has "
+                                 "no best epoch to keep; check the validation data")
             self._theta[:] = self._best_theta
         if not np.isfinite(self._theta).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
@@ -218,13 +221,19 @@ class _BaseMLP:
             hyper[network.H_LR] = self._lr
             progress = None
             if callback is not None:
+                # a watched fit learns of a non-finite loss in the chunk where it appears
                 def progress(done, total, totals, epoch=epoch):
+                    loss = totals[network.T_LOSS] / max(totals[network.T_ROWS], 1)
+                    if not np.isfinite(loss):
+                        raise DivergenceError(epoch, -(-done // engine.spec.batch_size),
+                                              float(loss), self._lr)
                     callback(self, {"kind": "chunk", "epoch": epoch, "rows_done": done,
-                                    "rows_total": total,
-                                    "loss": totals[network.T_LOSS] / max(totals[network.T_ROWS], 1)})
+                                    "rows_total": total, "loss": loss})
             t0 = time.perf_counter()
             totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters, progress)
             seconds = time.perf_counter() - t0
+            if not np.isfinite(totals[network.T_LOSS]):
+                raise DivergenceError(epoch, None, float(totals[network.T_LOSS] / n), self._lr)
             self.n_iter_ += 1
             self.loss_ = float(totals[network.T_LOSS] / n)
             self.t_ += n
@@ -262,7 +271,7 @@ class _BaseMLP:
     def _update_no_improvement(self, early_stopping, val_score):
         if early_stopping:
             self.validation_scores_.append(val_score)
-            if val_score < self.best_validation_score_ + self.tol:
+            if not np.isfinite(val_score) or val_score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
                 self._no_improvement_count = 0

@@ -18,7 +18,8 @@ def write_run(run, folder):
         raise DataError(f"cannot create the run folder {folder}: {exc.strerror}") from None
     if not os.access(folder, os.W_OK):
         raise DataError(f"cannot write to the run folder {folder}")
-    theta = run.best_theta if run.interrupted and run.best_theta is not None else None
+    stopped = run.interrupted is not None or run.diverged is not None
+    theta = run.best_theta if stopped and run.best_theta is not None else None
     save_model(os.path.join(folder, "model.npz"), run.estimator, run.schema, theta=theta,
                meta=run.meta)
     write_text(os.path.join(folder, "metrics.csv"), metrics_csv(run.history, run.task))

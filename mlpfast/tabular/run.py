@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .._version import __version__
-from ..errors import DataError, DataNote, MLPFastError
+from ..errors import DataError, DataNote, DivergenceError, MLPFastError
 from ..estimators import MLPClassifier, MLPRegressor
 from .. import metrics
 from . import parse
@@ -51,8 +51,10 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     stay in its units). `params` are MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
     max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
 
-    Raises DataError for anything in the files that cannot be used; Ctrl-C during fit returns
-    the Run so far with `interrupted` set (None when no epoch finished).
+    Raises DataError for anything in the files that cannot be used, and DivergenceError when
+    the loss turns non-finite (its `run` holds the epochs before, saved to `out` when one
+    finished). Ctrl-C (KeyboardInterrupt) during fit returns the Run so far with `interrupted`
+    set; before the first epoch finishes it propagates.
     """
     if isinstance(data, pd.DataFrame):
         with _frame_as_csv(data) as path:
@@ -140,16 +142,25 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     try:
         est.fit(X_train, y_train, eval_set=None if X_val is None else (X_val, y_val),
                 callback=best)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         if not getattr(est, "history_", None):
             raise
-        run.interrupted = True
-        if best.theta is not None:
-            run.best_theta = best.theta
+        run.interrupted = exc
+    except DivergenceError as exc:
+        run.diverged = exc
+    run.best_theta = best.theta
     run.history = [dict(r) for r in est.history_]
     run.summary = _summary(run, data_name, data_path, sha, n, n_train, 0 if X_val is None else len(X_val),
                            config, time.perf_counter() - t_start)
-    if test is not None and not run.interrupted:
+    if run.diverged is not None:
+        # the epochs before it stand: their metrics and the best finite weights are kept
+        run.summary["diverged"] = str(run.diverged)
+        if out is not None and best.theta is not None:
+            run.save(out)
+            run.diverged.folder = out
+        run.diverged.run = run
+        raise run.diverged
+    if test is not None and run.interrupted is None:
         run.summary["test"] = run.evaluate(test, csv=fmt)
     if out is not None:
         run.save(out)
@@ -287,7 +298,8 @@ class Run:
         self.history = list(history)
         self.summary = summary or {}
         self.folder = folder
-        self.interrupted = False
+        self.interrupted = None    # the KeyboardInterrupt that stopped training, if one did
+        self.diverged = None       # the DivergenceError that stopped training, if one did
         self.best_theta = None
 
     @property
@@ -519,7 +531,7 @@ def _summary(run, name, path, sha, rows, n_train, n_val, config, total):
         "steady_epoch_seconds": steady,
         "total_seconds": total,
         "epochs_run": len(history),
-        "interrupted": run.interrupted,
+        "interrupted": run.interrupted is not None,
         "best_epoch": best["epoch"] if best else None,
         "final": metric_row(history[-1], sc.task) if history else None,
         "best": metric_row(best, sc.task) if best else None,

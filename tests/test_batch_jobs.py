@@ -1,0 +1,132 @@
+"""Training as a batch job: SIGTERM and SIGHUP handled like Ctrl-C, Ctrl-C anywhere a one-line
+exit, divergence stopped where it happens with the epochs before it kept."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import DATASETS
+
+import mlpfast
+from mlpfast import tabular
+from mlpfast.errors import DivergenceError
+
+pytestmark = pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning",
+                                        "ignore::mlpfast.errors.DataNote")
+LETTERS = str(DATASETS / "letter-recognition.csv")
+
+
+def start(args, cwd, **kw):
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1", "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "mlpfast", *map(str, args)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def wait_for(proc, text, timeout=120):
+    """Read stderr lines until one holds `text` (the child is then past that point)."""
+    seen = []
+    end = time.time() + timeout
+    while time.time() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        seen.append(line)
+        if text in line:
+            return seen
+    raise AssertionError(f"never saw {text!r}: {seen}")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_scheduler_signal_mid_training_saves_like_ctrl_c(tmp_path, sig):
+    out = tmp_path / "run"
+    proc = start(["train", LETTERS, "--out", out, "--epochs", 2000, "--hidden", 16], tmp_path)
+    wait_for(proc, "data:")
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + sig, err
+    name = signal.Signals(sig).name
+    assert f"Interrupted ({name}) after epoch" in err and str(out) in err
+    assert "Traceback" not in err
+    assert sorted(os.listdir(out)) == ["metrics.csv", "model.npz", "run.json"]
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["interrupted"] is True and summary["epochs_run"] >= 1
+    mlpfast.load(out).predict(LETTERS)
+
+
+def test_signal_while_reading_is_one_line_and_leaves_nothing(tmp_path):
+    fifo = tmp_path / "in.csv"
+    os.mkfifo(fifo)
+    out = tmp_path / "run"
+    proc = start(["train", fifo, "--out", out], tmp_path)
+    with open(fifo, "w") as w:  # a writer that stalls mid-file, as a slow network share does
+        w.write("a,y\n1,0\n2,1\n")
+        w.flush()
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("Interrupted (SIGTERM)") and "nothing was saved" in last, err
+    assert not out.exists()
+
+
+def test_ctrl_c_during_predict_leaves_no_output_file(tmp_path):
+    model = tmp_path / "m"
+    tabular.train(LETTERS, target="Letter", out=model, hidden_layer_sizes=(8,), max_iter=1)
+    big = tmp_path / "big.csv"
+    with open(LETTERS) as f:
+        header, *body = f.read().splitlines()
+    big.write_text(header + "\n" + "".join(line + "\n" for line in body) * 50)
+    dest = tmp_path / "pred.csv"
+    proc = start(["predict", model, big, "--out", dest], tmp_path)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    if proc.returncode == 0:
+        pytest.skip("prediction finished before the signal")
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "Interrupted (SIGINT); nothing was written."
+    assert not dest.exists() and not list(tmp_path.glob(".tmp-*"))
+
+
+def test_divergence_stops_where_it_happens_and_keeps_the_epochs_before(tmp_path):
+    def blow_up(est, event):
+        if event["kind"] == "epoch" and event["record"]["epoch"] == 3:
+            est._lr = 1e12  # the next epoch's steps overflow
+        return False
+
+    out = tmp_path / "run"
+    with pytest.raises(DivergenceError) as e:
+        tabular.train(LETTERS, target="Letter", out=out, solver="sgd", hidden_layer_sizes=(16,),
+                      max_iter=50, callback=blow_up)
+    err = e.value
+    assert err.epoch == 4 and err.step is not None and not np.isfinite(err.loss)
+    assert "training diverged at epoch 4, by step" in str(err)
+    assert err.folder == out and len(err.run.history) == 3
+    run = mlpfast.load(out)
+    assert np.isfinite(run.estimator._theta).all()
+    assert json.loads((out / "run.json").read_text())["epochs_run"] == 3
+    assert (run.predict(LETTERS) == run.predict(LETTERS)).all()
+
+
+def test_divergence_through_the_cli_is_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from mlpfast.cli.main import cli
+    p = tmp_path / "h.csv"
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 300, 500)
+    p.write_text("area,price\n" + "".join(f"{a:.1f},{1000 * a:.0f}\n" for a in x))
+    r = CliRunner().invoke(cli, ["train", str(p), "--target", "price", "--optimizer", "sgd",
+                                 "--lr", "10", "--no-scale-target", "--out", str(tmp_path / "r")])
+    assert r.exit_code == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith("Error: training diverged at epoch 1, by step ")
+    assert "lower --lr (now 10); nothing was saved" in last
+    r = CliRunner().invoke(cli, ["train", str(p), "--lr", "inf"])
+    assert r.exit_code == 2 and "inf is not a finite number" in r.stderr
