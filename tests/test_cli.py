@@ -199,7 +199,7 @@ def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     out = tmp_path / "int"
     r = run("train", small_csv, "--out", out, "--epochs", 50)
     assert r.exit_code == 130
-    assert "Interrupted after epoch 3" in r.stderr and str(out) in r.stderr
+    assert "Interrupted (SIGINT) after epoch 3" in r.stderr and str(out) in r.stderr
     assert _files(out) == ["metrics.csv", "model.npz", "run.json"]
     assert len(pd.read_csv(out / "metrics.csv")) == 3
     assert json.loads((out / "run.json").read_text())["interrupted"] is True
