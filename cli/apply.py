@@ -1,12 +1,9 @@
 """`mlpfast predict` and `mlpfast evaluate`: a saved model applied to a raw CSV file, through
 mlpfast.tabular's Run (the same reader and stored schema as training)."""
-import io
 import json
-import sys
+import os
 
 import click
-
-from mlpfast.model_io import atomic_write
 
 from .common import csv_format, csv_options, notes_to_stderr
 from .main import cli
@@ -15,8 +12,9 @@ from .main import cli
 @cli.command()
 @click.argument("model", type=click.Path())
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False))
-@click.option("--out", "out_file", type=click.Path(dir_okay=False),
-              help="CSV file to write. [default: stdout]")
+@click.option("--out", "out_file", type=click.Path(),
+              help="CSV file to write, replaced only when complete; - or a device such as "
+                   "/dev/null is written through. [default: stdout, written once complete]")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @csv_options(model=True)
 def predict(model, data_file, out_file, proba, **fmt_opts):
@@ -33,21 +31,12 @@ def predict(model, data_file, out_file, proba, **fmt_opts):
       mlpfast predict runs/letters/model.npz new.csv | head
     """
     from mlpfast import tabular
+    from mlpfast.tabular.output import text_output
     run = tabular.load(model)
     fmt = csv_format(fmt_opts, run.schema.csv)
-    with notes_to_stderr():
-        if out_file:
-            atomic_write(out_file, lambda f: _text(f, lambda s: run.predict_csv(
-                data_file, s, proba=proba, csv=fmt)))
-        else:
-            run.predict_csv(data_file, sys.stdout, proba=proba, csv=fmt)
-
-
-def _text(binary, write):
-    stream = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-    write(stream)
-    stream.flush()
-    stream.detach()
+    model_file = os.path.join(model, "model.npz") if os.path.isdir(model) else model
+    with notes_to_stderr(), text_output(out_file, inputs=(data_file, model_file)) as stream:
+        run.predict_csv(data_file, stream, proba=proba, csv=fmt)
 
 
 @cli.command()

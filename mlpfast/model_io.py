@@ -1,5 +1,6 @@
 """The model file: one .npz holding weights, preprocessing, classes, configuration and versions,
 readable with allow_pickle=False. Written atomically (temporary file, then rename)."""
+import contextlib
 import json
 import os
 import tempfile
@@ -16,20 +17,37 @@ FORMAT = "mlpfast-model"
 FORMAT_VERSION = 2
 
 
-def atomic_write(path, write):
-    """Call write(file_object) on a temporary file beside `path`, then rename it into place,
-    so that a reader never sees a half-written file."""
+@contextlib.contextmanager
+def replace_with(path):
+    """A binary file object on a temporary file beside `path`, renamed onto `path` when the
+    block ends without an error (and removed when it does not), so that a reader never sees a
+    half-written file. The file gets the permissions the umask gives, as open() would."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            yield f
+            f.flush()
+            os.fchmod(f.fileno(), 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def atomic_write(path, write):
+    """Call write(file_object) on a temporary file beside `path`, then rename it into place
+    (see replace_with)."""
+    with replace_with(path) as f:
+        write(f)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def save_model(path, estimator, schema, theta=None, meta=None):

@@ -130,3 +130,56 @@ def test_divergence_through_the_cli_is_one_line(tmp_path):
     assert "lower --lr (now 10); nothing was saved" in last
     r = CliRunner().invoke(cli, ["train", str(p), "--lr", "inf"])
     assert r.exit_code == 2 and "inf is not a finite number" in r.stderr
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    p = tmp_path / "d.csv"
+    p.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(40)))
+    out = tmp_path / "run"
+    tabular.train(p, out=out, hidden_layer_sizes=(4,), max_iter=2)
+    return p, out
+
+
+def cli_run(*args):
+    from click.testing import CliRunner
+
+    from mlpfast.cli.main import cli
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_predict_never_replaces_its_inputs(small_run):
+    data, model = small_run
+    before = data.read_bytes()
+    for target in (data, model / "model.npz"):
+        r = cli_run("predict", model, data, "--out", target)
+        assert r.exit_code == 1 and f"--out {target} is the input" in r.stderr
+    assert data.read_bytes() == before
+    mlpfast.load(model)
+
+
+def test_predict_writes_through_devices_and_symlinks_and_honours_the_umask(small_run, tmp_path):
+    data, model = small_run
+    assert cli_run("predict", model, data, "--out", "/dev/null").exit_code == 0
+    assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
+    real = tmp_path / "real.csv"
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    old = os.umask(0o027)
+    try:
+        assert cli_run("predict", model, data, "--out", link).exit_code == 0
+    finally:
+        os.umask(old)
+    assert link.is_symlink() and real.read_text().startswith("prediction\n")
+    assert (real.stat().st_mode & 0o777) == 0o640
+
+
+def test_predict_prints_nothing_when_it_fails_midway(small_run, tmp_path):
+    data, model = small_run
+    bad = tmp_path / "bad.csv"
+    # the bad value sits in the second block: the first block's rows must not reach stdout
+    bad.write_text("a,b\n" + "".join(f"{i},{i % 3}\n" for i in range(600_000)) + "x,1\n")
+    r = cli_run("predict", model, bad)
+    assert r.exit_code == 1 and r.stdout == ""
+    assert "column 'a' has 1 value(s) that are not a number, first 'x' at line 600002" in r.stderr
