@@ -79,6 +79,7 @@ def _hidden(ctx, param, value):
 @click.option("--target", help="Target column. [default: the last column]")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run folder to write. [default: runs/<timestamp>]")
+@click.option("--force", is_flag=True, help="Replace the run folder if it already holds files.")
 @click.option("--features", callback=comma_list, help="Use only these columns (comma-separated).")
 @click.option("--drop", callback=comma_list, help="Leave out these columns.")
 @click.option("--categorical", callback=comma_list,
@@ -167,7 +168,7 @@ def train(data_file, out_dir, **opts):
                 on_missing=opts["on_missing"], na_values=opts["na_values"] or (),
                 default_na=opts["default_na"], max_categories=opts["max_categories"],
                 scale_target=opts["scale_target"], csv=csv_format(opts), seed=opts["seed"],
-                callback=monitor, out=out_dir, **_estimator_params(opts))
+                callback=monitor, out=out_dir, force=opts["force"], **_estimator_params(opts))
     except KeyboardInterrupt as exc:
         monitor.close()
         click.echo(f"Interrupted ({signal_name(exc)}) before the first epoch finished; nothing "

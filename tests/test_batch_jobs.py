@@ -183,3 +183,29 @@ def test_predict_prints_nothing_when_it_fails_midway(small_run, tmp_path):
     r = cli_run("predict", model, bad)
     assert r.exit_code == 1 and r.stdout == ""
     assert "column 'a' has 1 value(s) that are not a number, first 'x' at line 600002" in r.stderr
+
+
+def test_run_folder_is_never_clobbered_and_replaced_whole_with_force(small_run, tmp_path):
+    data, _ = small_run
+    out = tmp_path / "taken"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    r = cli_run("train", data, "--out", out, "--epochs", 1, "-q")
+    assert r.exit_code == 1 and "already holds files; pass --force" in r.stderr
+    assert sorted(os.listdir(out)) == ["notes.txt"]
+    r = cli_run("train", data, "--out", out, "--epochs", 1, "-q", "--force")
+    assert r.exit_code == 0, r.output
+    assert sorted(os.listdir(out)) == ["metrics.csv", "model.npz", "run.json"]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".taken")]
+
+
+def test_a_second_process_on_the_same_folder_fails_at_once(small_run, tmp_path):
+    from mlpfast.tabular.folder import lock
+    data, _ = small_run
+    out = tmp_path / "busy"
+    with lock(out):
+        proc = start(["train", data, "--out", out, "--epochs", 1, "-q"], tmp_path)
+        _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert f"another mlpfast process is writing the run folder {out}" in err
+    assert not out.exists()

@@ -1,29 +1,102 @@
-"""The run folder: model.npz, metrics.csv and run.json, each written atomically."""
+"""The run folder: model.npz, metrics.csv and run.json, written as one unit, under a lock."""
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
+import shutil
+import tempfile
 
 import numpy as np
 
 from ..errors import DataError
-from ..model_io import atomic_write, save_model
+from ..model_io import _umask, atomic_write, save_model
 from .run import metric_columns, metric_row
 
 
-def write_run(run, folder):
+FILES = ("model.npz", "metrics.csv", "run.json")
+
+
+def check_target(folder, force=False):
+    """Refuse, before any work, a run folder that already holds something (unless force) or
+    cannot be made where it is asked for."""
+    folder = os.fspath(folder)
+    if os.path.exists(folder):
+        if not os.path.isdir(folder):
+            raise DataError(f"the run folder {folder} is a file; name a folder")
+        if os.listdir(folder) and not force:
+            raise DataError(f"the run folder {folder} already holds files; pass --force to "
+                            "replace it, or name another --out")
+    parent = os.path.dirname(os.path.abspath(folder))
+    if os.path.exists(parent) and not os.access(parent, os.W_OK):
+        raise DataError(f"cannot write in {parent} (permission denied)")
+
+
+def write_run(run, folder, force=False):
+    """Write model.npz, metrics.csv and run.json as one unit: into a hidden folder beside
+    `folder`, renamed onto it once all three are complete, so that a reader (or a crash) sees
+    the old folder or the new one, never a mix. An existing folder holding files is replaced
+    only with force."""
+    folder = os.path.abspath(os.fspath(folder))
+    check_target(folder, force)
+    parent = os.path.dirname(folder)
     try:
-        os.makedirs(folder, exist_ok=True)
+        os.makedirs(parent, exist_ok=True)
+        tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.tmp-")
     except OSError as exc:
         raise DataError(f"cannot create the run folder {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK):
-        raise DataError(f"cannot write to the run folder {folder}")
-    stopped = run.interrupted is not None or run.diverged is not None
-    theta = run.best_theta if stopped and run.best_theta is not None else None
-    save_model(os.path.join(folder, "model.npz"), run.estimator, run.schema, theta=theta,
-               meta=run.meta)
-    write_text(os.path.join(folder, "metrics.csv"), metrics_csv(run.history, run.task))
-    write_json(os.path.join(folder, "run.json"), run.summary)
+    try:
+        os.chmod(tmp, 0o777 & ~_umask())
+        stopped = run.interrupted is not None or run.diverged is not None
+        theta = run.best_theta if stopped and run.best_theta is not None else None
+        save_model(os.path.join(tmp, "model.npz"), run.estimator, run.schema, theta=theta,
+                   meta=run.meta)
+        write_text(os.path.join(tmp, "metrics.csv"), metrics_csv(run.history, run.task))
+        write_json(os.path.join(tmp, "run.json"), run.summary)
+        _swap_into_place(tmp, folder)
+    except OSError as exc:
+        raise DataError(f"cannot write the run folder {folder}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp, folder):
+    if os.path.isdir(folder) and not os.listdir(folder):
+        os.rmdir(folder)
+    if not os.path.exists(folder):
+        os.rename(tmp, folder)
+        return
+    old = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=f".{os.path.basename(folder)}.old-")
+    os.rmdir(old)
+    os.rename(folder, old)
+    os.rename(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def lock(folder):
+    """Hold an exclusive lock on `folder`'s name (a hidden file beside it) for a whole
+    training run, so that a second process aiming at the same folder fails at once."""
+    folder = os.path.abspath(os.fspath(folder))
+    parent = os.path.dirname(folder)
+    os.makedirs(parent, exist_ok=True)
+    path = os.path.join(parent, f".{os.path.basename(folder)}.lock")
+    f = open(path, "a")
+    try:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"another mlpfast process is writing the run folder {folder}; "
+                            "wait for it, or name another --out") from None
+        yield
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        f.close()
 
 
 def metrics_csv(history, task):

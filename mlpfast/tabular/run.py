@@ -39,7 +39,7 @@ def note(message):
 def train(data, target=None, *, features=None, drop=None, categorical=(), task=None,
           val_fraction=0.1, val=None, test=None, on_missing="impute", na_values=(),
           default_na=True, max_categories=100, scale_target=True, csv=None, seed=0,
-          callback=None, out=None, block_bytes=None, **params):
+          callback=None, out=None, force=False, block_bytes=None, **params):
     """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
 
     data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
@@ -48,7 +48,9 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     the split (see mlpfast.tabular.schema); `val_fraction` of the rows (stratified, every class
     keeping a training row) or the file `val` validates; `test` is checked before training and
     scored after it. `scale_target` standardises a regression target (predictions and metrics
-    stay in its units). `params` are MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
+    stay in its units). `out`: the run folder to write (refused before any work when it holds
+    files, unless `force`; locked against a second process while training). `params` are
+    MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
     max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
 
     Raises DataError for anything in the files that cannot be used, and DivergenceError when
@@ -56,15 +58,44 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     finished). Ctrl-C (KeyboardInterrupt) during fit returns the Run so far with `interrupted`
     set; before the first epoch finishes it propagates.
     """
-    if isinstance(data, pd.DataFrame):
-        with _frame_as_csv(data) as path:
-            run = train(path, target, features=features, drop=drop, categorical=categorical,
-                         task=task, val_fraction=val_fraction, val=val, test=test,
-                         on_missing=on_missing, na_values=na_values, default_na=default_na,
-                         max_categories=max_categories, scale_target=scale_target, seed=seed,
-                         callback=callback, block_bytes=block_bytes, **params)
-        run.meta["data"] = run.summary["data"]["file"] = "DataFrame"
-        return run.save(out) if out is not None else run
+    options = dict(target=target, features=features, drop=drop, categorical=categorical,
+                   task=task, val_fraction=val_fraction, val=val, test=test,
+                   on_missing=on_missing, na_values=na_values, default_na=default_na,
+                   max_categories=max_categories, scale_target=scale_target, csv=csv, seed=seed,
+                   callback=callback, block_bytes=block_bytes, **params)
+    if out is None:
+        return _finish(_train_frame_or_file(data, options), None, force)
+    from .folder import check_target, lock
+    check_target(out, force)  # before any work: a taken folder fails in a second, not an hour
+    with lock(out):
+        return _finish(_train_frame_or_file(data, options), out, force)
+
+
+def _train_frame_or_file(data, options):
+    if not isinstance(data, pd.DataFrame):
+        return _train(data, **options)
+    with _frame_as_csv(data) as path:
+        run = _train(path, **options)
+    run.meta["data"] = run.summary["data"]["file"] = "DataFrame"
+    return run
+
+
+def _finish(run, out, force):
+    """Save the run (when asked) and raise the divergence that stopped it, if one did: the
+    epochs before it stand, with their metrics and the best finite weights."""
+    if run.diverged is not None:
+        run.summary["diverged"] = str(run.diverged)
+        if out is not None and run.best_theta is not None:
+            run.save(out, force)
+            run.diverged.folder = out
+        run.diverged.run = run
+        raise run.diverged
+    return run.save(out, force) if out is not None else run
+
+
+def _train(data, target, *, features, drop, categorical, task, val_fraction, val, test,
+           on_missing, na_values, default_na, max_categories, scale_target, csv, seed, callback,
+           block_bytes, **params):
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
@@ -152,18 +183,8 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     run.history = [dict(r) for r in est.history_]
     run.summary = _summary(run, data_name, data_path, sha, n, n_train, 0 if X_val is None else len(X_val),
                            config, time.perf_counter() - t_start)
-    if run.diverged is not None:
-        # the epochs before it stand: their metrics and the best finite weights are kept
-        run.summary["diverged"] = str(run.diverged)
-        if out is not None and best.theta is not None:
-            run.save(out)
-            run.diverged.folder = out
-        run.diverged.run = run
-        raise run.diverged
-    if test is not None and run.interrupted is None:
+    if test is not None and run.interrupted is None and run.diverged is None:
         run.summary["test"] = run.evaluate(test, csv=fmt)
-    if out is not None:
-        run.save(out)
     return run
 
 
@@ -408,11 +429,12 @@ class Run:
 
     # ---- the run folder
 
-    def save(self, folder):
-        """Write model.npz, metrics.csv and run.json into `folder` (created if needed), each
-        file written to a temporary name and renamed into place. Returns the Run."""
+    def save(self, folder, force=False):
+        """Write model.npz, metrics.csv and run.json into `folder` as one unit (see
+        folder.write_run); a folder that holds files is replaced only with force. Returns the
+        Run."""
         from .folder import write_run
-        write_run(self, folder)
+        write_run(self, folder, force)
         self.folder = folder
         return self
 
