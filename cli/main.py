@@ -50,6 +50,13 @@ class Group(click.Group):
             sys.exit(exit_code(exc))
         except MLPFastError as exc:
             raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            if "threading layer" not in str(exc):
+                raise
+            import numba
+            raise click.ClickException(
+                f"Numba's threading layer {numba.config.THREADING_LAYER!r} cannot be loaded "
+                "(NUMBA_THREADING_LAYER); install it (pip install tbb), or unset the variable") from None
         except MemoryError:
             raise click.ClickException(
                 "out of memory; use a smaller network (--hidden), fewer rows, or fewer one-hot "
@@ -91,7 +98,9 @@ def info():
     click.echo(f"python {platform.python_version()}, numba {numba.__version__}, "
                f"numpy {numpy.__version__}, pandas {pandas.__version__}, click {click.__version__}")
     click.echo(f"cpu: {bench._cpu_name()}, {numba.config.NUMBA_NUM_THREADS} threads available")
-    click.echo(f"numba threading layer: {bench._threading_layer()}, threads: {numba.get_num_threads()}")
+    layer = bench._threading_layer()
+    threads = "-" if layer.startswith("unavailable") else numba.get_num_threads()
+    click.echo(f"numba threading layer: {layer}, threads: {threads}")
     usable, why = cuda_status()
     if not usable:
         click.echo(f"cuda: not available ({why})")

@@ -184,8 +184,8 @@ def train(data_file, out_dir, **opts):
                         f"{exc.learning_rate:g}){kept}") from None
     except ValueError as exc:
         monitor.close()
-        if isinstance(exc, MLPFastError):
-            raise  # already worded for the user
+        if isinstance(exc, MLPFastError) or "threading layer" in str(exc):
+            raise  # already worded for the user, or for main to word
         raise DataError(str(exc)) from None  # the estimator refused the options
     monitor.close()
     if run.interrupted is not None:

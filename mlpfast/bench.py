@@ -329,8 +329,11 @@ def _threading_layer():
         return numba.threading_layer()
     except ValueError:  # no parallel region has run yet: run one
         a = np.ones((256, 64), np.float32)
-        matmul(a, a.T.copy())
-        return numba.threading_layer()
+        try:
+            matmul(a, a.T.copy())
+            return numba.threading_layer()
+        except ValueError as exc:  # the layer asked for (NUMBA_THREADING_LAYER) cannot load
+            return f"unavailable ({str(exc).splitlines()[0].rstrip('.')})"
 
 
 def _cpu_name():

@@ -209,3 +209,32 @@ def test_a_second_process_on_the_same_folder_fails_at_once(small_run, tmp_path):
     assert proc.returncode == 1
     assert f"another mlpfast process is writing the run folder {out}" in err
     assert not out.exists()
+
+
+def test_read_only_install_caches_kernels_in_the_temporary_folder(monkeypatch, caplog):
+    from numba import config
+
+    import mlpfast.kernels as kernels
+    monkeypatch.setattr(kernels._os, "access", lambda path, mode: False)
+    folder = kernels.choose_cache_dir("/usr/lib/site/mlpfast/kernels", "/home/u/.cache/numba")
+    assert folder.startswith(kernels._tempfile.gettempdir()) and "mlpfast-numba-cache" in folder
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    with caplog.at_level("WARNING", logger="mlpfast"):
+        kernels._route_cache()
+    assert config.CACHE_DIR == folder
+    assert "kernels are cached in" in caplog.text and "NUMBA_CACHE_DIR" in caplog.text
+    monkeypatch.setattr(kernels._os, "access", lambda path, mode: True)
+    assert kernels.choose_cache_dir("/x", "/y") is None
+
+
+def test_info_survives_an_unloadable_threading_layer(tmp_path):
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "tbb"}
+    try:
+        import tbb  # noqa: F401
+        pytest.skip("tbb is installed here")
+    except ImportError:
+        pass
+    done = subprocess.run([sys.executable, "-m", "mlpfast", "info"], capture_output=True,
+                          text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "numba threading layer: unavailable (No threading layer could be loaded)" in done.stdout

@@ -7,3 +7,45 @@ Every kernel is compiled with error_model="numpy": a float division by zero give
 IEEE says instead of Numba's default check-and-raise, whose branch in the loop body stops LLVM
 from vectorising it (Adam's update ran 10x slower with the check).
 """
+
+import logging as _logging
+import os as _os
+import tempfile as _tempfile
+
+log = _logging.getLogger("mlpfast")
+
+
+def _writable(folder):
+    """Whether files can be made in `folder` (or in the nearest parent that exists)."""
+    while not _os.path.exists(folder):
+        parent = _os.path.dirname(folder)
+        if parent == folder:
+            return False
+        folder = parent
+    return _os.access(folder, _os.W_OK | _os.X_OK)
+
+
+def choose_cache_dir(package_dir, user_cache_dir):
+    """Where Numba will cache the kernels: None when its own places work (beside the package
+    in __pycache__, or the user's cache folder), else a folder in the temporary directory. A
+    read-only install with no writable home (a container run as another user) otherwise fails
+    at import with Numba's 'cannot cache function ...: no locator available'."""
+    if _writable(_os.path.join(package_dir, "__pycache__")) or _writable(user_cache_dir):
+        return None
+    return _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
+
+
+def _route_cache():
+    from numba import config
+    from numba.misc.appdirs import AppDirs
+    if config.CACHE_DIR:  # the user chose (NUMBA_CACHE_DIR)
+        return
+    user = AppDirs(appname="numba", appauthor=False).user_cache_dir
+    folder = choose_cache_dir(_os.path.dirname(__file__), user)
+    if folder is not None:
+        config.CACHE_DIR = folder
+        log.warning("mlpfast: the install folder and the home cache are read-only; kernels are "
+                    "cached in %s (set NUMBA_CACHE_DIR to choose)", folder)
+
+
+_route_cache()
