@@ -77,18 +77,24 @@ def load_model(path):
     if not os.path.exists(path):
         raise ModelFileError(f"{path}: model file not found")
     try:
+        check_sizes(path)
         with np.load(path, allow_pickle=False) as npz:
             a = {k: npz[k] for k in npz.files}
+    except ModelFileError:
+        raise
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        if "pickle" in str(exc):  # numpy's text would invite loading it unsafely
-            raise ModelFileError(f"{path}: not an mlpfast model file") from None
         raise ModelFileError(f"{path}: not a readable mlpfast model file ({_short(exc)})") from None
     if a.get("format", np.array("")).item() != FORMAT:
         raise ModelFileError(f"{path}: not an mlpfast model file")
-    if int(a["format_version"]) > FORMAT_VERSION:
+    version = a.get("format_version")
+    if version is None or version.dtype.kind not in "iu" or version.ndim != 0:
+        raise ModelFileError(f"{path}: the model file is damaged (field 'format_version' is "
+                             f"{getattr(version, 'dtype', None)})")
+    if int(version) > FORMAT_VERSION:
         raise ModelFileError(f"{path}: written by a newer mlpfast (format "
                              f"{int(a['format_version'])}); upgrade mlpfast to read it")
     try:
+        _check_fields(a)
         if int(a["format_version"]) == 1:
             pre = Schema.from_v1_arrays({k[4:]: v for k, v in a.items() if k.startswith("pre_")})
         else:
@@ -103,10 +109,67 @@ def load_model(path):
         if est.n_features_in_ != pre.n_features:
             raise ValueError(f"the network takes {est.n_features_in_} features, the schema "
                              f"encodes {pre.n_features}")
+        if pre.task == "classification" and est.n_outputs_ != len(pre.classes):
+            raise ValueError(f"the network has {est.n_outputs_} outputs for "
+                             f"{len(pre.classes)} classes")
         meta = json.loads(a["meta"].item())
     except (KeyError, ValueError, TypeError, IndexError, UnicodeDecodeError) as exc:
         raise ModelFileError(f"{path}: the model file is damaged ({_short(exc)})") from None
     return est, pre, meta
+
+
+# the most a model file may unpack to, whatever its members declare: far above any MLP this
+# package trains (W3's 1024-wide layers take 12 MB), far below what would exhaust memory
+MAX_MODEL_BYTES = 2 << 30
+
+
+def check_sizes(path, limit=MAX_MODEL_BYTES):
+    """Read each member's .npy header (not its data) and refuse a file whose arrays declare
+    more bytes than the member holds or, together, more than `limit`: a small file cannot
+    make load_model allocate gigabytes. Object arrays are refused too."""
+    total = 0
+    with zipfile.ZipFile(path) as z:
+        for info in z.infolist():
+            with z.open(info) as f:
+                version = np.lib.format.read_magic(f)
+                read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read(f, max_header_size=10000)
+            if dtype.hasobject:
+                raise ModelFileError(f"{path}: member {info.filename} holds Python objects; "
+                                     "not an mlpfast model file")
+            size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            if size > info.file_size:
+                raise ModelFileError(f"{path}: the model file is damaged (member "
+                                     f"{info.filename} declares {size:,} bytes and holds "
+                                     f"{info.file_size:,})")
+            total += info.file_size
+            if total > limit:
+                raise ModelFileError(f"{path}: unpacks to more than {limit / 2**30:.0f} GiB; "
+                                     "not an mlpfast model file")
+
+
+# name: (dtype kinds allowed, number of dimensions)
+_FIELDS = {"theta": ("f", 1), "widths": ("iu", 1), "format_version": ("iu", 0),
+           "params": ("U", 0), "meta": ("U", 0)}
+
+
+def _check_fields(a):
+    """Every field the loader reads has its kind and shape, and the weights are finite."""
+    for name, (kinds, ndim) in _FIELDS.items():
+        if name not in a:
+            raise ValueError(f"no field {name!r}")
+        v = a[name]
+        if v.dtype.kind not in kinds or v.ndim != ndim:
+            raise ValueError(f"field {name!r} is {v.dtype} with {v.ndim} dimension(s)")
+    theta = a["theta"]
+    if theta.dtype not in (np.float32, np.float64):
+        raise ValueError(f"weights of dtype {theta.dtype}; mlpfast writes float32 or float64")
+    if not np.isfinite(theta).all():
+        raise ValueError("the weights hold non-finite values")
+    widths = a["widths"]
+    if len(widths) < 2 or (widths < 1).any():
+        raise ValueError(f"layer widths {widths.tolist()}")
 
 
 def _short(exc):

@@ -238,3 +238,49 @@ def test_info_survives_an_unloadable_threading_layer(tmp_path):
                           text=True, env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert "numba threading layer: unavailable (No threading layer could be loaded)" in done.stdout
+
+
+def _model_arrays(model):
+    with np.load(model / "model.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+@pytest.mark.parametrize("case,change,message", [
+    ("integer weights", lambda a: a.update(theta=a["theta"].astype(np.int32)), "field 'theta' is int32"),
+    ("complex weights", lambda a: a.update(theta=a["theta"].astype(np.complex64)), "field 'theta' is complex64"),
+    ("float16 weights", lambda a: a.update(theta=a["theta"].astype(np.float16)), "weights of dtype float16"),
+    ("text weights", lambda a: a.update(theta=np.array(["1"] * 3)), "field 'theta' is <U1"),
+    ("nan weights", lambda a: a["theta"].__setitem__(0, np.nan), "the weights hold non-finite values"),
+    ("bad format field", lambda a: a.update(format_version=np.array("two")), "field 'format_version'"),
+    ("no weights", lambda a: a.pop("theta"), "no field 'theta'"),
+    ("unknown task", lambda a: a.update(schema_target=np.array(
+        a["schema_target"].item().replace('"classification"', '"ranking"'))), "unknown task 'ranking'"),
+    ("one class", lambda a: a.update(schema_class_offsets=a["schema_class_offsets"][:2],
+                                     schema_class_bytes=a["schema_class_bytes"][:1]),
+     "the model file is damaged"),
+    ("too few roles", lambda a: a.update(schema_affine=a["schema_affine"][:1]), "rows of scaling"),
+])
+def test_damaged_model_files_are_one_line(small_run, tmp_path, case, change, message):
+    data, model = small_run
+    arrays = _model_arrays(model)
+    change(arrays)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **arrays)
+    r = cli_run("predict", bad, data)
+    assert r.exit_code == 1, r.output
+    line = r.stderr.strip()
+    assert line.startswith("Error: ") and "\n" not in line and message in line, line
+
+
+def test_a_model_declaring_huge_arrays_is_refused_before_reading(tmp_path):
+    import zipfile
+    header = np.lib.format.header_data_from_array_1_0(np.zeros(1, np.float32))
+    header["shape"] = (40_000_000_000,)
+    bad = tmp_path / "bomb.npz"
+    with zipfile.ZipFile(bad, "w") as z:
+        with z.open("theta.npy", "w") as f:
+            np.lib.format.write_array_header_1_0(f, header)
+            f.write(b"\0" * 64)
+    r = cli_run("predict", bad, "x.csv")
+    assert r.exit_code == 1
+    assert "member theta.npy declares 160,000,000,000 bytes and holds" in r.stderr

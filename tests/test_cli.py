@@ -309,7 +309,7 @@ def test_predict_errors(tmp_path, small_csv, trained):
     assert not out.exists() and not list(tmp_path.glob(".tmp-*"))
     bad = _write(tmp_path, "bad.npz", b"this is not a zip", "wb")
     r = run("predict", bad, small_csv)
-    assert r.exit_code == 1 and "bad.npz: not an mlpfast model file" in r.stderr
+    assert r.exit_code == 1 and "bad.npz: not a readable mlpfast model file" in r.stderr
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, weights=np.zeros(3))
     r = run("evaluate", foreign, small_csv)

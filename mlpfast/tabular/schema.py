@@ -135,8 +135,10 @@ class Schema:
         import json
         cols = json.loads(a["columns"].item())
         affine = np.asarray(a["affine"], np.float64).reshape(-1, 5)
-        if len(affine) != len(cols):
-            raise ValueError(f"{len(cols)} columns but {len(affine)} rows of scaling")
+        if not isinstance(cols, list) or not cols or len(affine) != len(cols):
+            raise ValueError(f"{len(affine)} rows of scaling for the columns {cols!r}")
+        if not np.isfinite(affine).all() or (affine[:, [1, 3]] <= 0).any():
+            raise ValueError("column scaling that is not finite and positive")
         levels = unpack_strings(a["level_bytes"], a["level_offsets"])
         columns, k = [], 0
         for spec, (c0, s0, m, s, fill) in zip(cols, affine):
@@ -148,6 +150,12 @@ class Schema:
             k += n
         t = json.loads(a["target"].item())
         classes = unpack_strings(a["class_bytes"], a["class_offsets"]) if "class_bytes" in a else None
+        if t["task"] not in ("classification", "regression"):
+            raise ValueError(f"unknown task {t['task']!r}")
+        if t["task"] == "classification" and (classes is None or len(classes) < 2):
+            raise ValueError("a classifier with fewer than 2 classes")
+        if not (np.isfinite(t["center"]) and np.isfinite(t["scale"]) and t["scale"] > 0):
+            raise ValueError("a target scaling that is not finite and positive")
         return cls(columns, t["name"], t["task"], classes, a.get("class_numbers"),
                    t["center"], t["scale"], parse.Missing(t["na_values"], t["default_na"]),
                    t.get("dropped", ()), CSVFormat(**t["csv"]) if "csv" in t else None)
