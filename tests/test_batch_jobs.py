@@ -284,3 +284,27 @@ def test_a_model_declaring_huge_arrays_is_refused_before_reading(tmp_path):
     r = cli_run("predict", bad, "x.csv")
     assert r.exit_code == 1
     assert "member theta.npy declares 160,000,000,000 bytes and holds" in r.stderr
+
+
+def _fit_in_child(seed):
+    X = np.random.default_rng(seed).standard_normal((64, 3))
+    try:
+        mlpfast.MLPClassifier((4,), max_iter=2).fit(X, (X[:, 0] > 0).astype(int))
+        return "trained"
+    except mlpfast.DeviceError as exc:
+        return str(exc)
+
+
+def test_fork_after_fit_fails_at_once_instead_of_hanging():
+    import multiprocessing
+    import numba
+    X = np.random.default_rng(0).standard_normal((256, 3))
+    mlpfast.MLPClassifier((4,), max_iter=2).fit(X, (X[:, 0] > 0).astype(int))
+    layer = numba.threading_layer()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        got = pool.map_async(_fit_in_child, [1, 2]).get(timeout=120)
+    if layer == "omp":
+        assert all("cannot train in a process forked after mlpfast trained" in g for g in got)
+        assert all("get_context('spawn')" in g for g in got)
+    else:
+        assert got == ["trained", "trained"]

@@ -9,8 +9,25 @@ import os
 import numba
 import numpy as np
 
+from ..errors import DeviceError
 from ..kernels import buffers, network, random
 from .base import Engine, layout_of, run_in_chunks
+
+# set in a child forked from a process whose training started GNU OpenMP's threads, which are
+# not fork-safe: the child's first parallel region would abort it (and leave a Pool waiting)
+_forked_after_openmp = False
+
+
+def _after_fork_in_child():
+    global _forked_after_openmp
+    try:
+        from numba.np.ufunc import parallel
+        _forked_after_openmp = bool(parallel._is_initialized) and parallel._threading_layer == "omp"
+    except (ImportError, AttributeError):  # Numba's internals moved: no check
+        pass
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class CPUEngine(Engine):
@@ -21,6 +38,11 @@ class CPUEngine(Engine):
         return buffers.train_workspace(s.widths, s.dtype, n_targets, n_params, cap)
 
     def start(self, theta, opt1, opt2, X, y, Y):
+        if _forked_after_openmp:
+            raise DeviceError(
+                "cannot train in a process forked after mlpfast trained in its parent (GNU "
+                "OpenMP's threads do not survive fork): use multiprocessing.get_context('spawn') "
+                "or 'forkserver', or set NUMBA_THREADING_LAYER=workqueue before the first fit")
         spec = self.spec
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
         # a read-only input (a memory map, say) would make Numba compile the whole network a

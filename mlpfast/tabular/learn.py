@@ -14,9 +14,9 @@ import pyarrow.compute as pc
 
 from ..errors import DataError
 from . import parse
-from .reader import Table
+from .reader import CSVFormat, Table
 from .scan import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC, ColumnScan, decide
-from .schema import MISSING_LEVEL, Column, Encoder, Schema
+from .schema import MISSING_LEVEL, Column, Encoder, Schema, _short, _short_list
 
 # an integer target with at most this many distinct values is taken as class labels
 MAX_INFERRED_CLASSES = 50
@@ -117,30 +117,32 @@ def _learn(table, source, fmt, target, features, drop, categorical, task, max_ca
         feature_columns.append(_column(c, role, scan))
         notes += _missing_notes(scan, where, missing, line, role, refuse_missing)
     if not feature_columns:
-        raise DataError(f"{name}: no feature columns left besides the target {target!r}")
+        raise DataError(f"{name}: no feature columns left besides the target {_short(target)}")
     schema_task, y, classes, numbers, why = _target(tscan, task, name, line)
     if task is None:
         notes.insert(0, f"task: {schema_task} (target {target!r} has {why}; override with --task)")
+    # the separator actually used (given or read off the header) is the later files' default
+    used_fmt = CSVFormat(table.sep, fmt.encoding, fmt.decimal, fmt.thousands)
     schema = Schema(feature_columns, target, schema_task, classes, numbers, missing=missing,
-                    dropped=dropped, csv=fmt)
+                    dropped=dropped, csv=used_fmt)
     return schema, y, notes, {"sep": table.sep, "rows": rows}
 
 
 def _select(columns, target, features, drop, categorical, name):
     if target not in columns:
-        raise DataError(f"{name}: no target column {target!r}; columns are {columns}")
+        raise DataError(f"{name}: no target column {_short(target)}; columns are {_short_list(columns)}")
     for option, names in (("--features", features), ("--drop", drop),
                           ("--categorical", categorical)):
         unknown = [c for c in names or () if c not in columns]
         if unknown:
             raise DataError(f"{name}: {option} names unknown column(s) {unknown}; columns are "
-                            f"{columns}")
+                            f"{_short_list(columns)}")
     if drop and target in drop:
         raise DataError(f"{name}: --drop names the target column {target!r}")
     used = [c for c in columns if c != target and (not features or c in features)
             and c not in (drop or ())]
     if not used:
-        raise DataError(f"{name}: no feature columns left besides the target {target!r}")
+        raise DataError(f"{name}: no feature columns left besides the target {_short(target)}")
     return used
 
 
@@ -263,10 +265,10 @@ def _encode(table, source, fmt, schema, out, positions, dtype, provisional, targ
             refuse_missing):
     enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
                   provisional, refuse_missing)
-    enc.check_columns(table.columns)
+    enc.check_columns(table.columns, table.sep)
     if targets and schema.target not in table.columns:
         raise DataError(f"{source.name}: no target column {schema.target!r}; columns are "
-                        f"{table.columns}")
+                        f"{_short_list(table.columns)}")
     ys, rows = [], 0
     for first, cols in table:
         n = len(cols[table.columns[0]])

@@ -24,6 +24,7 @@ import stat
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -310,8 +311,11 @@ class Table:
                 row += batch.num_rows
         except (pa.ArrowInvalid, UnicodeDecodeError, ValueError) as exc:
             raise self._explain(exc) from None
-        except OSError as exc:
-            raise DataError(f"{self.source.name}: cannot be read ({_one_line(exc)})") from None
+        except (OSError, EOFError, lzma.LZMAError, zlib.error) as exc:
+            # a truncated or damaged gzip/xz/bz2 file ends here (EOFError would otherwise
+            # reach Click as a bare 'Aborted!')
+            raise DataError(f"{self.source.name}: cannot be read ({_one_line(exc) or type(exc).__name__}); "
+                            "is the compressed file complete?") from None
         finally:
             self.close()
 

@@ -24,7 +24,7 @@ from . import parse
 from .learn import allocate, encode_file, finish_numeric, learn_schema
 from .reader import CSVFormat, Source
 from .scan import Moments
-from .schema import Encoder
+from .schema import Encoder, _short_list
 from .split import split
 
 # estimator parameters the flow sets itself
@@ -414,10 +414,10 @@ class Run:
                 where = ((lambda r: f"line {table.line_of_row(r)}") if src.regular
                          else (lambda r: f"data row {r + 1}"))
                 enc = Encoder(sc, fmt, src.name, where, dtype)
-                enc.check_columns(table.columns)
+                enc.check_columns(table.columns, table.sep)
                 if target is not None and target not in table.columns:
                     raise DataError(f"{src.name}: no target column {target!r}; columns are "
-                                    f"{table.columns} (pass --target)")
+                                    f"{_short_list(table.columns)} (pass --target)")
                 for first, cols in table:
                     n = len(cols[table.columns[0]])
                     X = np.empty((n, sc.n_features), dtype)

@@ -23,7 +23,9 @@ SAMPLE = 2048            # numbers kept per column (bottom-k by a seeded key) fo
 EXTREME_RATIO = 1e3
 IDENTIFIER_SHARE = 0.9   # distinct values per row above which a text column is an identifier
 LONG_TEXT = 50           # mean characters per value above which text is free text
-TEXT_AMONG_NUMBERS = 3   # distinct non-numbers tolerated before a mostly-numeric column is text
+# distinct non-numbers ('?', 'unknown', '-', a typo ...) in a column of mostly numbers that make
+# it a numeric column to fix rather than text to one-hot
+TEXT_AMONG_NUMBERS = 10
 FORMAT_SAMPLE = 200      # non-numeric texts tried against the other number formats
 
 
@@ -75,7 +77,7 @@ class ColumnScan:
         self.missing = 0
         self.first_missing = None
         self.markers = {}              # NA marker (not '') -> count, for the note
-        self.non_numbers = {}          # up to a few distinct non-numeric texts -> (count, row)
+        self.non_numbers = {}          # the first distinct non-numeric texts -> (count, first row)
         self.n_non_numbers = 0
         self.all_bool, self.word_bool = True, False
         self.all_datetime = True
@@ -118,12 +120,12 @@ class ColumnScan:
         if bad.any():
             texts = pc.filter(vals, pa.array(bad))
             self.n_non_numbers += int(bad.sum())
-            for v, r in zip(texts.to_pylist()[:64], rows[bad][:64]):
+            for v, c, r in zip(*_counts(texts, rows[bad])):
                 if v in self.non_numbers:
-                    c, r0 = self.non_numbers[v]
-                    self.non_numbers[v] = (c + 1, r0)
-                elif len(self.non_numbers) < 8:
-                    self.non_numbers[v] = (1, int(r))
+                    c0, r0 = self.non_numbers[v]
+                    self.non_numbers[v] = (c0 + c, r0)
+                elif len(self.non_numbers) <= TEXT_AMONG_NUMBERS:
+                    self.non_numbers[v] = (c, r)
             if len(self.text_sample) < FORMAT_SAMPLE:
                 self.text_sample += texts.to_pylist()[:FORMAT_SAMPLE - len(self.text_sample)]
         if self.all_bool:

@@ -187,6 +187,18 @@ class Schema:
         return cls(columns, str(a["target"]), task, classes, numbers)
 
 
+def _short(name, limit=60):
+    """A name (repr) for a message, cut to about `limit` characters."""
+    text = repr(name)
+    return text if len(text) <= limit else text[:limit] + "...'"
+
+
+def _short_list(names, limit=200):
+    """A list of column names for a message, cut to about `limit` characters."""
+    text = repr(list(names))
+    return text if len(text) <= limit else text[:limit] + f"... ({len(names)} in all)"
+
+
 def pack_strings(values):
     """(uint8 UTF-8 bytes, int64 offsets) of a list of strings: no padding to the longest."""
     encoded = [str(v).encode("utf-8") for v in values]
@@ -222,11 +234,15 @@ class Encoder:
         self.missing_counts = {}
         self.rows = 0
 
-    def check_columns(self, present):
+    def check_columns(self, present, sep=None):
         missing = [c for c in self.schema.names if c not in present]
         if missing:
-            raise DataError(f"{self.name}: missing column(s) {missing}, which the model was "
-                            f"trained on; columns present: {list(present)}")
+            hint = ""
+            glued = [s for s in (";", "\t", "|", ",") if s != sep and any(s in c for c in present)]
+            if glued:
+                hint = f"; is it separated by {glued[0]!r}? pass --sep {glued[0]!r}"
+            raise DataError(f"{self.name}: missing column(s) {_short_list(missing)}, which the "
+                            f"model was trained on; columns present: {_short_list(present)}{hint}")
 
     def encode(self, first_row, cols, out):
         """Write the features of one batch into `out` (rows x n_features, self.dtype)."""
