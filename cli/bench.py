@@ -8,7 +8,7 @@ from mlpfast import bench
 from mlpfast.errors import DataError
 from mlpfast.tabular.folder import write_json
 
-from .common import comma_list, csv_format, csv_options, write_csv_rows
+from .common import comma_list, csv_format, csv_options, notes_to_stderr, write_csv_rows
 from .main import cli
 
 PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"]}
@@ -68,7 +68,8 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
             raise click.BadParameter(f"unknown peer {peer!r}; choose from {', '.join(PEERS)}",
                                      param_hint="--against")
         engines += [e for e in PEERS[peer] if not e.endswith("cuda") or "cuda" in devices]
-    cases = _cases(data_file, workloads, rows, target, hidden, batch_size, csv_format(fmt_opts))
+    with notes_to_stderr():
+        cases = _cases(data_file, workloads, rows, target, hidden, batch_size, csv_format(fmt_opts))
 
     import numba
     threads = numba.get_num_threads()

@@ -353,7 +353,7 @@ def test_target_in_another_number_format_or_with_a_label_per_row(tmp_path):
     p = write(tmp_path, "p.csv", "area;price\n" + rows(60, lambda i: f"{i};{i}.{i:03d},25\n"))
     msg = error_of(p, target="price", csv=tabular.CSVFormat(decimal=","))
     assert "target column 'price' holds numbers written in another format ('0.000,25' at line 2)" in msg
-    assert "pass --decimal ',' --thousands '.'" in msg
+    assert "pass --thousands '.'" in msg  # --decimal ',' was given already
     r = tabular.train(p, target="price", csv=tabular.CSVFormat(decimal=",", thousands="."), **FAST)
     assert r.task == "regression"
     q = write(tmp_path, "q.csv", "x,name\n" + rows(80, lambda i: f"{i},n{i}\n"))
@@ -367,3 +367,32 @@ def test_dataframe_trains_as_its_csv_would(tmp_path):
     assert np.array_equal(from_file.transform(p), from_frame.transform(p))
     assert np.array_equal(from_file.estimator._theta, from_frame.estimator._theta)
     assert mlpfast.load(tmp_path / "f").summary["data"]["file"] == "DataFrame"
+
+
+def test_second_round_kinds(tmp_path):
+    # a repeated header (two files joined), nanosecond clocks, no-break-space thousands,
+    # labels differing only in case, a numeric target with a stray '?', 'NA' as a label
+    joined = write(tmp_path, "j.csv", "a,y\n" + rows(20, lambda i: f"{i},{i % 2}\n") + "a,y\n" +
+                   rows(20, lambda i: f"{i},{i % 2}\n"))
+    assert "line 22 repeats the header" in error_of(joined)
+    ns = write(tmp_path, "ns.csv", "t,y\n" + rows(30, lambda i: f"2024-06-14 12:00:{i:02d}.123456789,{i % 2}\n"))
+    assert tabular.train(ns, **FAST).schema.columns[0].role == "datetime"
+    nb = write(tmp_path, "nb.csv", "amount,y\n" + rows(30, lambda i: f"1\u00a0{i:03d}\u00a0000,{i % 2}\n"))
+    assert "pass --thousands $'\\u00a0' (a no-break space)" in error_of(nb)
+    cased = write(tmp_path, "c.csv", "x,y\n" + rows(40, lambda i: f"{i},{['yes', 'Yes', 'no'][i % 3]}\n"))
+    _, notes = train_notes(cased)
+    assert any("labels that differ only in case are separate classes: 'yes' / 'Yes'" in n for n in notes)
+    q = write(tmp_path, "q.csv", "x,price\n" + rows(60, lambda i: f"{i},{'?' if i == 50 else i * 1000}\n"))
+    assert "target column 'price' is numeric but for 1 value(s), first '?' at line 52" in error_of(q, target="price")
+    na = write(tmp_path, "na.csv", "x,region\n" + rows(40, lambda i: f"{i},{['NA', 'EU'][i % 2]}\n"))
+    assert "pass --no-default-na if it is a label" in error_of(na)
+    assert tabular.train(na, default_na=False, **FAST).schema.classes == ["EU", "NA"]
+
+
+def test_evaluate_names_the_column_it_was_given_and_refuses_no_rows(tmp_path):
+    p = write(tmp_path, "e.csv", "a,c,y\n" + rows(30, lambda i: f"{i},{'rg'[i % 2]},{i % 2}\n"))
+    r = tabular.train(p, **FAST)
+    with pytest.raises(DataError, match="target column 'c' has label 'r' at line 2"):
+        r.evaluate(p, target="c")
+    with pytest.raises(DataError, match="has a header but no data rows to evaluate"):
+        r.evaluate(write(tmp_path, "h.csv", "a,c,y\n"))

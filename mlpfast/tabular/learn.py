@@ -31,6 +31,7 @@ class TargetScan:
         self.numbers, self.codes = [], []
         self.keys = {}
         self.first_missing = None
+        self.first_marker = None       # the text of the first missing value ('' when empty)
         self.n_missing = 0
         self.first_text = None
         self.text_sample = []
@@ -41,7 +42,9 @@ class TargetScan:
         if miss.any():
             self.n_missing += int(miss.sum())
             if self.first_missing is None:
-                self.first_missing = first_row + int(np.argmax(miss))
+                k = int(np.argmax(miss))
+                self.first_missing = first_row + k
+                self.first_marker = s[k].as_py()
         nums = parse.numbers(s, self.fmt)
         nums[miss] = np.nan
         text = np.isnan(nums) & ~miss
@@ -118,7 +121,7 @@ def _learn(table, source, fmt, target, features, drop, categorical, task, max_ca
         notes += _missing_notes(scan, where, missing, line, role, refuse_missing)
     if not feature_columns:
         raise DataError(f"{name}: no feature columns left besides the target {_short(target)}")
-    schema_task, y, classes, numbers, why = _target(tscan, task, name, line)
+    schema_task, y, classes, numbers, why = _target(tscan, task, name, line, notes)
     if task is None:
         notes.insert(0, f"task: {schema_task} (target {target!r} has {why}; override with --task)")
     # the separator actually used (given or read off the header) is the later files' default
@@ -170,7 +173,8 @@ def _missing_notes(scan, where, missing, line, role, refuse):
                         f"{line(scan.first_missing)}; fill them, or leave --on-missing at impute")
     if scan.missing and role == CATEGORICAL:
         notes.append(f"{where}: {scan.missing} missing value(s) get a level of their own")
-    defaults = {m: c for m, c in scan.markers.items() if m not in missing.extra}
+    from .reader import DEFAULT_NA
+    defaults = {m: c for m, c in scan.markers.items() if m in DEFAULT_NA and m not in missing.extra}
     if defaults and missing.default:
         shown = ", ".join(f"{m!r} ({c})" for m, c in list(defaults.items())[:4])
         notes.append(f"{where}: {sum(defaults.values())} value(s) {shown} read as missing "
@@ -179,11 +183,15 @@ def _missing_notes(scan, where, missing, line, role, refuse):
     return notes
 
 
-def _target(tscan, task, name, line):
+def _target(tscan, task, name, line, notes):
     at = f"{name}: target column {tscan.name!r}"
     if tscan.n_missing:
+        marker = tscan.first_marker
+        hint = (f" ({marker!r} is one of pandas' default missing-value markers: pass "
+                "--no-default-na if it is a label)" if marker and tscan.missing.default
+                and marker not in tscan.missing.extra else "")
         raise DataError(f"{at} has {tscan.n_missing} missing value(s), first at line "
-                        f"{line(tscan.first_missing)}; fill them or remove those rows")
+                        f"{line(tscan.first_missing)}; fill them or remove those rows{hint}")
     numbers = np.concatenate(tscan.numbers)
     codes = np.concatenate(tscan.codes).astype(np.int64)
     numeric = tscan.first_text is None
@@ -195,6 +203,12 @@ def _target(tscan, task, name, line):
         raise DataError(f"{at} has {value!r} at line {line(row)}, which is not a number; a "
                         "regression target must be numeric")
     why = None
+    n_text = int(np.isnan(numbers).sum())
+    if not numeric and task != "classification" and n_text <= max(0.05 * len(numbers), 0):
+        value, row = tscan.first_text
+        raise DataError(f"{at} is numeric but for {n_text} value(s), first {value!r} at line "
+                        f"{line(row)}; fix or remove those rows, or pass --task classification "
+                        "if the values are labels")
     if not numeric and task != "classification":
         hint = parse.other_number_format(tscan.text_sample, tscan.fmt)
         if hint:
@@ -226,6 +240,13 @@ def _target(tscan, task, name, line):
     else:
         keys = list(tscan.keys)
         order = sorted(range(len(keys)), key=lambda k: keys[k])
+        folded = {}
+        for k in keys:
+            folded.setdefault(k.casefold(), []).append(k)
+        same = [v for v in folded.values() if len(v) > 1]
+        if same:
+            notes.append(f"{at}: labels that differ only in case are separate classes: "
+                         + "; ".join(" / ".join(map(repr, v)) for v in same[:5]))
         rank = np.empty(len(keys), np.int64)
         rank[order] = np.arange(len(keys))
         y, classes, values = rank[codes], [keys[k] for k in order], None

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$|^[+-]?(inf|infinity|nan)$"
 # (decimal mark, thousands separator) pairs that files are written in
 NUMBER_FORMATS = ((".", None), (",", None), (".", ","), (",", "."), (".", " "), (",", " "),
-                  (".", "'"))
+                  (".", "'"), (".", "\u00a0"), (",", "\u00a0"), (".", "\u202f"), (",", "\u202f"))
 # ISO 8601 dates and date-times, with an optional zone; other date layouts stay text
 DATETIME = (r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
             r"(Z|[+-]\d{2}:?\d{2})?$")
@@ -101,8 +101,8 @@ def other_number_format(texts, fmt):
             readings.append((decimal, thousands, values))
     if not readings:
         return None
-    options = [" ".join(([f"--decimal '{d}'"] if d != "." else []) +
-                        ([f"--thousands '{t}'"] if t else [])) for d, t, _ in readings]
+    options = [" ".join(([f"--decimal '{d}'"] if d != fmt.decimal or not t else []) +
+                        ([f"--thousands {_quote(t)}"] if t else [])) for d, t, _ in readings]
     distinct = [readings[0]] + [r for r in readings[1:]
                                 if not np.allclose(r[2], readings[0][2], equal_nan=True)]
     if len(distinct) == 1:
@@ -111,12 +111,22 @@ def other_number_format(texts, fmt):
         ", whichever the file means"
 
 
+def _quote(sep):
+    return {"\u00a0": "$'\\u00a0' (a no-break space)",
+            "\u202f": "$'\\u202f' (a narrow no-break space)"}.get(sep, repr(sep))
+
+
+def is_nan_text(stripped):
+    """True where a field spells NaN ('nan', 'NaN', '-nan'): a missing number, always."""
+    return np.asarray(pc.match_substring_regex(stripped, r"^[+-]?nan$", ignore_case=True)
+                      .fill_null(False), bool)
+
+
 def is_number(stripped, values):
     """True where a field is a number, given numbers(stripped) (a literal 'nan' is one)."""
     out = ~np.isnan(values)
     if not out.all():
-        out |= np.asarray(pc.match_substring_regex(stripped, r"^[+-]?nan$", ignore_case=True)
-                          .fill_null(False), bool)
+        out |= is_nan_text(stripped)
     return out
 
 
@@ -146,6 +156,8 @@ def datetimes(stripped):
     if not ok.any():
         return out
     text = pc.if_else(pa.array(ok), stripped, _NULL)
+    # microseconds are the unit: a nanosecond clock's extra digits are dropped, not refused
+    text = pc.replace_substring_regex(text, r"(\.\d{6})\d+", r"\1")
     zoned = np.asarray(pc.match_substring_regex(text, r"(Z|[+-]\d{2}:?\d{2})$").fill_null(False), bool)
     for mask, typ in ((ok & ~zoned, pa.timestamp("us")), (ok & zoned, pa.timestamp("us", tz="UTC"))):
         if not mask.any():

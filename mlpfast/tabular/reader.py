@@ -83,9 +83,9 @@ class Source:
     (removed by close()) so that it can be opened again.
     """
 
-    def __init__(self, path, rereadable=False):
+    def __init__(self, path, rereadable=False, name=None):
         self.path = os.fspath(path)
-        self.name = "<stdin>" if self.path == "-" else self.path
+        self.name = name or ("<stdin>" if self.path == "-" else self.path)
         self._spool = None
         self._stream = None
         self._used = False

@@ -73,9 +73,19 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
 
 def _train_frame_or_file(data, options):
     if not isinstance(data, pd.DataFrame):
+        if data == "-" and options["val"] == "-":
+            raise DataError("standard input can be read once: give the training data or the "
+                            "validation file (--val) as -, not both")
         return _train(data, **options)
+    # column names become text, as in a CSV header, and so do the options naming them
+    for key in ("target", "features", "drop", "categorical"):
+        value = options[key]
+        if value is not None and not isinstance(value, str):
+            options[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+        elif isinstance(value, str) and key != "target":
+            options[key] = [value]
     with _frame_as_csv(data) as path:
-        run = _train(path, **options)
+        run = _train(path, source_name="DataFrame", **options)
     run.meta["data"] = run.summary["data"]["file"] = "DataFrame"
     return run
 
@@ -95,7 +105,7 @@ def _finish(run, out, force):
 
 def _train(data, target, *, features, drop, categorical, task, val_fraction, val, test,
            on_missing, na_values, default_na, max_categories, scale_target, csv, seed, callback,
-           block_bytes, **params):
+           block_bytes, source_name=None, **params):
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
@@ -107,7 +117,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     missing = parse.Missing(na_values, default_na)
     if on_missing not in ("impute", "error"):
         raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
-    with Source(data, rereadable=True) as src:
+    with Source(data, rereadable=True, name=source_name) as src:
         schema, y_all, notes, info = learn_schema(
             src, fmt, target, features, drop, categorical, task, max_categories, missing,
             block_bytes, refuse_missing=on_missing == "error")
@@ -118,7 +128,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
         if val is not None:
             tr, va, small = np.arange(n), np.empty(0, np.int64), []
         elif val_fraction > 0:
-            tr, va, small = split(n, val_fraction, seed, y_class)
+            tr, va, small = split(n, val_fraction, seed, y_class, src.name)
         else:
             if n < 2:
                 raise DataError(f"{src.name}: {n} row is too few to train on")
@@ -215,8 +225,8 @@ def new_run_folder(parent="runs"):
 @contextlib.contextmanager
 def _frame_as_csv(frame):
     """A DataFrame written as the CSV text the reader reads (its index left out), so that it
-    trains exactly as the same data in a file would; messages then count its rows as lines
-    (row k of the frame is line k + 2)."""
+    trains exactly as the same data in a file would; messages name it 'DataFrame' and count
+    its rows as a file's lines (row k, from 0, is line k + 2)."""
     import tempfile
     fd, path = tempfile.mkstemp(prefix="mlpfast-frame-", suffix=".csv")
     os.close(fd)
@@ -387,6 +397,8 @@ class Run:
                 acc.add_classes(self.estimator.predict_proba(X), y)
             else:
                 acc.add_values(self._predict_block(X)[0], y)
+        if acc.rows == 0:
+            raise DataError(f"{_name_of(data)}: has a header but no data rows to evaluate")
         return acc.result(sc.classes)
 
     def _need_classifier(self, what):
@@ -422,7 +434,7 @@ class Run:
                     n = len(cols[table.columns[0]])
                     X = np.empty((n, sc.n_features), dtype)
                     enc.encode(first, cols, X)
-                    y = enc.target(first, cols[target]) if target is not None else None
+                    y = enc.target(first, cols[target], target) if target is not None else None
                     yield X, y, first
             for text in enc.notes():
                 note(text)
@@ -437,6 +449,10 @@ class Run:
         write_run(self, folder, force)
         self.folder = folder
         return self
+
+
+def _name_of(data):
+    return "DataFrame" if isinstance(data, pd.DataFrame) else ("<stdin>" if data == "-" else str(data))
 
 
 def _model_dtype(est):

@@ -240,6 +240,9 @@ def decide(scan, forced_categorical, max_categories, where, line):
                      "1970-01-01 (UTC; fields without a zone are taken as UTC)")
         return DATETIME, notes
     first_text, (count, row) = next(iter(scan.non_numbers.items()))
+    if name in scan.non_numbers:
+        raise DataError(f"{where}: line {line(scan.non_numbers[name][1])} repeats the header "
+                        "(files joined with their headers?); remove the repeated header lines")
     text_share = scan.n_non_numbers / scan.present
     hint = parse.other_number_format(scan.text_sample, scan.fmt)
     if hint:

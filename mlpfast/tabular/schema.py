@@ -274,6 +274,8 @@ class Encoder:
                                 "is not a boolean (true/false, yes/no, 1/0) as in training")
             v[miss] = np.nan if self.provisional else col.fill
             return v
+        if col.role == NUMERIC:
+            miss = miss | parse.is_nan_text(s)  # as pass one took it: a number, not there
         if miss.any():
             s = pc.if_else(pa.array(miss), pa.scalar(None, pa.string()), s)  # markers are not numbers
         v = parse.datetimes(s) if col.role == DATETIME else parse.numbers(s, self.fmt)
@@ -281,8 +283,10 @@ class Encoder:
         if bad.any():
             k = int(np.argmax(bad))
             kind = "an ISO date-time" if col.role == DATETIME else "a number"
+            fix = ("fix it: ISO 8601 dates such as 2024-01-05 or 2024-01-05T10:30:00, with an "
+                   "optional zone" if col.role == DATETIME else self._fix)
             raise DataError(f"{at} has {int(bad.sum())} value(s) that are not {kind}, first "
-                            f"{s[k].as_py()!r} at {self.where(first_row + k)}; {self._fix}")
+                            f"{s[k].as_py()!r} at {self.where(first_row + k)}; {fix}")
         inf = np.isinf(v)
         if inf.any():
             k = int(np.argmax(inf))
@@ -354,12 +358,13 @@ class Encoder:
 
     # ---- the target
 
-    def target(self, first_row, arr):
-        """Class indices (int64) or float targets in their own units."""
+    def target(self, first_row, arr, name=None):
+        """Class indices (int64) or float targets in their own units, from the column `name`
+        (default: the target's name in training)."""
         sc = self.schema
         s = parse.strip(arr)
         miss = sc.missing.mask(s, self.fmt)
-        at = f"{self.name}: target column {sc.target!r}"
+        at = f"{self.name}: target column {(name or sc.target)!r}"
         if miss.any():
             k = int(np.argmax(miss))
             raise DataError(f"{at} has {int(miss.sum())} missing value(s), first at "
