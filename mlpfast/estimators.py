@@ -13,6 +13,7 @@ a change of import. Differences, all deliberate:
   per-epoch validation figures) and `callback`, called after every epoch and progress chunk.
 """
 import inspect
+import json
 import logging
 import time
 import warnings
@@ -156,11 +157,85 @@ class _BaseMLP:
         """
         return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback)
 
-    def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None):
+    # ---- checkpoints: the whole state of a fit, for a resume that ends bit-identical
+
+    _STATE_ARRAYS = ("_theta", "_opt1", "_opt2", "_counters", "_rng", "_best_theta", "_order")
+    _STATE_VALUES = ("n_iter_", "t_", "_lr", "_no_improvement_count", "best_loss_",
+                     "best_validation_score_", "loss_curve_", "validation_scores_", "history_",
+                     "finished_")
+
+    def checkpoint(self):
+        """The state of this fit as a dict of NumPy arrays (savable with numpy.savez, no
+        pickle): weights, optimizer state (SGD velocity; Adam's m, v and step count), the
+        generator of shuffles and dropout, the current row order, the epoch count and the
+        position inside an epoch in progress, the learning rate, early stopping's state and
+        best weights, and the per-epoch history. Callable from a fit's callback (it then
+        describes the state after the progress chunk or epoch just reported) or after fit.
+        See resume(). Raises NotFittedError before any fit, ValueError for a fit whose engine
+        cannot give its row order (the CUDA engine)."""
+        self._check_fitted()
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.sync()
+            order = engine.order()
+            if order is not None:
+                self._order = order.copy()
+        if not hasattr(self, "_order") or not hasattr(self, "_opt1"):
+            raise ValueError("this fit cannot be checkpointed (its engine keeps no row order)")
+        state = {name.strip("_"): np.array(getattr(self, name), copy=True)
+                 for name in self._STATE_ARRAYS}
+        steps, totals = getattr(self, "_position", (0, None))
+        values = {name: _jsonable(getattr(self, name, None)) for name in self._STATE_VALUES}
+        values.update(params=self.get_params(), widths=list(self._widths), steps=int(steps),
+                      totals=None if totals is None else [float(t) for t in totals],
+                      n_features_in_=int(self.n_features_in_))
+        if self._task == "classification":
+            if self.classes_.dtype.kind == "O":
+                raise ValueError("a checkpoint needs class labels that are numbers or text")
+            state["classes"] = np.array(self.classes_, copy=True)
+        state["values"] = np.array(json.dumps(values))
+        return state
+
+    def resume(self, state, X, y, *, eval_set=None, callback=None):
+        """Continue the fit that checkpoint() described, on the same X, y (and eval_set),
+        up to max_iter epochs in all. With the same data, an interrupted fit resumed this way
+        ends with weights and per-epoch losses bit-identical to one that never stopped.
+
+        This estimator's parameters must equal the checkpoint's (max_iter may differ);
+        ValueError names any that do not. Returns self."""
+        values = json.loads(np.asarray(state["values"]).item())
+        ours, theirs = self.get_params(), values["params"]
+        conflicts = [k for k in theirs if k != "max_iter" and k in ours
+                     and _jsonable(ours[k]) != theirs[k]]
+        if conflicts:
+            shown = ", ".join(f"{k}={ours[k]!r} (checkpoint: {theirs[k]!r})" for k in conflicts)
+            raise ValueError(f"the checkpoint was made with other parameters: {shown}")
+        self._validate_params()
+        classes = np.asarray(state["classes"]) if "classes" in state else None
+        self._restore(np.array(state["theta"]), values["widths"], classes=classes)
+        for name in self._STATE_ARRAYS:
+            setattr(self, name, np.array(state[name.strip("_")], copy=True))
+        for name in self._STATE_VALUES:
+            setattr(self, name, values[name])
+        for name in ("loss_curve_", "history_"):
+            setattr(self, name, list(getattr(self, name)))
+        self._bind_views()
+        if self.best_validation_score_ is None and self.early_stopping:
+            self.best_validation_score_ = -np.inf
+        totals = None if values["totals"] is None else np.array(values["totals"])
+        if self.finished_:
+            raise ValueError(f"the checkpointed fit finished after epoch {self.n_iter_}; there "
+                             "is nothing to resume")
+        return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback,
+                         position=(values["steps"], totals))
+
+    def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None, position=None):
         hidden = self._validate_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
-        first_pass = not hasattr(self, "_theta") or (not self.warm_start and not incremental)
+        # position: where a resumed fit (resume()) continues, its state already restored
+        first_pass = position is None and (
+            not hasattr(self, "_theta") or (not self.warm_start and not incremental))
         dtype = DTYPES[_dtype_name(self.dtype)]
         names = feature_names(X)
         X = check_X(X, dtype, None if first_pass else self.n_features_in_, owner=type(self).__name__)
@@ -174,8 +249,14 @@ class _BaseMLP:
             self._initialize(X.shape[1], hidden, random_state, dtype)
         else:
             self._check_feature_names(names)
-        if not incremental or not hasattr(self, "_opt1"):
+        if position is None and (not incremental or not hasattr(self, "_opt1")):
             self._reset_optimizer(random_state)
+        elif position is not None:
+            # a resumed fit replays the draws a fresh one made before its validation split,
+            # so that early stopping holds out the same rows
+            params.glorot_init(np.zeros(self._theta.shape[0]), self._layout, random_state,
+                               self.activation)
+            random_state.randint(0, 2 ** 62)
 
         early_stopping = self.early_stopping and not incremental
         X_val = y_val = None
@@ -197,13 +278,24 @@ class _BaseMLP:
                        self._task == "classification", dtype, SOLVERS[self.solver], batch_size)
         engine = make_engine(device, spec)
         engine.start(self._theta, self._opt1, self._opt2, X, y_idx, Y)
+        if position is not None:
+            order = engine.order()
+            if order is None or len(order) != len(self._order):
+                raise ValueError(f"this checkpoint holds the row order of {len(self._order)} rows "
+                                 f"and the data has {n} (or the {device} engine cannot resume)")
+            order[:] = self._order
         self._engine = engine
         hyper = np.array([0.0, self.alpha, self.momentum, self.beta_1, self.beta_2,
                           self.epsilon, self.dropout], np.float64)
+        self.finished_ = False
         try:
-            self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental, callback)
+            self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental, callback,
+                         position)
         finally:
             engine.sync()
+            order = engine.order()
+            if order is not None:
+                self._order = order.copy()
             self._engine = None
         if early_stopping:
             if not np.isfinite(self.best_validation_score_):
@@ -215,22 +307,32 @@ class _BaseMLP:
                              "contain large values and need to be preprocessed.")
         return self
 
-    def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, incremental, callback):
-        for _ in range(self.max_iter):
+    def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, incremental, callback,
+                position=None):
+        # a fresh fit runs max_iter epochs (warm_start: max_iter more); a resumed one runs to
+        # epoch max_iter in all
+        end = self.n_iter_ + self.max_iter if position is None else self.max_iter
+        while self.n_iter_ < end:
             epoch = self.n_iter_ + 1
+            start, partial = (0, None) if position is None else position
+            position = None
+            self._position = (start, partial)
             hyper[network.H_LR] = self._lr
             progress = None
             if callback is not None:
                 # a watched fit learns of a non-finite loss in the chunk where it appears
                 def progress(done, total, totals, epoch=epoch):
                     loss = totals[network.T_LOSS] / max(totals[network.T_ROWS], 1)
+                    steps = -(-done // engine.spec.batch_size)
                     if not np.isfinite(loss):
-                        raise DivergenceError(epoch, -(-done // engine.spec.batch_size),
-                                              float(loss), self._lr)
+                        raise DivergenceError(epoch, steps, float(loss), self._lr)
+                    # what checkpoint() records of an epoch in progress
+                    self._position = (steps, totals.copy())
                     callback(self, {"kind": "chunk", "epoch": epoch, "rows_done": done,
                                     "rows_total": total, "loss": loss})
             t0 = time.perf_counter()
-            totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters, progress)
+            totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters, progress,
+                                        start, partial)
             seconds = time.perf_counter() - t0
             if not np.isfinite(totals[network.T_LOSS]):
                 raise DivergenceError(epoch, None, float(totals[network.T_LOSS] / n), self._lr)
@@ -259,11 +361,14 @@ class _BaseMLP:
                     self._no_improvement_count = 0
                 else:
                     stop = True
+            self._position = (0, None)
+            self.finished_ = stop or self.n_iter_ >= end
             if callback is not None and callback(self, {"kind": "epoch", "record": record}):
                 stop = True
             if stop or incremental:
+                self.finished_ = True
                 break
-            if self.n_iter_ == self.max_iter:
+            if self.n_iter_ == end:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                               "reached and the optimization hasn't converged yet.",
                               ConvergenceWarning, stacklevel=4)
@@ -368,7 +473,9 @@ class _BaseMLP:
         mask = np.zeros(n, bool)
         mask[val] = True
         y_val = self.classes_[y_idx[mask]] if self._task == "classification" else self._unshape(Y[mask])
-        return (np.ascontiguousarray(X[~mask]), np.ascontiguousarray(y_idx[~mask]),
+        # a regressor has no class indices (y_idx is empty): only classifiers split them
+        y_idx = y_idx[~mask] if len(y_idx) else y_idx
+        return (np.ascontiguousarray(X[~mask]), np.ascontiguousarray(y_idx),
                 np.ascontiguousarray(Y[~mask]), np.ascontiguousarray(X[mask]), y_val)
 
     # ---- prediction
@@ -572,6 +679,25 @@ def _dtype_name(dtype):
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _jsonable(v):
+    """A checkpoint value as JSON keeps it: floats (inf and nan too), ints, lists, dicts."""
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, list):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, dict):
+        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (type, np.dtype)):
+        return np.dtype(v).name
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    return repr(v)  # a RandomState, say: compared by its text
 
 
 def _equal(a, b):

@@ -42,13 +42,20 @@ class Engine:
     def start(self, theta, opt1, opt2, X, y, Y):
         raise NotImplementedError
 
-    def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
+    def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         """One pass over the data bound by start(). Returns float64 totals
-        (summed loss, rows predicted right, rows)."""
+        (summed loss, rows predicted right, rows). start > 0 continues an epoch that stopped
+        after that many minibatches, with its totals so far (a checkpoint's resume): the
+        permutation is the one it had, so there is no shuffle."""
         raise NotImplementedError
 
     def sync(self):
         """Bring parameters and optimizer state back into the arrays given to start()."""
+
+    def order(self):
+        """The row order of the current epoch (int64, the shuffled permutation), or None where
+        the engine cannot give it (then its training cannot be checkpointed)."""
+        return None
 
     def predict(self, theta, X):
         raise NotImplementedError
@@ -62,12 +69,12 @@ def layout_of(theta, spec):
     return layout
 
 
-def run_in_chunks(n_batches, run, report):
-    """run(first, last) over minibatches 0..n_batches-1 in chunks, report(last) after each.
+def run_in_chunks(n_batches, run, report, start=0):
+    """run(first, last) over minibatches start..n_batches-1 in chunks, report(last) after each.
 
     Chunks are sized from the time the previous one took so that reports come about every
     config.PROGRESS_SECONDS without a Python round trip per minibatch (growing at most 4x)."""
-    first, chunk = 0, 1
+    first, chunk = start, 1
     while first < n_batches:
         last = min(first + chunk, n_batches)
         t0 = time.perf_counter()

@@ -61,19 +61,22 @@ class CPUEngine(Engine):
                               self.opt1, self.opt2, self.layout, self.widths, s.hidden,
                               s.classify, s.solver, hyper, counters, rng, totals)
 
-    def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
-        if shuffle:
+    def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
+        if shuffle and start == 0:
             random.shuffle(self.perm, rng)
         n = self.X.shape[0]
         n_batches = -(-n // self.spec.batch_size)
-        totals = np.zeros(3, np.float64)
+        totals = np.zeros(3, np.float64) if totals is None else np.array(totals, np.float64)
         if progress is None:
-            self._run(0, n_batches, hyper, counters, rng, totals)
+            self._run(start, n_batches, hyper, counters, rng, totals)
         else:
             run_in_chunks(n_batches,
                           lambda first, last: self._run(first, last, hyper, counters, rng, totals),
-                          lambda last: progress(int(totals[network.T_ROWS]), n, totals))
+                          lambda last: progress(int(totals[network.T_ROWS]), n, totals), start)
         return totals
+
+    def order(self):
+        return self.perm
 
     def gradient(self, theta, X, y, Y, alpha):
         """Full-batch loss and gradient (flat, like theta) at theta, without an update."""

@@ -187,7 +187,10 @@ class CUDAEngine(Engine):
         stats = self.d_stats.copy_to_host()
         return float(stats[0, ck.ST_LOSS]) / n, self.d_grad.copy_to_host()
 
-    def train_epoch(self, rng, shuffle, hyper, counters, progress=None):
+    def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
+        if start:
+            raise NotImplementedError("the CUDA engine cannot continue an epoch midway; resume "
+                                      "on the CPU (device='cpu')")
         if shuffle:
             random.shuffle(self.perm, rng)
         seed = 0
