@@ -5,6 +5,7 @@ place; usage errors exit 2 as Click does. stdout carries only what a command is 
 """
 import signal
 import sys
+import threading
 import warnings
 
 import click
@@ -22,23 +23,46 @@ class Interrupted(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_interrupted(signum, frame):
-    raise Interrupted(signum)
+class StopRequest:
+    """What SIGINT, SIGTERM and SIGHUP do. Outside training they raise Interrupted at once;
+    while training (`deferred`), they set `event`, which training checks at the end of each
+    progress chunk, so it stops there with a state that resumes exactly."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.deferred = False
+        self.signum = None
+
+    def handle(self, signum, frame):
+        if not self.deferred:
+            raise Interrupted(signum)
+        self.signum = self.signum or signum
+        self.event.set()
+
+    def is_set(self):
+        return self.event.is_set()
+
+
+STOP = StopRequest()
+
+
+def _signum(exc):
+    return getattr(exc, "signum", None) or STOP.signum or signal.SIGINT
 
 
 def exit_code(exc):
     """128 + the signal's number (SIGINT: 130), as shells report a job a signal stopped."""
-    return 128 + getattr(exc, "signum", signal.SIGINT)
+    return 128 + _signum(exc)
 
 
 def signal_name(exc):
-    return signal.Signals(getattr(exc, "signum", signal.SIGINT)).name
+    return signal.Signals(_signum(exc)).name
 
 
 class Group(click.Group):
     def invoke(self, ctx):
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, _raise_interrupted)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, STOP.handle)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=DeprecationWarning)

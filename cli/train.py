@@ -1,6 +1,7 @@
 """`mlpfast train`: CSV in; run folder (model.npz, metrics.csv, run.json) out. A thin shell over
 mlpfast.tabular.train: options in, one call, the report out."""
 import math
+import os
 import sys
 
 import click
@@ -10,7 +11,7 @@ from mlpfast.errors import DataError, DivergenceError, MLPFastError
 from mlpfast.registry import ACTIVATIONS, DEVICES, DTYPES, SOLVERS
 
 from .common import comma_list, csv_format, csv_options, notes_to_stderr
-from .main import cli, exit_code, signal_name
+from .main import STOP, cli, exit_code, signal_name
 
 DEFAULT_DATA = "letter-recognition.csv"
 DEFAULT_TARGET = "Letter"
@@ -80,6 +81,12 @@ def _hidden(ctx, param, value):
 @click.option("--out", "out_dir", type=click.Path(file_okay=False),
               help="Run folder to write. [default: runs/<timestamp>]")
 @click.option("--force", is_flag=True, help="Replace the run folder if it already holds files.")
+@click.option("--resume", type=click.Path(file_okay=False, exists=True),
+              help="Continue the run in this folder from its checkpoint (options given must "
+                   "match the run's).")
+@click.option("--checkpoint-every", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              help="Checkpoint every SECONDS (at a progress chunk's end) instead of after "
+                   "every epoch.")
 @click.option("--features", callback=comma_list, help="Use only these columns (comma-separated).")
 @click.option("--drop", callback=comma_list, help="Leave out these columns.")
 @click.option("--categorical", callback=comma_list,
@@ -146,29 +153,36 @@ def train(data_file, out_dir, **opts):
     from mlpfast import tabular
     from mlpfast.tabular.run import new_run_folder
 
+    ctx = click.get_current_context()
     if opts["threads"]:
         import numba
         numba.set_num_threads(min(opts["threads"], numba.config.NUMBA_NUM_THREADS))
-    target = opts["target"]
-    if data_file is None:
+    resume = opts["resume"]
+    if data_file is None and resume is None:
         data_file = str(bundled_dataset(DEFAULT_DATA))
-        target = target or DEFAULT_TARGET
+        opts["target"] = opts["target"] or DEFAULT_TARGET
     say = (lambda msg: None) if opts["quiet"] else (lambda msg: click.echo(msg, err=True))
     from mlpfast.engine import cuda_status, resolve_device
     chosen = resolve_device(opts["device"])  # an unusable device fails before any reading
     monitor = _Monitor(opts["epochs"], quiet=opts["quiet"], say=say, device=opts["device"],
                        chosen=chosen, why_not_cuda=None if chosen == "cuda" else cuda_status()[1])
-    out_dir = out_dir or new_run_folder()
+    kwargs = _library_options(opts)
+    common = dict(callback=monitor, stop=STOP, checkpoint_every=opts["checkpoint_every"])
+    if resume is not None:
+        out_dir = resume
+        given = {lib: opts[cli] for cli, lib in LIBRARY_NAMES.items()
+                 if ctx.get_parameter_source(cli).name == "COMMANDLINE"}
+        if data_file is not None:
+            given["data"] = os.path.abspath(data_file)
+        call = lambda: tabular.resume(resume, option_names=OPTION_NAMES,  # noqa: E731
+                                      **common, **given)
+    else:
+        out_dir = out_dir or new_run_folder()
+        call = lambda: tabular.train(data_file, out=out_dir, force=opts["force"],  # noqa: E731
+                                     **common, **kwargs)
     try:
         with notes_to_stderr():
-            run = tabular.train(
-                data_file, target, features=opts["features"], drop=opts["drop"],
-                categorical=opts["categorical"] or (), task=opts["task"],
-                val_fraction=opts["val_fraction"], val=opts["val_file"], test=opts["test_file"],
-                on_missing=opts["on_missing"], na_values=opts["na_values"] or (),
-                default_na=opts["default_na"], max_categories=opts["max_categories"],
-                scale_target=opts["scale_target"], csv=csv_format(opts), seed=opts["seed"],
-                callback=monitor, out=out_dir, force=opts["force"], **_estimator_params(opts))
+            run = call()
     except KeyboardInterrupt as exc:
         monitor.close()
         click.echo(f"Interrupted ({signal_name(exc)}) before the first epoch finished; nothing "
@@ -187,26 +201,45 @@ def train(data_file, out_dir, **opts):
         if isinstance(exc, MLPFastError) or "threading layer" in str(exc):
             raise  # already worded for the user, or for main to word
         raise DataError(str(exc)) from None  # the estimator refused the options
+    finally:
+        STOP.deferred = False
     monitor.close()
     if run.interrupted is not None:
         best = run.summary["best"]
         click.echo(f"Interrupted ({signal_name(run.interrupted)}) after epoch "
-                   f"{run.history[-1]['epoch']}: saved the metrics so far and the best model so "
-                   f"far (epoch {best['epoch']}) to {out_dir}", err=True)
+                   f"{run.history[-1]['epoch']}: saved the metrics so far, the best model so "
+                   f"far (epoch {best['epoch']}) and a checkpoint to {out_dir}; continue with "
+                   f"mlpfast train --resume {out_dir}", err=True)
         sys.exit(exit_code(run.interrupted))
     say(_summary(run, out_dir))
 
 
 # ---- pieces of train
 
-def _estimator_params(opts):
-    return dict(hidden_layer_sizes=opts["hidden"], activation=opts["activation"],
-                solver=opts["optimizer"], learning_rate_init=opts["lr"],
-                batch_size=opts["batch_size"], max_iter=opts["epochs"],
-                momentum=opts["momentum"], alpha=opts["alpha"], dropout=opts["dropout"],
-                early_stopping=opts["early_stopping"], n_iter_no_change=opts["patience"],
-                tol=1e-4 if opts["early_stopping"] else 0.0, device=opts["device"],
-                dtype=opts["dtype"])
+# this command's options -> mlpfast.tabular.train's keywords (the same name where not listed)
+LIBRARY_NAMES = {
+    "target": "target", "features": "features", "drop": "drop", "categorical": "categorical",
+    "task": "task", "val_fraction": "val_fraction", "val_file": "val", "test_file": "test",
+    "on_missing": "on_missing", "na_values": "na_values", "default_na": "default_na",
+    "max_categories": "max_categories", "scale_target": "scale_target", "sep": "sep",
+    "encoding": "encoding", "decimal": "decimal", "thousands": "thousands", "seed": "seed",
+    "hidden": "hidden_layer_sizes", "activation": "activation", "optimizer": "solver",
+    "lr": "learning_rate_init", "batch_size": "batch_size", "epochs": "max_iter",
+    "momentum": "momentum", "alpha": "alpha", "dropout": "dropout",
+    "early_stopping": "early_stopping", "patience": "n_iter_no_change", "device": "device",
+    "dtype": "dtype"}
+OPTION_NAMES = {v: "--" + k.replace("_file", "").replace("_", "-") for k, v in LIBRARY_NAMES.items()}
+OPTION_NAMES["data"] = "DATA"
+
+
+def _library_options(opts):
+    """tabular.train's keywords from this command's options."""
+    out = {lib: opts[cli] for cli, lib in LIBRARY_NAMES.items()}
+    out["categorical"] = out["categorical"] or ()
+    out["na_values"] = out["na_values"] or ()
+    out["tol"] = 1e-4 if opts["early_stopping"] else 0.0
+    out["csv"] = csv_format({k: out.pop(k) for k in ("sep", "encoding", "decimal", "thousands")})
+    return out
 
 
 class _Monitor:
@@ -233,6 +266,7 @@ class _Monitor:
         return False
 
     def _start(self, event):
+        STOP.deferred = True  # from here a signal stops training at a chunk's end
         sc = event["schema"]
         self.task = sc.task
         self.say(f"data: {event['train_rows']} training rows, {event['val_rows']} validation "

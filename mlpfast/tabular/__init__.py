@@ -10,6 +10,6 @@ schema (what training learnt, stored in the model; the encoder), learn (the two 
 split (the validation split), run (train, Run, load), folder (the run folder's files).
 """
 from .reader import CSVFormat
-from .run import Run, load, train
+from .run import Run, load, resume, train
 
-__all__ = ["train", "load", "Run", "CSVFormat"]
+__all__ = ["train", "resume", "load", "Run", "CSVFormat"]

@@ -54,6 +54,9 @@ def write_run(run, folder, force=False):
                    meta=run.meta)
         write_text(os.path.join(tmp, "metrics.csv"), metrics_csv(run.history, run.task))
         write_json(os.path.join(tmp, "run.json"), run.summary)
+        if run.checkpoint is not None:
+            atomic_write(os.path.join(tmp, "checkpoint.npz"),
+                         lambda f: np.savez(f, **run.checkpoint))
         _swap_into_place(tmp, folder)
     except OSError as exc:
         raise DataError(f"cannot write the run folder {folder}: {exc.strerror or exc}") from None
@@ -97,6 +100,33 @@ def lock(folder):
         except OSError:
             pass
         f.close()
+
+
+def read_checkpoint(folder):
+    """(run.json as a dict, the estimator's checkpoint arrays, the watch's arrays) of a run
+    folder that can be resumed; DataError says why one cannot."""
+    from ..model_io import check_sizes
+    path = os.path.join(folder, "checkpoint.npz")
+    if not os.path.isdir(folder):
+        raise DataError(f"{folder}: no such run folder")
+    try:
+        with open(os.path.join(folder, "run.json")) as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        raise DataError(f"{folder}: no readable run.json; not a run folder") from None
+    if not os.path.exists(path):
+        raise DataError(f"{folder}: holds no checkpoint.npz to resume from")
+    if summary.get("status") == "finished":
+        raise DataError(f"{folder}: the run finished (epoch {summary.get('epochs_run')}); "
+                        "there is nothing to resume")
+    try:
+        check_sizes(path)
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # noqa: BLE001 (any damage is one line)
+        raise DataError(f"{path}: the checkpoint is damaged ({exc})") from None
+    watch = {k: arrays.pop(k) for k in ("watch_theta", "watch_score") if k in arrays}
+    return summary, arrays, watch
 
 
 def metrics_csv(history, task):

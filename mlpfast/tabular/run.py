@@ -39,7 +39,8 @@ def note(message):
 def train(data, target=None, *, features=None, drop=None, categorical=(), task=None,
           val_fraction=0.1, val=None, test=None, on_missing="impute", na_values=(),
           default_na=True, max_categories=100, scale_target=True, csv=None, seed=0,
-          callback=None, out=None, force=False, block_bytes=None, **params):
+          callback=None, out=None, force=False, checkpoint_every=None, stop=None,
+          block_bytes=None, **params):
     """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
 
     data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
@@ -49,7 +50,10 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     keeping a training row) or the file `val` validates; `test` is checked before training and
     scored after it. `scale_target` standardises a regression target (predictions and metrics
     stay in its units). `out`: the run folder to write (refused before any work when it holds
-    files, unless `force`; locked against a second process while training). `params` are
+    files, unless `force`; locked against a second process while training), rewritten whole
+    with a checkpoint after every epoch, or every `checkpoint_every` seconds (see resume()).
+    `stop`: an object with is_set() (a threading.Event) that, once set, stops training at the
+    next progress chunk as Ctrl-C does, with a state that resumes exactly. `params` are
     MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
     max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
 
@@ -62,13 +66,73 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
                    task=task, val_fraction=val_fraction, val=val, test=test,
                    on_missing=on_missing, na_values=na_values, default_na=default_na,
                    max_categories=max_categories, scale_target=scale_target, csv=csv, seed=seed,
-                   callback=callback, block_bytes=block_bytes, **params)
+                   callback=callback, block_bytes=block_bytes, stop=stop,
+                   checkpoint_every=checkpoint_every, **params)
     if out is None:
         return _finish(_train_frame_or_file(data, options), None, force)
     from .folder import check_target, lock
     check_target(out, force)  # before any work: a taken folder fails in a second, not an hour
     with lock(out):
-        return _finish(_train_frame_or_file(data, options), out, force)
+        return _finish(_train_frame_or_file(data, dict(options, out=out, force=force)), out, force)
+
+
+def resume(folder, *, callback=None, stop=None, checkpoint_every=None, block_bytes=None,
+           option_names=None, **given):
+    """Continue the run saved in `folder` (stopped by Ctrl-C, a signal, or killed after a
+    checkpoint) from its checkpoint.npz, on its data file, to the end it was set for. The
+    data file must be unchanged (its sha256 is checked); `given` options (train's keywords)
+    must equal the stored ones, or DataError names the conflicts (in option_names' words,
+    e.g. {'max_iter': '--epochs'}). The run ends with weights and per-epoch losses
+    bit-identical to a run that never stopped. Returns the Run, saved in `folder`."""
+    from .folder import lock, read_checkpoint
+    folder = os.fspath(folder)
+    summary, state, watch = read_checkpoint(folder)
+    config = dict(summary["config"])
+    names = option_names or {}
+    if "data" in given:
+        config["data"] = summary["data"]["file"]
+    conflicts = [k for k, v in given.items() if k in config and _plain(v) != _plain(config[k])]
+    if conflicts:
+        shown = ", ".join(f"{names.get(k, k)} {_plain(given[k])!r} (the run has "
+                          f"{_plain(config[k])!r})" for k in conflicts)
+        raise DataError(f"{folder}: options differ from the run's: {shown}; resume with the "
+                        "run's options, or start a new run")
+    data = summary["data"]
+    path, sha = data["file"], data.get("sha256")
+    if not path or path in ("<stdin>", "DataFrame") or not os.path.isfile(path):
+        raise DataError(f"{folder}: its data {path!r} is not a file that can be read again; "
+                        "start a new run")
+    if sha is not None and _sha256(path) != sha:
+        raise DataError(f"{folder}: {path} changed since the run started (sha256 differs); "
+                        "resume needs the same data")
+    config.pop("data", None)
+    fmt = CSVFormat(config.pop("sep"), config.pop("encoding"), config.pop("decimal"),
+                    config.pop("thousands"))
+    seed = config.pop("seed")
+    config.pop("stop", None)
+    with lock(folder):
+        run = _train(path, csv=fmt, seed=seed, callback=callback, stop=stop,
+                     checkpoint_every=checkpoint_every, block_bytes=block_bytes, out=folder,
+                     force=True, resume_state=(state, watch), **config)
+        return _finish(run, folder, True)
+
+
+def _checkpoint_of(est, watch):
+    """The estimator's checkpoint with the watch's best weights, or None for a fit that cannot
+    be checkpointed (the CUDA engine keeps no row order on the host)."""
+    try:
+        return {**est.checkpoint(), **watch.state()}
+    except ValueError:
+        return None
+
+
+def _plain(v):
+    """An option as run.json holds it (tuples as lists), for comparing."""
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
 
 
 def _train_frame_or_file(data, options):
@@ -93,6 +157,8 @@ def _train_frame_or_file(data, options):
 def _finish(run, out, force):
     """Save the run (when asked) and raise the divergence that stopped it, if one did: the
     epochs before it stand, with their metrics and the best finite weights."""
+    if out is not None:
+        force = force or run.folder == out  # checkpoints made it this run's own
     if run.diverged is not None:
         run.summary["diverged"] = str(run.diverged)
         if out is not None and run.best_theta is not None:
@@ -105,7 +171,8 @@ def _finish(run, out, force):
 
 def _train(data, target, *, features, drop, categorical, task, val_fraction, val, test,
            on_missing, na_values, default_na, max_categories, scale_target, csv, seed, callback,
-           block_bytes, source_name=None, **params):
+           block_bytes, stop=None, checkpoint_every=None, out=None, force=False,
+           resume_state=None, source_name=None, **params):
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
@@ -179,20 +246,48 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
                        "val_rows": 0 if X_val is None else len(X_val)})
     run = Run(est, schema, meta={"data": data_path or data_name, "target": schema.target,
                                  "task": schema.task})
-    best = _BestWeights(callback)
+    n_val = 0 if X_val is None else len(X_val)
+
+    def describe(status):
+        run.history = [dict(r) for r in est.history_]
+        run.summary = _summary(run, data_name, data_path, sha, n, n_train, n_val, config,
+                               time.perf_counter() - t_start)
+        run.summary["status"] = status
+
+    saver = None
+    if out is not None and hasattr(est, "checkpoint"):
+        def saver(est):
+            run.best_theta = watch.theta
+            describe("running")
+            run.checkpoint = _checkpoint_of(est, watch)
+            # the folder is this run's own after its first save
+            run.save(out, force or run.folder == out)
+    saved_best = resume_state[1] if resume_state is not None else {}
+    watch = _Watch(callback, stop, saver, checkpoint_every, saved_best.get("watch_theta"),
+                   None if "watch_score" not in saved_best else float(saved_best["watch_score"]))
+    eval_set = None if X_val is None else (X_val, y_val)
     try:
-        est.fit(X_train, y_train, eval_set=None if X_val is None else (X_val, y_val),
-                callback=best)
+        if resume_state is None:
+            est.fit(X_train, y_train, eval_set=eval_set, callback=watch)
+        else:
+            try:
+                est.resume(resume_state[0], X_train, y_train, eval_set=eval_set, callback=watch)
+            except ValueError as exc:
+                if isinstance(exc, MLPFastError):
+                    raise
+                raise DataError(f"{out}: cannot resume: {exc}") from None
     except KeyboardInterrupt as exc:
         if not getattr(est, "history_", None):
             raise
         run.interrupted = exc
     except DivergenceError as exc:
         run.diverged = exc
-    run.best_theta = best.theta
-    run.history = [dict(r) for r in est.history_]
-    run.summary = _summary(run, data_name, data_path, sha, n, n_train, 0 if X_val is None else len(X_val),
-                           config, time.perf_counter() - t_start)
+    run.best_theta = watch.theta
+    status = ("interrupted" if run.interrupted is not None else
+              "diverged" if run.diverged is not None else "finished")
+    describe(status)
+    if run.diverged is None:
+        run.checkpoint = _checkpoint_of(est, watch)
     if test is not None and run.interrupted is None and run.diverged is None:
         run.summary["test"] = run.evaluate(test, csv=fmt)
     return run
@@ -286,23 +381,40 @@ def _estimator(task, seed, params):
         raise ValueError(str(exc)) from None
 
 
-class _BestWeights:
-    """Keeps a copy of the best weights so far (for a run interrupted mid-training) and
-    forwards the events to the user's callback."""
+class _Watch:
+    """Watches a fit through its callback: keeps the best weights so far (a run stopped midway
+    saves them), stops at a progress-chunk boundary when `stop` is set (so the state it saves
+    is exact), writes a checkpoint through `save` after every epoch or, with `every`, every
+    that many seconds (at a chunk's end), and forwards the events to the user's callback."""
 
-    def __init__(self, callback):
-        self.callback = callback
-        self.theta = None
-        self.score = None
+    def __init__(self, callback, stop=None, save=None, every=None, theta=None, score=None):
+        self.callback, self.stop, self.save, self.every = callback, stop, save, every
+        self.theta, self.score = theta, score
+        self.last = time.perf_counter()
 
     def __call__(self, est, event):
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt("stop requested")
         if event["kind"] == "epoch":
             r = event["record"]
             score = r.get("val_score", -r["train_loss"])
             if np.isfinite(score) and (self.score is None or score > self.score):
                 self.score = score
                 self.theta = est._theta.copy()
+        if self.save is not None:
+            now = time.perf_counter()
+            due = (now - self.last >= self.every) if self.every else event["kind"] == "epoch"
+            if due:
+                self.save(est)
+                self.last = time.perf_counter()
         return self.callback(est, event) if self.callback is not None else False
+
+    def state(self):
+        """The watch's own part of a checkpoint."""
+        out = {}
+        if self.theta is not None:
+            out.update(watch_theta=self.theta, watch_score=np.array(self.score))
+        return out
 
 
 def _sha256(path):
@@ -330,6 +442,7 @@ class Run:
         self.summary = summary or {}
         self.folder = folder
         self.interrupted = None    # the KeyboardInterrupt that stopped training, if one did
+        self.checkpoint = None     # the fit's state (Estimator.checkpoint()), saved with the run
         self.diverged = None       # the DivergenceError that stopped training, if one did
         self.best_theta = None
 
