@@ -52,7 +52,7 @@ def test_scheduler_signal_mid_training_saves_like_ctrl_c(tmp_path, sig):
     name = signal.Signals(sig).name
     assert f"Interrupted ({name}) after epoch" in err and str(out) in err
     assert "Traceback" not in err
-    assert sorted(os.listdir(out)) == ["metrics.csv", "model.npz", "run.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "model.npz", "run.json"]
     summary = json.loads((out / "run.json").read_text())
     assert summary["interrupted"] is True and summary["epochs_run"] >= 1
     mlpfast.load(out).predict(LETTERS)
@@ -195,7 +195,7 @@ def test_run_folder_is_never_clobbered_and_replaced_whole_with_force(small_run, 
     assert sorted(os.listdir(out)) == ["notes.txt"]
     r = cli_run("train", data, "--out", out, "--epochs", 1, "-q", "--force")
     assert r.exit_code == 0, r.output
-    assert sorted(os.listdir(out)) == ["metrics.csv", "model.npz", "run.json"]
+    assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "model.npz", "run.json"]
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".taken")]
 
 

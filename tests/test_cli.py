@@ -59,7 +59,7 @@ def test_letters_train_predict_evaluate(tmp_path):
     out = tmp_path / "letters"
     r = run("train", "--out", out, "--hidden", "128", "--epochs", 40)
     assert r.exit_code == 0, r.output
-    assert _files(out) == ["metrics.csv", "model.npz", "run.json"]
+    assert _files(out) == ["checkpoint.npz", "metrics.csv", "model.npz", "run.json"]
     assert "task: classification (target 'Letter' has 26 text labels" in r.stderr
     summary = json.loads((out / "run.json").read_text())
     assert summary["best"]["val_accuracy"] > 0.92
@@ -200,7 +200,7 @@ def test_ctrl_c_saves_metrics_and_best_model(tmp_path, small_csv, monkeypatch):
     r = run("train", small_csv, "--out", out, "--epochs", 50)
     assert r.exit_code == 130
     assert "Interrupted (SIGINT) after epoch 3" in r.stderr and str(out) in r.stderr
-    assert _files(out) == ["metrics.csv", "model.npz", "run.json"]
+    assert _files(out) == ["checkpoint.npz", "metrics.csv", "model.npz", "run.json"]
     assert len(pd.read_csv(out / "metrics.csv")) == 3
     assert json.loads((out / "run.json").read_text())["interrupted"] is True
     mlpfast.load(out)
