@@ -6,7 +6,6 @@ import numpy as np
 
 from mlpfast import bench
 from mlpfast.errors import DataError
-from mlpfast.tabular.folder import write_json
 
 from .common import comma_list, csv_format, csv_options, notes_to_stderr, write_csv_rows
 from .main import cli
@@ -110,6 +109,7 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
     machine["gpu_sgemm_gflops"] = gpu_ceiling
     click.echo(_table(results, machine))
     if json_file:
+        from mlpfast.tabular.folder import write_json
         write_json(json_file, {"machine": machine, "results": results})
     if csv_file:
         write_csv_rows(csv_file, FIELDS, [[_cell(r[k]) for k in FIELDS] for r in results])

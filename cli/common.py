@@ -6,7 +6,6 @@ import warnings
 import click
 
 from mlpfast.errors import ConvergenceWarning
-from mlpfast.tabular.folder import write_text
 
 
 def csv_options(f=None, *, model=False):
@@ -71,6 +70,7 @@ def notes_to_stderr():
 
 
 def write_csv_rows(path, header, rows):
+    from mlpfast.tabular.folder import write_text
     import csv
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")

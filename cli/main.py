@@ -3,6 +3,7 @@
 Library errors (mlpfast.MLPFastError) become one `Error: ...` line and exit code 1 here, in one
 place; usage errors exit 2 as Click does. stdout carries only what a command is asked to print.
 """
+import os
 import signal
 import sys
 import threading
@@ -30,10 +31,16 @@ class StopRequest:
 
     def __init__(self):
         self.event = threading.Event()
+        self.active = False      # a command is running (Group.invoke)
         self.deferred = False
         self.signum = None
 
     def handle(self, signum, frame):
+        if not self.active:
+            # still importing: nothing is written yet, and no Python frame of ours would
+            # catch an exception
+            sys.stderr.write(f"Interrupted ({signal.Signals(signum).name}); nothing was written.\n")
+            os._exit(128 + signum)
         if not self.deferred:
             raise Interrupted(signum)
         self.signum = self.signum or signum
@@ -61,12 +68,14 @@ def signal_name(exc):
 
 class Group(click.Group):
     def invoke(self, ctx):
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, STOP.handle)
+        STOP.__init__()  # a fresh request per command (tests run several in one process)
+        STOP.active = True
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", category=DeprecationWarning)
-                return super().invoke(ctx)
+                result = super().invoke(ctx)
+            STOP.deferred = True  # the work is done and written: a late signal changes nothing
+            return result
         except KeyboardInterrupt as exc:
             # Click would print 'Aborted!' and exit 1; nothing was written (files are renamed
             # into place only when complete)
@@ -135,11 +144,19 @@ def info():
 
 
 def main():
+    # the console script's own handlers: from here to the end, a signal is one line and
+    # 128 + its number, never a traceback (see StopRequest)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, STOP.handle)
     try:
         cli(prog_name="mlpfast")
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)
         sys.exit(130)
+    finally:
+        # leaving: a signal now would only turn a finished command into a traceback
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 # the commands attach themselves to `cli` when their modules load

@@ -201,8 +201,6 @@ def train(data_file, out_dir, **opts):
         if isinstance(exc, MLPFastError) or "threading layer" in str(exc):
             raise  # already worded for the user, or for main to word
         raise DataError(str(exc)) from None  # the estimator refused the options
-    finally:
-        STOP.deferred = False
     monitor.close()
     if run.interrupted is not None:
         best = run.summary["best"]

@@ -4,9 +4,17 @@
     clf = MLPClassifier(hidden_layer_sizes=(128,), max_iter=40).fit(X, y)
 """
 from ._version import __version__
-from .errors import (DataError, DataNote, DeviceError, MLPFastError, ModelFileError,
-                     NotFittedError)
-from .estimators import MLPClassifier, MLPRegressor
+from .errors import (DataError, DataNote, DeviceError, DivergenceError, MLPFastError,
+                     ModelFileError, NotFittedError)
+
+
+def __getattr__(name):
+    # the estimators (and Numba with them) load on first use, so that `mlpfast --version` and
+    # the command line's signal handling start before the compiler is imported
+    if name in ("MLPClassifier", "MLPRegressor"):
+        from . import estimators
+        return getattr(estimators, name)
+    raise AttributeError(f"module 'mlpfast' has no attribute {name!r}")
 
 
 def load(path):
@@ -19,4 +27,4 @@ def load(path):
 
 
 __all__ = ["MLPClassifier", "MLPRegressor", "load", "MLPFastError", "DataError", "DataNote",
-           "DeviceError", "ModelFileError", "NotFittedError", "__version__"]
+           "DeviceError", "DivergenceError", "ModelFileError", "NotFittedError", "__version__"]

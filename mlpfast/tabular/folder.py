@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
@@ -43,6 +44,7 @@ def write_run(run, folder, force=False):
     parent = os.path.dirname(folder)
     try:
         os.makedirs(parent, exist_ok=True)
+        _remove_stale(folder)  # we hold the folder's lock: any such sibling is a dead one's
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.tmp-")
     except OSError as exc:
         raise DataError(f"cannot create the run folder {folder}: {exc.strerror}") from None
@@ -50,19 +52,32 @@ def write_run(run, folder, force=False):
         os.chmod(tmp, 0o777 & ~_umask())
         stopped = run.interrupted is not None or run.diverged is not None
         theta = run.best_theta if stopped and run.best_theta is not None else None
+        # the fault-injection tests widen the window between the writes with this
+        pause = float(os.environ.get("MLPFAST_TEST_WRITE_PAUSE", "0") or 0)
         save_model(os.path.join(tmp, "model.npz"), run.estimator, run.schema, theta=theta,
                    meta=run.meta)
+        time.sleep(pause)
         write_text(os.path.join(tmp, "metrics.csv"), metrics_csv(run.history, run.task))
+        time.sleep(pause)
         write_json(os.path.join(tmp, "run.json"), run.summary)
         if run.checkpoint is not None:
             atomic_write(os.path.join(tmp, "checkpoint.npz"),
                          lambda f: np.savez(f, **run.checkpoint))
+        time.sleep(pause)
         _swap_into_place(tmp, folder)
     except OSError as exc:
         raise DataError(f"cannot write the run folder {folder}: {exc.strerror or exc}") from None
     finally:
         if os.path.exists(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _remove_stale(folder):
+    """Hidden folders a killed writer left beside `folder` (its .tmp- and .old- siblings)."""
+    parent, name = os.path.dirname(folder), os.path.basename(folder)
+    for entry in os.listdir(parent):
+        if entry.startswith((f".{name}.tmp-", f".{name}.old-")):
+            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
 
 
 def _swap_into_place(tmp, folder):
