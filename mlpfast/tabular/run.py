@@ -29,6 +29,8 @@ from .split import split
 
 # estimator parameters the flow sets itself
 _FLOW_PARAMS = ("random_state",)
+# the most of the training time that per-epoch checkpoints may take (benchmarks/checkpoint_cost.py)
+SAVE_SHARE = 0.01
 PREDICT_BLOCK_ROWS = 50_000
 
 
@@ -51,7 +53,8 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     scored after it. `scale_target` standardises a regression target (predictions and metrics
     stay in its units). `out`: the run folder to write (refused before any work when it holds
     files, unless `force`; locked against a second process while training), rewritten whole
-    with a checkpoint after every epoch, or every `checkpoint_every` seconds (see resume()).
+    with a checkpoint after every epoch (fewer when epochs are so short that saving would take
+    over 1 % of the time), or every `checkpoint_every` seconds (see resume()).
     `stop`: an object with is_set() (a threading.Event) that, once set, stops training at the
     next progress chunk as Ctrl-C does, with a state that resumes exactly. `params` are
     MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
@@ -391,6 +394,7 @@ class _Watch:
         self.callback, self.stop, self.save, self.every = callback, stop, save, every
         self.theta, self.score = theta, score
         self.last = time.perf_counter()
+        self.took = 0.0  # seconds the last save took
 
     def __call__(self, est, event):
         if self.stop is not None and self.stop.is_set():
@@ -403,10 +407,16 @@ class _Watch:
                 self.theta = est._theta.copy()
         if self.save is not None:
             now = time.perf_counter()
-            due = (now - self.last >= self.every) if self.every else event["kind"] == "epoch"
+            if self.every:
+                due = now - self.last >= self.every
+            else:
+                # after every epoch, but no sooner than SAVE_SHARE allows: epochs of a tenth of
+                # a second would otherwise spend several percent of the time saving
+                due = event["kind"] == "epoch" and now - self.last >= self.took / SAVE_SHARE
             if due:
                 self.save(est)
                 self.last = time.perf_counter()
+                self.took = self.last - now
         return self.callback(est, event) if self.callback is not None else False
 
     def state(self):
