@@ -32,7 +32,8 @@ class StopRequest:
     def __init__(self):
         self.event = threading.Event()
         self.active = False      # a command is running (Group.invoke)
-        self.deferred = False
+        self.deferred = False    # training has started
+        self.progressed = False  # and finished a progress chunk: there is a state to save
         self.signum = None
 
     def handle(self, signum, frame):
@@ -41,7 +42,9 @@ class StopRequest:
             # catch an exception
             sys.stderr.write(f"Interrupted ({signal.Signals(signum).name}); nothing was written.\n")
             os._exit(128 + signum)
-        if not self.deferred:
+        if not (self.deferred and self.progressed):
+            # reading, compiling (a minute on a first run) or writing: nothing to save yet, or
+            # only complete files: stop now
             raise Interrupted(signum)
         self.signum = self.signum or signum
         self.event.set()

@@ -204,10 +204,11 @@ def train(data_file, out_dir, **opts):
     monitor.close()
     if run.interrupted is not None:
         best = run.summary["best"]
-        click.echo(f"Interrupted ({signal_name(run.interrupted)}) after epoch "
-                   f"{run.history[-1]['epoch']}: saved the metrics so far, the best model so "
-                   f"far (epoch {best['epoch']}) and a checkpoint to {out_dir}; continue with "
-                   f"mlpfast train --resume {out_dir}", err=True)
+        saved = (f"after epoch {run.history[-1]['epoch']}: saved the metrics so far, the best "
+                 f"model so far (epoch {best['epoch']})" if best else
+                 f"during epoch {run.estimator.n_iter_ + 1}: saved the weights so far")
+        click.echo(f"Interrupted ({signal_name(run.interrupted)}) {saved} and a checkpoint to "
+                   f"{out_dir}; continue with mlpfast train --resume {out_dir}", err=True)
         sys.exit(exit_code(run.interrupted))
     say(_summary(run, out_dir))
 
@@ -254,10 +255,13 @@ class _Monitor:
         if event["kind"] == "data":
             self._start(event)
         elif event["kind"] == "chunk":
+            STOP.progressed = True
             if self.bar is not None:
                 self.bar.n = event["epoch"] - 1 + event["rows_done"] / event["rows_total"]
                 self.bar.set_postfix_str(f"loss {event['loss']:.4f}", refresh=True)
-        elif self.bar is not None:
+        elif event["kind"] == "epoch":
+            STOP.progressed = True
+        if event["kind"] == "epoch" and self.bar is not None:
             record = event["record"]
             self.bar.n = record["epoch"]
             self.bar.set_postfix_str(_postfix(record, self.task), refresh=True)

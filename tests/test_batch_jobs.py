@@ -308,3 +308,58 @@ def test_fork_after_fit_fails_at_once_instead_of_hanging():
         assert all("get_context('spawn')" in g for g in got)
     else:
         assert got == ["trained", "trained"]
+
+
+def test_a_stop_in_the_first_epoch_saves_a_checkpoint_that_resumes(tmp_path):
+    import threading
+    stop = threading.Event()
+    chunks = []
+
+    def watch(est, event):
+        if event["kind"] == "chunk":
+            chunks.append(event["rows_done"])
+            if len(chunks) == 3:
+                stop.set()
+        return False
+    kw = dict(target="Letter", hidden_layer_sizes=(32,), max_iter=3, batch_size=8)
+    whole = tabular.train(LETTERS, out=tmp_path / "whole", **kw)
+    run = tabular.train(LETTERS, out=tmp_path / "part", callback=watch, stop=stop, **kw)
+    assert run.interrupted is not None and run.history == [] and chunks[-1] < 18000
+    summary = json.loads((tmp_path / "part" / "run.json").read_text())
+    assert summary["status"] == "interrupted" and summary["best"] is None
+    done = tabular.resume(tmp_path / "part")
+    assert np.array_equal(done.estimator._theta, whole.estimator._theta)
+    assert [r["train_loss"] for r in done.history] == [r["train_loss"] for r in whole.history]
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_last_complete_folder(tmp_path, monkeypatch):
+    import errno
+
+    from mlpfast.tabular import folder
+    data = tmp_path / "d.csv"
+    data.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(60)))
+    out = tmp_path / "run"
+    tabular.train(data, out=out, hidden_layer_sizes=(4,), max_iter=2)
+    before = {p: (out / p).read_bytes() for p in os.listdir(out)}
+    real = folder.write_json
+
+    def full_disk(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(folder, "write_json", full_disk)
+    r = cli_run("train", data, "--out", out, "--force", "--epochs", 2, "-q")
+    monkeypatch.setattr(folder, "write_json", real)
+    assert r.exit_code == 1
+    assert r.stderr.strip().splitlines()[-1] == (f"Error: cannot write the run folder {out}: No "
+                                                 "space left on device")
+    assert {p: (out / p).read_bytes() for p in os.listdir(out)} == before
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".run.")]
+
+
+def test_early_stopping_never_keeps_a_nan_epoch(monkeypatch):
+    from mlpfast import MLPRegressor
+    X = np.random.default_rng(0).standard_normal((300, 3))
+    y = X @ [1.0, 2.0, 3.0]
+    monkeypatch.setattr(MLPRegressor, "_validation_figures",
+                        lambda self, X_val, y_val: {"val_loss": float("nan"), "val_score": float("nan")})
+    with pytest.raises(ValueError, match="the validation score was never finite"):
+        MLPRegressor((4,), early_stopping=True, max_iter=5, random_state=0).fit(X, y)

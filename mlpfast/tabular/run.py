@@ -280,7 +280,9 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
                     raise
                 raise DataError(f"{out}: cannot resume: {exc}") from None
     except KeyboardInterrupt as exc:
-        if not getattr(est, "history_", None):
+        # nothing to keep before the first progress chunk has run; after it, even in the
+        # first epoch, the state resumes
+        if not getattr(est, "history_", None) and getattr(est, "_position", (0, None))[0] == 0:
             raise
         run.interrupted = exc
     except DivergenceError as exc:
