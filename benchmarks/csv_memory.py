@@ -10,7 +10,7 @@ ROWS and 2*ROWS rows x 50 columns, 45 floats with 6 significant digits, 4 text c
 10 levels, and a binary integer target `y` (the last column, the default target).
 
 Measurements, one at a time, each in a fresh subprocess:
-  arrays     mlpfast.tabular.run.arrays(path): X, y, schema of the ROWS file
+  arrays     mlpfast.tabular.flow.arrays(path): X, y, schema of the ROWS file
   train      tabular.train(path, max_iter=1, hidden_layer_sizes=(16,)) on the ROWS file, after
              one untimed warm-up call (which compiles or loads the Numba kernels and saves the
              run folder /tmp/mlpfast-mem/run that evaluate and predict use)
@@ -75,7 +75,7 @@ def measure(kind, path):
     base, xbytes, scored = mb(), None, None
     t0 = time.perf_counter()
     if kind == "arrays":
-        X, y, schema = tabular.run.arrays(path)
+        X, y, schema = tabular.flow.arrays(path)
         xbytes = X.nbytes
     elif kind in ("train", "warm"):
         run = tabular.train(path, max_iter=1, hidden_layer_sizes=(16,),

@@ -119,7 +119,7 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
 
 def _cases(data_file, workloads, rows, target, hidden, batch_size, fmt):
     if data_file:
-        from mlpfast.tabular.run import arrays
+        from mlpfast.tabular.flow import arrays
         X, y, schema = arrays(data_file, target, csv=fmt)
         if schema.task != "classification":
             raise DataError(f"{data_file}: bench trains classifiers; target {schema.target!r} "

@@ -151,7 +151,7 @@ def train(data_file, out_dir, **opts):
       mlpfast train prices.csv --sep ';' --decimal ',' --na-values -999
     """
     from mlpfast import tabular
-    from mlpfast.tabular.run import new_run_folder
+    from mlpfast.tabular.flow import new_run_folder
 
     ctx = click.get_current_context()
     if opts["threads"]:

@@ -19,7 +19,7 @@ precision, the same matrix.
 How training's matrix is obtained: tabular.train writes the whole matrix X once. Pass two
 writes each row at its position, then finish_numeric completes the numeric scaling in place,
 and fit gets X[:n_train], which is all of X with val_fraction=0. The test wraps
-mlpfast.tabular.run.finish_numeric (unittest.mock.patch, for one call of train only) with a
+mlpfast.tabular.flow.finish_numeric (unittest.mock.patch, for one call of train only) with a
 spy that calls the real function and copies X after it. That copy is the matrix the estimator
 trains on, and train's own steps are not re-implemented here. As a cross-check, predict_proba
 on the file must equal the estimator's predict_proba on that matrix.
@@ -107,7 +107,7 @@ def train_capturing_matrix(path, fmt, **kw):
         captured["X"], captured["n_train"] = X.copy(), n_train
         return filled
 
-    with mock.patch("mlpfast.tabular.run.finish_numeric", spy):
+    with mock.patch("mlpfast.tabular.flow.finish_numeric", spy):
         run = tabular.train(path, csv=fmt, val_fraction=0, hidden_layer_sizes=(8,), max_iter=2,
                             **kw)
     assert captured["n_train"] == len(captured["X"])

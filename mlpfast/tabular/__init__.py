@@ -7,9 +7,11 @@
 
 Modules: reader (the one CSV reader), parse (text to values), scan (pass one: column roles),
 schema (what training learnt, stored in the model; the encoder), learn (the two passes),
-split (the validation split), run (train, Run, load), folder (the run folder's files).
+split (the validation split), flow (train, resume), run (Run, load), folder (the run
+folder's files), output (where predictions go).
 """
 from .reader import CSVFormat
-from .run import Run, load, resume, train
+from .flow import resume, train
+from .run import Run, load
 
 __all__ = ["train", "resume", "load", "Run", "CSVFormat"]

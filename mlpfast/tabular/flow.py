@@ -1,0 +1,468 @@
+"""Training from a CSV file: `train(path, target=...) -> Run` and `resume(folder)`.
+
+Reads the file twice (learn.py), splits, fits the estimator under a _Watch that keeps the best
+weights, checkpoints the run folder and stops at a chunk's end when asked; saves the run folder
+(folder.py). Everything the flow drops, imputes or guesses is said through warnings of category
+DataNote (the CLI prints them on stderr); everything it cannot use raises DataError naming the
+file, column, line or value.
+"""
+import contextlib
+import datetime
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from .._version import __version__
+from ..errors import DataError, DivergenceError, MLPFastError
+from ..estimators import MLPClassifier, MLPRegressor
+from . import parse
+from .learn import allocate, encode_file, finish_numeric, learn_schema
+from .reader import CSVFormat, Source
+from .run import Run, best_record, metric_row, note
+from .scan import Moments
+from .split import split
+
+# estimator parameters the flow sets itself
+_FLOW_PARAMS = ("random_state",)
+# the most of the training time that per-epoch checkpoints may take (benchmarks/checkpoint_cost.py)
+SAVE_SHARE = 0.01
+
+
+def train(data, target=None, *, features=None, drop=None, categorical=(), task=None,
+          val_fraction=0.1, val=None, test=None, on_missing="impute", na_values=(),
+          default_na=True, max_categories=100, scale_target=True, csv=None, seed=0,
+          callback=None, out=None, force=False, checkpoint_every=None, stop=None,
+          block_bytes=None, **params):
+    """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
+
+    data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
+    CSV text and read back, so it trains as the same file would); gzip/bz2/xz/zip are read. target: the
+    target column (default: the last). The column roles are learnt from the whole file before
+    the split (see mlpfast.tabular.schema); `val_fraction` of the rows (stratified, every class
+    keeping a training row) or the file `val` validates; `test` is checked before training and
+    scored after it. `scale_target` standardises a regression target (predictions and metrics
+    stay in its units). `out`: the run folder to write (refused before any work when it holds
+    files, unless `force`; locked against a second process while training), rewritten whole
+    with a checkpoint after every epoch (fewer when epochs are so short that saving would take
+    over 1 % of the time), or every `checkpoint_every` seconds (see resume()).
+    `stop`: an object with is_set() (a threading.Event) that, once set, stops training at the
+    next progress chunk as Ctrl-C does, with a state that resumes exactly. `params` are
+    MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
+    max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
+
+    Raises DataError for anything in the files that cannot be used, and DivergenceError when
+    the loss turns non-finite (its `run` holds the epochs before, saved to `out` when one
+    finished). Ctrl-C (KeyboardInterrupt) during fit returns the Run so far with `interrupted`
+    set; before the first epoch finishes it propagates.
+    """
+    options = dict(target=target, features=features, drop=drop, categorical=categorical,
+                   task=task, val_fraction=val_fraction, val=val, test=test,
+                   on_missing=on_missing, na_values=na_values, default_na=default_na,
+                   max_categories=max_categories, scale_target=scale_target, csv=csv, seed=seed,
+                   callback=callback, block_bytes=block_bytes, stop=stop,
+                   checkpoint_every=checkpoint_every, **params)
+    if out is None:
+        return _finish(_train_frame_or_file(data, options), None, force)
+    from .folder import check_target, lock
+    check_target(out, force)  # before any work: a taken folder fails in a second, not an hour
+    with lock(out):
+        return _finish(_train_frame_or_file(data, dict(options, out=out, force=force)), out, force)
+
+
+def resume(folder, *, callback=None, stop=None, checkpoint_every=None, block_bytes=None,
+           option_names=None, **given):
+    """Continue the run saved in `folder` (stopped by Ctrl-C, a signal, or killed after a
+    checkpoint) from its checkpoint.npz, on its data file, to the end it was set for. The
+    data file must be unchanged (its sha256 is checked); `given` options (train's keywords)
+    must equal the stored ones, or DataError names the conflicts (in option_names' words,
+    e.g. {'max_iter': '--epochs'}). The run ends with weights and per-epoch losses
+    bit-identical to a run that never stopped. Returns the Run, saved in `folder`."""
+    from .folder import lock, read_checkpoint
+    folder = os.fspath(folder)
+    summary, state, watch = read_checkpoint(folder)
+    config = dict(summary["config"])
+    names = option_names or {}
+    if "data" in given:
+        config["data"] = summary["data"]["file"]
+    conflicts = [k for k, v in given.items() if k in config and _plain(v) != _plain(config[k])]
+    if conflicts:
+        shown = ", ".join(f"{names.get(k, k)} {_plain(given[k])!r} (the run has "
+                          f"{_plain(config[k])!r})" for k in conflicts)
+        raise DataError(f"{folder}: options differ from the run's: {shown}; resume with the "
+                        "run's options, or start a new run")
+    data = summary["data"]
+    path, sha = data["file"], data.get("sha256")
+    if not path or path in ("<stdin>", "DataFrame") or not os.path.isfile(path):
+        raise DataError(f"{folder}: its data {path!r} is not a file that can be read again; "
+                        "start a new run")
+    if sha is not None and _sha256(path) != sha:
+        raise DataError(f"{folder}: {path} changed since the run started (sha256 differs); "
+                        "resume needs the same data")
+    config.pop("data", None)
+    fmt = CSVFormat(config.pop("sep"), config.pop("encoding"), config.pop("decimal"),
+                    config.pop("thousands"))
+    seed = config.pop("seed")
+    config.pop("stop", None)
+    with lock(folder):
+        run = _train(path, csv=fmt, seed=seed, callback=callback, stop=stop,
+                     checkpoint_every=checkpoint_every, block_bytes=block_bytes, out=folder,
+                     force=True, resume_state=(state, watch), **config)
+        return _finish(run, folder, True)
+
+
+def _checkpoint_of(est, watch):
+    """The estimator's checkpoint with the watch's best weights, or None for a fit that cannot
+    be checkpointed (the CUDA engine keeps no row order on the host)."""
+    try:
+        return {**est.checkpoint(), **watch.state()}
+    except ValueError:
+        return None
+
+
+def _plain(v):
+    """An option as run.json holds it (tuples as lists), for comparing."""
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    if isinstance(v, list):
+        return [_plain(x) for x in v]
+    return v
+
+
+def _train_frame_or_file(data, options):
+    if not isinstance(data, pd.DataFrame):
+        if data == "-" and options["val"] == "-":
+            raise DataError("standard input can be read once: give the training data or the "
+                            "validation file (--val) as -, not both")
+        return _train(data, **options)
+    # column names become text, as in a CSV header, and so do the options naming them
+    for key in ("target", "features", "drop", "categorical"):
+        value = options[key]
+        if value is not None and not isinstance(value, str):
+            options[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
+        elif isinstance(value, str) and key != "target":
+            options[key] = [value]
+    with _frame_as_csv(data) as path:
+        run = _train(path, source_name="DataFrame", **options)
+    run.meta["data"] = run.summary["data"]["file"] = "DataFrame"
+    return run
+
+
+def _finish(run, out, force):
+    """Save the run (when asked) and raise the divergence that stopped it, if one did: the
+    epochs before it stand, with their metrics and the best finite weights."""
+    if out is not None:
+        force = force or run.folder == out  # checkpoints made it this run's own
+    if run.diverged is not None:
+        run.summary["diverged"] = str(run.diverged)
+        if out is not None and run.best_theta is not None:
+            run.save(out, force)
+            run.diverged.folder = out
+        run.diverged.run = run
+        raise run.diverged
+    return run.save(out, force) if out is not None else run
+
+
+def _train(data, target, *, features, drop, categorical, task, val_fraction, val, test,
+           on_missing, na_values, default_na, max_categories, scale_target, csv, seed, callback,
+           block_bytes, stop=None, checkpoint_every=None, out=None, force=False,
+           resume_state=None, source_name=None, **params):
+    t_start = time.perf_counter()
+    fmt = csv or CSVFormat()
+    config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
+                  task=task, val_fraction=val_fraction, val=val, test=test,
+                  on_missing=on_missing, na_values=list(na_values), default_na=default_na,
+                  max_categories=max_categories, scale_target=scale_target, sep=fmt.sep,
+                  encoding=fmt.encoding, decimal=fmt.decimal, thousands=fmt.thousands,
+                  seed=seed, **params)
+    missing = parse.Missing(na_values, default_na)
+    if on_missing not in ("impute", "error"):
+        raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
+    with Source(data, rereadable=True, name=source_name) as src:
+        schema, y_all, notes, info = learn_schema(
+            src, fmt, target, features, drop, categorical, task, max_categories, missing,
+            block_bytes, refuse_missing=on_missing == "error")
+        for text in notes:
+            note(text)
+        n = info["rows"]
+        y_class = y_all if schema.task == "classification" else None
+        if val is not None:
+            tr, va, small = np.arange(n), np.empty(0, np.int64), []
+        elif val_fraction > 0:
+            tr, va, small = split(n, val_fraction, seed, y_class, src.name)
+        else:
+            if n < 2:
+                raise DataError(f"{src.name}: {n} row is too few to train on")
+            tr, va, small = np.arange(n), np.empty(0, np.int64), []
+        if small:
+            shown = ", ".join(f"{schema.classes[k]!r} (line "
+                              f"{_line(src, fmt, info['sep'], int(np.flatnonzero(y_class == k)[0]))})"
+                              for k in small[:5])
+            more = f" and {len(small) - 5} more" if len(small) > 5 else ""
+            note(f"{src.name}: {'class' if len(small) == 1 else f'{len(small)} classes'} of target "
+                 f"{schema.target!r} with 1 row: {shown}{more}: kept in the training rows, so "
+                 "validation holds none of them")
+        dtype = np.dtype(params.get("dtype", "float32"))
+        positions = np.empty(n, np.int64)
+        positions[tr] = np.arange(len(tr))
+        positions[va] = len(tr) + np.arange(len(va))
+        X = allocate(n, schema.n_features, dtype, src.name)
+        read_fmt = _with_sep(fmt, info["sep"])
+        encode_file(src, read_fmt, schema, X, positions, dtype, provisional=True,
+                    block_bytes=block_bytes)
+        for name, (count, value) in finish_numeric(schema, X, len(tr), dtype).items():
+            note(f"{src.name}: column {name!r}: {count} missing value(s) {value}")
+        y = np.empty_like(y_all)
+        y[positions] = y_all
+        n_train = len(tr)
+        if scale_target and schema.task == "regression":
+            moments = Moments()  # a target of 1e300s must not overflow its own statistics
+            moments.add(y[:n_train])
+            center, sd = moments.result()
+            schema.target_center, schema.target_scale = center, (sd if sd > 0 else 1.0)
+            y = schema.scale_y(y)
+        data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
+        sha = _sha256(src.file)
+    X_train, y_train = X[:n_train], y[:n_train]
+    X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
+    if val is not None:
+        X_val, y_val = _encode_labelled(val, fmt, schema, dtype, on_missing)
+        if schema.task == "regression":
+            y_val = schema.scale_y(y_val)
+    if test is not None:
+        _encode_labelled(test, fmt, schema, dtype, on_missing, keep=False)
+    if params.get("early_stopping") and X_val is None:
+        raise DataError("early stopping needs validation rows: give a validation file or a "
+                        "validation fraction above 0")
+    est = _estimator(schema.task, seed, params)
+    if callback is not None:
+        callback(est, {"kind": "data", "schema": schema, "train_rows": n_train,
+                       "val_rows": 0 if X_val is None else len(X_val)})
+    run = Run(est, schema, meta={"data": data_path or data_name, "target": schema.target,
+                                 "task": schema.task})
+    n_val = 0 if X_val is None else len(X_val)
+
+    def describe(status):
+        run.history = [dict(r) for r in est.history_]
+        run.summary = _summary(run, data_name, data_path, sha, n, n_train, n_val, config,
+                               time.perf_counter() - t_start)
+        run.summary["status"] = status
+
+    def saver(est):
+        run.best_theta = watch.theta
+        describe("running")
+        run.checkpoint = _checkpoint_of(est, watch)
+        # the folder is this run's own after its first save
+        run.save(out, force or run.folder == out)
+    saved_best = resume_state[1] if resume_state is not None else {}
+    watch = _Watch(callback, stop, saver if out is not None else None, checkpoint_every,
+                   saved_best.get("watch_theta"),
+                   None if "watch_score" not in saved_best else float(saved_best["watch_score"]))
+    eval_set = None if X_val is None else (X_val, y_val)
+    try:
+        if resume_state is None:
+            est.fit(X_train, y_train, eval_set=eval_set, callback=watch)
+        else:
+            try:
+                est.resume(resume_state[0], X_train, y_train, eval_set=eval_set, callback=watch)
+            except ValueError as exc:
+                if isinstance(exc, MLPFastError):
+                    raise
+                raise DataError(f"{out}: cannot resume: {exc}") from None
+    except KeyboardInterrupt as exc:
+        # nothing to keep before the first progress chunk has run; after it, even in the
+        # first epoch, the state resumes
+        if not getattr(est, "history_", None) and getattr(est, "_position", (0, None))[0] == 0:
+            raise
+        run.interrupted = exc
+    except DivergenceError as exc:
+        run.diverged = exc
+    run.best_theta = watch.theta
+    status = ("interrupted" if run.interrupted is not None else
+              "diverged" if run.diverged is not None else "finished")
+    describe(status)
+    if run.diverged is None:
+        run.checkpoint = _checkpoint_of(est, watch)
+    if test is not None and run.interrupted is None and run.diverged is None:
+        run.summary["test"] = run.evaluate(test, csv=fmt)
+    return run
+
+
+def arrays(data, target=None, csv=None, task=None):
+    """(X float32, y, schema) of a whole CSV file, without a split: class indices (int64) or
+    float targets. For tools that need the encoded matrix itself (mlpfast bench)."""
+    fmt = csv or CSVFormat()
+    with Source(data, rereadable=True) as src:
+        schema, y, notes, info = learn_schema(src, fmt, target, task=task)
+        for text in notes:
+            note(text)
+        X = allocate(info["rows"], schema.n_features, np.float32, src.name)
+        encode_file(src, _with_sep(fmt, info["sep"]), schema, X, provisional=True)
+        finish_numeric(schema, X, len(X), np.float32)
+    return X, y, schema
+
+
+def new_run_folder(parent="runs"):
+    """runs/<timestamp> (with -2, -3 ... when taken): the default run folder."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder, k = os.path.join(parent, stamp), 1
+    while os.path.exists(folder):
+        k += 1
+        folder = os.path.join(parent, f"{stamp}-{k}")
+    return folder
+
+
+@contextlib.contextmanager
+
+
+def _frame_as_csv(frame):
+    """A DataFrame written as the CSV text the reader reads (its index left out), so that it
+    trains exactly as the same data in a file would; messages name it 'DataFrame' and count
+    its rows as a file's lines (row k, from 0, is line k + 2)."""
+    import tempfile
+    fd, path = tempfile.mkstemp(prefix="mlpfast-frame-", suffix=".csv")
+    os.close(fd)
+    try:
+        frame.to_csv(path, index=False)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _with_sep(fmt, sep):
+    return CSVFormat(sep, fmt.encoding, fmt.decimal, fmt.thousands)
+
+
+def _line(src, fmt, sep, row):
+    from .reader import line_of_record
+    return line_of_record(src, fmt.encoding, sep, row + 2)
+
+
+def _encode_labelled(path, fmt, schema, dtype, on_missing, keep=True):
+    """(X, y) of a validation or test file, checked before training: columns, values, labels."""
+    with Source(path, rereadable=True) as src:
+        rows = _count_rows(src, fmt)
+        out = allocate(rows, schema.n_features, dtype, src.name) if keep else _Discard(rows)
+        _, enc, y = encode_file(src, fmt, schema, out, dtype=dtype, targets=True,
+                                refuse_missing=on_missing == "error")
+        for text in enc.notes():
+            note(text)
+    return (out, y) if keep else (None, None)
+
+
+class _Discard:
+    """An output that takes encoded rows and keeps none (a file checked, not kept)."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return self.rows
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _count_rows(src, fmt):
+    from .reader import Table
+    with Table(src, fmt) as table:
+        return sum(len(next(iter(cols.values()))) for _, cols in table)
+
+
+def _estimator(task, seed, params):
+    params = {k: v for k, v in params.items() if k not in _FLOW_PARAMS}
+    cls = MLPClassifier if task == "classification" else MLPRegressor
+    try:
+        return cls(random_state=seed, **params)
+    except TypeError as exc:
+        raise ValueError(str(exc)) from None
+
+
+class _Watch:
+    """Watches a fit through its callback: keeps the best weights so far (a run stopped midway
+    saves them), stops at a progress-chunk boundary when `stop` is set (so the state it saves
+    is exact), writes a checkpoint through `save` after every epoch or, with `every`, every
+    that many seconds (at a chunk's end), and forwards the events to the user's callback."""
+
+    def __init__(self, callback, stop=None, save=None, every=None, theta=None, score=None):
+        self.callback, self.stop, self.save, self.every = callback, stop, save, every
+        self.theta, self.score = theta, score
+        self.last = time.perf_counter()
+        self.took = 0.0  # seconds the last save took
+
+    def __call__(self, est, event):
+        if self.stop is not None and self.stop.is_set():
+            raise KeyboardInterrupt("stop requested")
+        if event["kind"] == "epoch":
+            r = event["record"]
+            score = r.get("val_score", -r["train_loss"])
+            if np.isfinite(score) and (self.score is None or score > self.score):
+                self.score = score
+                self.theta = est._theta.copy()
+        if self.save is not None:
+            now = time.perf_counter()
+            if self.every:
+                due = now - self.last >= self.every
+            else:
+                # after every epoch, but no sooner than SAVE_SHARE allows: epochs of a tenth of
+                # a second would otherwise spend several percent of the time saving
+                due = event["kind"] == "epoch" and now - self.last >= self.took / SAVE_SHARE
+            if due:
+                self.save(est)
+                self.last = time.perf_counter()
+                self.took = self.last - now
+        return self.callback(est, event) if self.callback is not None else False
+
+    def state(self):
+        """The watch's own part of a checkpoint."""
+        out = {}
+        if self.theta is not None:
+            out.update(watch_theta=self.theta, watch_score=np.array(self.score))
+        return out
+
+
+def _sha256(path):
+    import hashlib
+    if path is None:
+        return None
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _summary(run, name, path, sha, rows, n_train, n_val, config, total):
+    import numba
+    est, sc = run.estimator, run.schema
+    history = est.history_
+    secs = [r["epoch_seconds"] for r in history]
+    steady = float(np.median(secs[1:])) if len(secs) > 1 else None
+    best = best_record(history)
+    config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
+    return {
+        "config": config,
+        "data": {"file": path or name, "sha256": sha, "rows": rows, "train_rows": n_train,
+                 "val_rows": n_val, "columns": sc.names, "roles": {c.name: c.role for c in sc.columns},
+                 "left_out": sc.dropped, "target": sc.target, "task": sc.task,
+                 "n_features": sc.n_features, "classes": sc.classes,
+                 "target_scaling": ({"center": sc.target_center, "scale": sc.target_scale}
+                                    if sc.task == "regression" else None)},
+        "device": getattr(est, "device_", config.get("device", "cpu")),
+        "threads": numba.get_num_threads(),
+        "versions": {"mlpfast": __version__, "numba": numba.__version__,
+                     "numpy": np.__version__, "pandas": pd.__version__, "pyarrow": pa.__version__},
+        # the first epoch includes compiling (or loading cached) kernels: its excess over a
+        # steady epoch is the compile time
+        "compile_seconds": None if steady is None else max(0.0, secs[0] - steady),
+        "steady_epoch_seconds": steady,
+        "total_seconds": total,
+        "epochs_run": len(history),
+        "interrupted": run.interrupted is not None,
+        "best_epoch": best["epoch"] if best else None,
+        "final": metric_row(history[-1], sc.task) if history else None,
+        "best": metric_row(best, sc.task) if best else None,
+        "test": None,
+    }
