@@ -39,24 +39,27 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
 
     data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
-    CSV text and read back, so it trains as the same file would); gzip/bz2/xz/zip are read. target: the
-    target column (default: the last). The column roles are learnt from the whole file before
-    the split (see mlpfast.tabular.schema); `val_fraction` of the rows (stratified, every class
-    keeping a training row) or the file `val` validates; `test` is checked before training and
-    scored after it. `scale_target` standardises a regression target (predictions and metrics
-    stay in its units). `out`: the run folder to write (refused before any work when it holds
-    files, unless `force`; locked against a second process while training), rewritten whole
-    with a checkpoint after every epoch (fewer when epochs are so short that saving would take
-    over 1 % of the time), or every `checkpoint_every` seconds (see resume()).
-    `stop`: an object with is_set() (a threading.Event) that, once set, stops training at the
-    next progress chunk as Ctrl-C does, with a state that resumes exactly. `params` are
-    MLPClassifier/MLPRegressor parameters (hidden_layer_sizes,
-    max_iter, ...); random_state is `seed`. callback(estimator, event) is passed to fit.
+    CSV text and read back, so it trains as the same file would); gzip/bz2/xz/zip are read.
+    target: the target column (default: the last). Column roles are learnt from the whole
+    file before the split (see mlpfast.tabular.schema); `val_fraction` of the rows
+    (stratified, every class keeping a training row) or the file `val` validates; `test` is
+    checked before training and scored after it. `scale_target` standardises a regression
+    target (predictions and metrics stay in its units). csv: a CSVFormat (how the file is
+    written). `out`: the run folder to write (refused before any work when it holds files,
+    unless `force`; locked against a second process while training), rewritten whole with a
+    checkpoint after every epoch (fewer when epochs are so short that saving would take over
+    1 % of the time), or every `checkpoint_every` seconds (see resume()). `stop`: an object
+    with is_set() (a threading.Event) that, once set, stops training at the next progress
+    chunk as Ctrl-C does, with a state that resumes exactly. `params` are MLPClassifier /
+    MLPRegressor parameters (hidden_layer_sizes, max_iter, ...); random_state is `seed`.
+    callback(estimator, event) is passed to fit; the flow adds one event before it,
+    {'kind': 'data', 'schema', 'train_rows', 'val_rows'}.
 
     Raises DataError for anything in the files that cannot be used, and DivergenceError when
     the loss turns non-finite (its `run` holds the epochs before, saved to `out` when one
-    finished). Ctrl-C (KeyboardInterrupt) during fit returns the Run so far with `interrupted`
-    set; before the first epoch finishes it propagates.
+    finished). Ctrl-C (KeyboardInterrupt) or `stop` during fit returns the Run so far with
+    `interrupted` set (saved to `out` with its checkpoint); before the first progress chunk
+    has run, KeyboardInterrupt propagates.
     """
     options = dict(target=target, features=features, drop=drop, categorical=categorical,
                    task=task, val_fraction=val_fraction, val=val, test=test,
@@ -111,6 +114,11 @@ def resume(folder, *, callback=None, stop=None, checkpoint_every=None, block_byt
                      checkpoint_every=checkpoint_every, block_bytes=block_bytes, out=folder,
                      force=True, resume_state=(state, watch), **config)
         return _finish(run, folder, True)
+
+
+def _absolute(path):
+    """A file option as run.json keeps it: absolute, so that --resume finds it from anywhere."""
+    return path if path in (None, "-") else os.path.abspath(path)
 
 
 def _checkpoint_of(est, watch):
@@ -172,7 +180,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
-                  task=task, val_fraction=val_fraction, val=val, test=test,
+                  task=task, val_fraction=val_fraction, val=_absolute(val), test=_absolute(test),
                   on_missing=on_missing, na_values=list(na_values), default_na=default_na,
                   max_categories=max_categories, scale_target=scale_target, sep=fmt.sep,
                   encoding=fmt.encoding, decimal=fmt.decimal, thousands=fmt.thousands,
