@@ -34,27 +34,13 @@ import time
 
 DIR = "/tmp/mlpfast-mem"
 RUN, PRED = os.path.join(DIR, "run"), os.path.join(DIR, "pred.csv")
-N_FLOAT, N_CAT, LEVELS = 45, 4, 10
-HEADER = [f"f{j}" for j in range(N_FLOAT)] + [f"c{k}" for k in range(N_CAT)] + ["y"]
 
 
 def make_file(path, rows, seed):
-    import numpy as np
-    rng = np.random.default_rng(seed)
-    scales = 10.0 ** (np.arange(N_FLOAT) % 5 - 2)  # plain, short and exponent forms of "%.6g"
-    fmt = ",".join(["%.6g"] * N_FLOAT + ["%s"] * N_CAT + ["%d"]) + "\n"
-    levels = [np.array([f"c{k}_level{i}" for i in range(LEVELS)], dtype=object)
-              for k in range(N_CAT)]
-    with open(path + ".part", "w") as f:
-        f.write(",".join(HEADER) + "\n")
-        for r0 in range(0, rows, 100_000):
-            n = min(100_000, rows - r0)
-            floats = rng.standard_normal((n, N_FLOAT)) * scales
-            cols = [c.tolist() for c in floats.T]
-            cols += [lv[rng.integers(0, LEVELS, n)].tolist() for lv in levels]
-            cols.append((floats[:, 0] + rng.standard_normal(n) * scales[0] > 0).astype(int).tolist())
-            f.write("".join(fmt % row for row in zip(*cols)))
-    os.replace(path + ".part", path)  # a half-written file is never taken for a finished one
+    # the reader benchmark's file, with a learnable 0/1 label as its last column (the target)
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from csv_read import make_file as write_rows
+    write_rows(path, rows, seed, label=True)
 
 
 def measure(kind, path):

@@ -42,7 +42,9 @@ NUMERIC = [f"f{j}" for j in range(N_FLOAT)] + ["n0"]
 HEADER = NUMERIC[:-1] + [f"c{k}" for k in range(N_CAT)] + ["n0"]
 
 
-def make_file(path, rows, seed=0):
+def make_file(path, rows, seed=0, label=False):
+    """rows x 50 CSV text: 45 floats, 4 text categories, and a last column that is an integer
+    (label=False) or a 0/1 label learnable from the first float (label=True)."""
     import numpy as np
     rng = np.random.default_rng(seed)
     # columns of different magnitudes, so that "%.6g" writes plain, short and exponent forms
@@ -58,7 +60,9 @@ def make_file(path, rows, seed=0):
             floats = rng.standard_normal((n, N_FLOAT)) * scales
             cols = [c.tolist() for c in floats.T]
             cols += [lv[rng.integers(0, LEVELS, n)].tolist() for lv in levels]
-            cols.append(rng.integers(0, 1_000_000, n).tolist())
+            last = (floats[:, 0] + rng.standard_normal(n) * scales[0] > 0).astype(int) if label \
+                else rng.integers(0, 1_000_000, n)
+            cols.append(last.tolist())
             f.write("".join(fmt % row for row in zip(*cols)))
     os.replace(tmp, path)  # a half-written file is never taken for a finished one
 
