@@ -7,7 +7,7 @@ passes of the reader, then filling X) should cost at most 2.5x X.nbytes; evaluat
 predict stream the file in blocks, so they should stay within a few hundred MB whatever the
 file's size. Files (written once into /tmp/mlpfast-mem/ by a subprocess of their own):
 ROWS and 2*ROWS rows x 50 columns, 45 floats with 6 significant digits, 4 text columns of
-10 levels, and a binary integer target `y` (the last column, the default target).
+10 levels, and a binary integer target (the last column, `n0`, the default target).
 
 Measurements, one at a time, each in a fresh subprocess:
   arrays     mlpfast.tabular.flow.arrays(path): X, y, schema of the ROWS file
