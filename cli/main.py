@@ -93,6 +93,11 @@ class Group(click.Group):
             raise click.ClickException(
                 f"Numba's threading layer {numba.config.THREADING_LAYER!r} cannot be loaded "
                 "(NUMBA_THREADING_LAYER); install it (pip install tbb), or unset the variable") from None
+        except OSError as exc:
+            # a full disk or a vanished folder met outside the library's own checks
+            where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
+            raise click.ClickException(f"cannot write or read{where}: "
+                                       f"{exc.strerror or exc}") from None
         except MemoryError:
             raise click.ClickException(
                 "out of memory; use a smaller network (--hidden), fewer rows, or fewer one-hot "

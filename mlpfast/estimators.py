@@ -188,7 +188,8 @@ class _BaseMLP:
         values = {name: _jsonable(getattr(self, name, None)) for name in self._STATE_VALUES}
         values.update(params=self.get_params(), widths=list(self._widths), steps=int(steps),
                       totals=None if totals is None else [float(t) for t in totals],
-                      n_features_in_=int(self.n_features_in_))
+                      n_features_in_=int(self.n_features_in_),
+                      data_digest=getattr(self, "_data_digest", None))
         if self._task == "classification":
             if self.classes_.dtype.kind == "O":
                 raise ValueError("a checkpoint needs class labels that are numbers or text")
@@ -203,7 +204,7 @@ class _BaseMLP:
 
         This estimator's parameters must equal the checkpoint's (max_iter may differ);
         ValueError names any that do not. Returns self."""
-        values = json.loads(np.asarray(state["values"]).item())
+        values = _checked_state(state)
         ours, theirs = self.get_params(), values["params"]
         conflicts = [k for k in theirs if k != "max_iter" and k in ours
                      and _jsonable(ours[k]) != theirs[k]]
@@ -223,6 +224,7 @@ class _BaseMLP:
         if self.best_validation_score_ is None and self.early_stopping:
             self.best_validation_score_ = -np.inf
         totals = None if values["totals"] is None else np.array(values["totals"])
+        self._data_digest = values.get("data_digest")  # _fit compares the data with it
         if self.finished_:
             raise ValueError(f"the checkpointed fit finished after epoch {self.n_iter_}; there "
                              "is nothing to resume")
@@ -243,6 +245,13 @@ class _BaseMLP:
         if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
+        # the data as given (before any early-stopping split): resume() must be given the same
+        digest = _digest(X, y_idx if self._task == "classification" else Y)
+        if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
+            raise ValueError("the data differ from the checkpointed fit's (other rows, or the "
+                             "same rows in another order)")
+        if not incremental:
+            self._data_digest = digest
         random_state = check_random_state(self.random_state)
         if first_pass:
             self._set_feature_names(names)
@@ -679,6 +688,63 @@ def _dtype_name(dtype):
 
 def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+
+def _digest(X, y):
+    """A short fingerprint of a fit's data (blake2b of X's and y's bytes, in row order)."""
+    import hashlib
+    h = hashlib.blake2b(digest_size=16)
+    h.update(np.ascontiguousarray(X).view(np.uint8).ravel())
+    y = np.asarray(y)
+    if y.dtype.kind in "biuf":
+        h.update(np.ascontiguousarray(y).view(np.uint8).ravel())
+    else:
+        h.update("\x1f".join(map(str, y.tolist())).encode())
+    return h.hexdigest()
+
+
+# what each array of a checkpoint must be: (dtype kinds, number of dimensions)
+_STATE_KINDS = {"theta": ("f", 1), "opt1": ("f", 1), "opt2": ("f", 1), "counters": ("i", 1),
+                "rng": ("u", 1), "best_theta": ("f", 1), "order": ("i", 1), "values": ("U", 0)}
+
+
+def _checked_state(state):
+    """The checkpoint's values (a dict), after every array has been checked against the
+    others: a damaged checkpoint fails here with its field named, not in compiled code."""
+    for name, (kinds, ndim) in _STATE_KINDS.items():
+        if name not in state:
+            raise ValueError(f"the checkpoint has no {name!r}")
+        a = np.asarray(state[name])
+        if a.dtype.kind not in kinds or a.ndim != ndim:
+            raise ValueError(f"the checkpoint's {name!r} is {a.dtype} with {a.ndim} dimension(s)")
+    try:
+        values = json.loads(np.asarray(state["values"]).item())
+        keys = ("params", "widths", "steps", "totals", "n_iter_", "history_", "loss_curve_")
+        if not isinstance(values, dict) or any(k not in values for k in keys):
+            raise ValueError
+    except ValueError:
+        raise ValueError("the checkpoint's 'values' are damaged") from None
+    theta = np.asarray(state["theta"])
+    n = theta.shape[0]
+    for name in ("opt1", "best_theta"):
+        if np.asarray(state[name]).shape != (n,) or np.asarray(state[name]).dtype != theta.dtype:
+            raise ValueError(f"the checkpoint's {name!r} does not match its weights")
+    if np.asarray(state["opt2"]).shape not in ((n,), (0,)):
+        raise ValueError("the checkpoint's 'opt2' does not match its weights")
+    if np.asarray(state["counters"]).shape != (2,) or np.asarray(state["rng"]).shape != (1,):
+        raise ValueError("the checkpoint's generator or step counters are damaged")
+    if (np.asarray(state["counters"]) < 0).any():
+        raise ValueError("the checkpoint's step counters are negative")
+    order = np.asarray(state["order"])
+    if not np.array_equal(np.sort(order), np.arange(len(order))):
+        raise ValueError("the checkpoint's row order is not a permutation of its rows")
+    if not all(np.isfinite(np.asarray(state[k])).all() for k in ("theta", "opt1", "opt2")):
+        raise ValueError("the checkpoint's weights or optimizer state are not finite")
+    totals = values["totals"]
+    if not isinstance(values["steps"], int) or values["steps"] < 0 or \
+            (totals is not None and len(totals) != 3):
+        raise ValueError("the checkpoint's position in its epoch is damaged")
+    return values
 
 
 def _jsonable(v):

@@ -3,6 +3,7 @@ readable with allow_pickle=False. Written atomically (temporary file, then renam
 import contextlib
 import json
 import os
+import stat
 import tempfile
 import zipfile
 
@@ -21,7 +22,8 @@ FORMAT_VERSION = 2
 def replace_with(path):
     """A binary file object on a temporary file beside `path`, renamed onto `path` when the
     block ends without an error (and removed when it does not), so that a reader never sees a
-    half-written file. The file gets the permissions the umask gives, as open() would."""
+    half-written file. A new file gets the permissions the umask gives, as open() would; a
+    replaced one keeps its own."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
@@ -29,7 +31,11 @@ def replace_with(path):
         with os.fdopen(fd, "wb") as f:
             yield f
             f.flush()
-            os.fchmod(f.fileno(), 0o666 & ~_umask())
+            # a replaced file keeps its permissions (a private file stays private); a new one
+            # gets the umask's
+            mode = (stat.S_IMODE(os.stat(path).st_mode) if os.path.exists(path)
+                    else 0o666 & ~_umask())
+            os.fchmod(f.fileno(), mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -128,6 +134,7 @@ def check_sizes(path, limit=MAX_MODEL_BYTES):
     more bytes than the member holds or, together, more than `limit`: a small file cannot
     make load_model allocate gigabytes. Object arrays are refused too."""
     total = 0
+    declared = {}
     with zipfile.ZipFile(path) as z:
         for info in z.infolist():
             with z.open(info) as f:
@@ -139,6 +146,7 @@ def check_sizes(path, limit=MAX_MODEL_BYTES):
                 raise ModelFileError(f"{path}: member {info.filename} holds Python objects; "
                                      "not an mlpfast model file")
             size = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+            declared[info.filename] = shape
             if size > info.file_size:
                 raise ModelFileError(f"{path}: the model file is damaged (member "
                                      f"{info.filename} declares {size:,} bytes and holds "
@@ -147,6 +155,18 @@ def check_sizes(path, limit=MAX_MODEL_BYTES):
             if total > limit:
                 raise ModelFileError(f"{path}: unpacks to more than {limit / 2**30:.0f} GiB; "
                                      "not an mlpfast model file")
+        # the weights' size follows from the layer widths (a small array): check it before
+        # the weights are read
+        if "widths.npy" in declared and "theta.npy" in declared and len(declared["widths.npy"]) == 1:
+            with z.open("widths.npy") as f:
+                widths = np.lib.format.read_array(f, allow_pickle=False)
+            if widths.dtype.kind in "iu" and len(widths) >= 2 and (widths >= 1).all() and \
+                    widths.max() < 2 ** 31:
+                from .params import make_layout
+                need = make_layout([int(w) for w in widths])[1]
+                if declared["theta.npy"] != (need,):
+                    raise ModelFileError(f"{path}: the model file is damaged ({declared['theta.npy']} "
+                                         f"weights declared for a network that needs {need})")
 
 
 # name: (dtype kinds allowed, number of dimensions)

@@ -158,7 +158,7 @@ def test_predict_never_replaces_its_inputs(small_run):
     mlpfast.load(model)
 
 
-def test_predict_writes_through_devices_and_symlinks_and_honours_the_umask(small_run, tmp_path):
+def test_predict_writes_through_devices_and_symlinks_and_keeps_permissions(small_run, tmp_path):
     data, model = small_run
     assert cli_run("predict", model, data, "--out", "/dev/null").exit_code == 0
     assert os.path.exists("/dev/null") and not os.path.isfile("/dev/null")
@@ -166,13 +166,17 @@ def test_predict_writes_through_devices_and_symlinks_and_honours_the_umask(small
     real.write_text("old\n")
     link = tmp_path / "link.csv"
     link.symlink_to(real)
+    real.chmod(0o600)
+    new = tmp_path / "new.csv"
     old = os.umask(0o027)
     try:
         assert cli_run("predict", model, data, "--out", link).exit_code == 0
+        assert cli_run("predict", model, data, "--out", new).exit_code == 0
     finally:
         os.umask(old)
     assert link.is_symlink() and real.read_text().startswith("prediction\n")
-    assert (real.stat().st_mode & 0o777) == 0o640
+    assert (real.stat().st_mode & 0o777) == 0o600  # a replaced file keeps its permissions
+    assert (new.stat().st_mode & 0o777) == 0o640   # a new one gets the umask's
 
 
 def test_predict_prints_nothing_when_it_fails_midway(small_run, tmp_path):
@@ -196,7 +200,7 @@ def test_run_folder_is_never_clobbered_and_replaced_whole_with_force(small_run, 
     r = cli_run("train", data, "--out", out, "--epochs", 1, "-q", "--force")
     assert r.exit_code == 0, r.output
     assert sorted(os.listdir(out)) == ["checkpoint.npz", "metrics.csv", "model.npz", "run.json"]
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".taken")]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".taken") and not p.endswith(".lock")]
 
 
 def test_a_second_process_on_the_same_folder_fails_at_once(small_run, tmp_path):
@@ -249,7 +253,8 @@ def _model_arrays(model):
     ("integer weights", lambda a: a.update(theta=a["theta"].astype(np.int32)), "field 'theta' is int32"),
     ("complex weights", lambda a: a.update(theta=a["theta"].astype(np.complex64)), "field 'theta' is complex64"),
     ("float16 weights", lambda a: a.update(theta=a["theta"].astype(np.float16)), "weights of dtype float16"),
-    ("text weights", lambda a: a.update(theta=np.array(["1"] * 3)), "field 'theta' is <U1"),
+    ("text weights", lambda a: a.update(theta=a["theta"].astype(str)), "field 'theta' is <U"),
+    ("too few weights", lambda a: a.update(theta=a["theta"][:3]), "(3,) weights declared for a network"),
     ("nan weights", lambda a: a["theta"].__setitem__(0, np.nan), "the weights hold non-finite values"),
     ("bad format field", lambda a: a.update(format_version=np.array("two")), "field 'format_version'"),
     ("no weights", lambda a: a.pop("theta"), "no field 'theta'"),
@@ -352,7 +357,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_last_complete_folde
     assert r.stderr.strip().splitlines()[-1] == (f"Error: cannot write the run folder {out}: No "
                                                  "space left on device")
     assert {p: (out / p).read_bytes() for p in os.listdir(out)} == before
-    assert not [p for p in os.listdir(tmp_path) if p.startswith(".run.")]
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".run.") and not p.endswith(".lock")]
 
 
 def test_early_stopping_never_keeps_a_nan_epoch(monkeypatch):
@@ -363,3 +368,101 @@ def test_early_stopping_never_keeps_a_nan_epoch(monkeypatch):
                         lambda self, X_val, y_val: {"val_loss": float("nan"), "val_score": float("nan")})
     with pytest.raises(ValueError, match="the validation score was never finite"):
         MLPRegressor((4,), early_stopping=True, max_iter=5, random_state=0).fit(X, y)
+
+
+@pytest.fixture
+def stopped_run(tmp_path):
+    """A run stopped by request after its second epoch: a folder to resume."""
+    import threading
+    stop = threading.Event()
+
+    def watch(est, event):
+        if event["kind"] == "epoch" and event["record"]["epoch"] == 2:
+            stop.set()
+        return False
+    out = tmp_path / "stopped"
+    run = tabular.train(LETTERS, target="Letter", out=out, hidden_layer_sizes=(8,), max_iter=6,
+                        callback=watch, stop=stop)
+    assert run.interrupted is not None
+    return out
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda a: a.update(order=a["order"] + 10 ** 9), "row order is not a permutation"),
+    (lambda a: a.update(theta=a["theta"].astype(np.int32)), "'theta' is int32"),
+    (lambda a: a.update(opt1=a["opt1"].reshape(1, -1)), "'opt1' is float32 with 2 dimension(s)"),
+    (lambda a: a.update(values=np.array("[1, 2]")), "'values' are damaged"),
+    (lambda a: a.pop("rng"), "has no 'rng'"),
+    (lambda a: a.update(rng=a["rng"][:0]), "generator or step counters are damaged"),
+    (lambda a: a.update(counters=-a["counters"] - 1), "step counters are negative"),
+])
+def test_a_damaged_checkpoint_is_one_line(stopped_run, damage, message):
+    path = stopped_run / "checkpoint.npz"
+    with np.load(path) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    damage(arrays)
+    np.savez(path, **arrays)
+    r = cli_run("train", "--resume", stopped_run)
+    assert r.exit_code == 1
+    last = r.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"Error: {stopped_run}: cannot resume: ") and message in last, last
+
+
+def test_a_damaged_run_json_is_one_line(stopped_run):
+    (stopped_run / "run.json").write_text("[1, 2]")
+    r = cli_run("train", "--resume", stopped_run)
+    assert r.exit_code == 1 and "run.json is damaged" in r.stderr
+
+
+def test_resume_refuses_other_data_in_python():
+    from mlpfast import MLPClassifier
+    X = np.random.default_rng(0).standard_normal((200, 4))
+    y = (X[:, 0] > 0).astype(int)
+    saved = {}
+
+    def cb(est, event):
+        if event["kind"] == "epoch" and event["record"]["epoch"] == 2:
+            saved["state"] = est.checkpoint()
+            raise KeyboardInterrupt
+        return False
+    with pytest.raises(KeyboardInterrupt):
+        MLPClassifier((4,), max_iter=5, random_state=0).fit(X, y, callback=cb)
+    with pytest.raises(ValueError, match="the data differ from the checkpointed fit's"):
+        MLPClassifier((4,), max_iter=5, random_state=0).resume(saved["state"], X[::-1], y[::-1])
+
+
+def test_output_streams_append_and_a_full_disk_is_one_line(small_run, tmp_path):
+    data, model = small_run
+    log = tmp_path / "log.txt"
+    log.write_text("earlier\n")
+    with open(log, "a") as f:
+        done = subprocess.run([sys.executable, "-m", "mlpfast", "predict", str(model), str(data),
+                               "--out", "/dev/stdout"], stdout=f, stderr=subprocess.PIPE,
+                              text=True, cwd=tmp_path)
+    assert done.returncode == 0 and log.read_text().startswith("earlier\nprediction\n")
+    if os.path.exists("/dev/full"):
+        r = cli_run("predict", model, data, "--out", "/dev/full")
+        assert r.exit_code == 1 and r.stderr.strip() == "Error: cannot write /dev/full: No space left on device"
+
+
+def test_a_refused_process_leaves_the_lock_to_its_holder(tmp_path):
+    from mlpfast.errors import DataError
+    from mlpfast.tabular.folder import lock
+    out = tmp_path / "busy"
+    with lock(out):
+        for _ in range(2):  # the second try must be refused too
+            with pytest.raises(DataError, match="another mlpfast process"):
+                with lock(out):
+                    pass
+
+
+def test_a_writer_killed_between_the_renames_is_recovered(small_run, tmp_path):
+    import shutil
+    data, model = small_run
+    # what a writer killed after its first rename leaves: the old folder aside, the new one
+    # complete beside it, no folder under the name
+    shutil.copytree(model, tmp_path / ".run.old-x")
+    shutil.copytree(model, tmp_path / ".run.tmp-y")
+    shutil.rmtree(model)
+    assert len(mlpfast.load(model).predict(data)) == 40
+    assert sorted(p for p in os.listdir(tmp_path) if p.startswith(".run.")) == [".run.lock"]

@@ -83,8 +83,14 @@ def resume(folder, *, callback=None, stop=None, checkpoint_every=None, block_byt
     must equal the stored ones, or DataError names the conflicts (in option_names' words,
     e.g. {'max_iter': '--epochs'}). The run ends with weights and per-epoch losses
     bit-identical to a run that never stopped. Returns the Run, saved in `folder`."""
-    from .folder import lock, read_checkpoint
+    from .folder import lock
     folder = os.fspath(folder)
+    with lock(folder):
+        return _resume(folder, callback, stop, checkpoint_every, block_bytes, option_names, given)
+
+
+def _resume(folder, callback, stop, checkpoint_every, block_bytes, option_names, given):
+    from .folder import read_checkpoint
     summary, state, watch = read_checkpoint(folder)
     config = dict(summary["config"])
     names = option_names or {}
@@ -109,11 +115,10 @@ def resume(folder, *, callback=None, stop=None, checkpoint_every=None, block_byt
                     config.pop("thousands"))
     seed = config.pop("seed")
     config.pop("stop", None)
-    with lock(folder):
-        run = _train(path, csv=fmt, seed=seed, callback=callback, stop=stop,
-                     checkpoint_every=checkpoint_every, block_bytes=block_bytes, out=folder,
-                     force=True, resume_state=(state, watch), **config)
-        return _finish(run, folder, True)
+    run = _train(path, csv=fmt, seed=seed, callback=callback, stop=stop,
+                 checkpoint_every=checkpoint_every, block_bytes=block_bytes, out=folder,
+                 force=True, resume_state=(state, watch), **config)
+    return _finish(run, folder, True)
 
 
 def _absolute(path):

@@ -22,7 +22,7 @@ FILES = ("model.npz", "metrics.csv", "run.json")
 def check_target(folder, force=False):
     """Refuse, before any work, a run folder that already holds something (unless force) or
     cannot be made where it is asked for."""
-    folder = os.fspath(folder)
+    folder = _resolve(folder)
     if os.path.exists(folder):
         if not os.path.isdir(folder):
             raise DataError(f"the run folder {folder} is a file; name a folder")
@@ -39,12 +39,11 @@ def write_run(run, folder, force=False):
     `folder`, renamed onto it once all three are complete, so that a reader (or a crash) sees
     the old folder or the new one, never a mix. An existing folder holding files is replaced
     only with force."""
-    folder = os.path.abspath(os.fspath(folder))
+    folder = _resolve(folder)
     check_target(folder, force)
     parent = os.path.dirname(folder)
     try:
         os.makedirs(parent, exist_ok=True)
-        _remove_stale(folder)  # we hold the folder's lock: any such sibling is a dead one's
         tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(folder)}.tmp-")
     except OSError as exc:
         raise DataError(f"cannot create the run folder {folder}: {exc.strerror}") from None
@@ -72,14 +71,6 @@ def write_run(run, folder, force=False):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _remove_stale(folder):
-    """Hidden folders a killed writer left beside `folder` (its .tmp- and .old- siblings)."""
-    parent, name = os.path.dirname(folder), os.path.basename(folder)
-    for entry in os.listdir(parent):
-        if entry.startswith((f".{name}.tmp-", f".{name}.old-")):
-            shutil.rmtree(os.path.join(parent, entry), ignore_errors=True)
-
-
 def _swap_into_place(tmp, folder):
     if os.path.isdir(folder) and not os.listdir(folder):
         os.rmdir(folder)
@@ -95,26 +86,53 @@ def _swap_into_place(tmp, folder):
 
 @contextlib.contextmanager
 def lock(folder):
-    """Hold an exclusive lock on `folder`'s name (a hidden file beside it) for a whole
-    training run, so that a second process aiming at the same folder fails at once."""
-    folder = os.path.abspath(os.fspath(folder))
+    """Hold an exclusive lock on `folder`'s name (a hidden file beside it, left in place: a
+    file removed while another process waits on it would let two in) for a whole training
+    run, so that a second process aiming at the same folder fails at once."""
+    folder = _resolve(folder)
     parent = os.path.dirname(folder)
-    os.makedirs(parent, exist_ok=True)
     path = os.path.join(parent, f".{os.path.basename(folder)}.lock")
-    f = open(path, "a")
     try:
+        os.makedirs(parent, exist_ok=True)
+        f = open(path, "a")
+    except OSError as exc:
+        raise DataError(f"cannot make the run folder {folder}: {exc.strerror}") from None
+    with f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             raise DataError(f"another mlpfast process is writing the run folder {folder}; "
                             "wait for it, or name another --out") from None
+        recover(folder)  # we hold the name: what a killed writer left can be settled
         yield
-    finally:
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
-        f.close()
+
+
+def _resolve(folder):
+    """The folder's real path (a symlink to a folder is written through to its target)."""
+    return os.path.realpath(os.path.abspath(os.fspath(folder)))
+
+
+def recover(folder):
+    """Settle what a writer killed mid-swap left beside `folder`: with the folder gone, its
+    complete new version (.tmp-, all files written) or else its previous one (.old-) is put
+    back; the rest is removed. Call with the folder's lock held."""
+    parent, name = os.path.dirname(folder), os.path.basename(folder)
+    if not os.path.isdir(parent):
+        return
+    siblings = sorted(os.path.join(parent, e) for e in os.listdir(parent)
+                      if e.startswith((f".{name}.tmp-", f".{name}.old-")))
+    if not os.path.exists(folder):
+        new = [p for p in siblings if ".tmp-" in os.path.basename(p) and _complete(p)]
+        old = [p for p in siblings if ".old-" in os.path.basename(p) and _complete(p)]
+        for candidate in new[:1] or old[:1]:
+            os.rename(candidate, folder)
+            siblings.remove(candidate)
+    for p in siblings:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+def _complete(path):
+    return all(os.path.exists(os.path.join(path, f)) for f in FILES)
 
 
 def read_checkpoint(folder):
@@ -129,6 +147,10 @@ def read_checkpoint(folder):
             summary = json.load(f)
     except (OSError, ValueError):
         raise DataError(f"{folder}: no readable run.json; not a run folder") from None
+    needed = ("config", "data", "status")
+    if not isinstance(summary, dict) or any(not summary.get(k) for k in needed) or not all(
+            k in summary["config"] for k in ("sep", "encoding", "decimal", "thousands", "seed")):
+        raise DataError(f"{folder}: its run.json is damaged; start a new run")
     if not os.path.exists(path):
         raise DataError(f"{folder}: holds no checkpoint.npz to resume from")
     if summary.get("status") == "finished":

@@ -12,6 +12,15 @@ from ..model_io import replace_with
 
 
 @contextlib.contextmanager
+def _writing(name):
+    """A failed write (a full disk, a closed pipe) as one DataError naming where."""
+    try:
+        yield
+    except OSError as exc:
+        raise DataError(f"cannot write {name}: {exc.strerror or exc}") from None
+
+
+@contextlib.contextmanager
 def text_output(path, inputs=()):
     """A text stream (UTF-8) for a command's results.
 
@@ -27,10 +36,17 @@ def text_output(path, inputs=()):
         with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
             yield spool
             spool.seek(0)
-            shutil.copyfileobj(spool, sys.stdout)
-            sys.stdout.flush()
+            with _writing("standard output"):
+                shutil.copyfileobj(spool, sys.stdout)
+                sys.stdout.flush()
         return
     path = os.fspath(path)
+    if path.startswith(("/dev/", "/proc/self/fd/")):
+        # a stream of this process (/dev/stdout may be a file the shell opened to append to):
+        # written through, appending, never replaced by a rename
+        with _writing(path), open(path, "a", encoding="utf-8", newline="") as f:
+            yield f
+        return
     if os.path.exists(path):
         for other in inputs:
             if other is not None and os.path.exists(other) and os.path.samefile(path, other):
@@ -38,7 +54,7 @@ def text_output(path, inputs=()):
         if os.path.isdir(path):
             raise DataError(f"--out {path} is a folder; name a file")
         if not stat.S_ISREG(os.stat(path).st_mode):
-            with open(path, "w", encoding="utf-8", newline="") as f:
+            with _writing(path), open(path, "w", encoding="utf-8", newline="") as f:
                 yield f
             return
     target = os.path.realpath(path)

@@ -278,11 +278,28 @@ def metric_row(r, task):
     return {k: named.get(k) for k in metric_columns(task)}
 
 
+def _settle(path):
+    """A run folder whose writer was killed between the two renames of its swap is missing,
+    with its old and new versions beside it: put one back (see folder.recover)."""
+    from .folder import lock
+    path = os.path.abspath(os.fspath(path))
+    parent, name = os.path.dirname(path), os.path.basename(path)
+    if os.path.exists(path) or not os.path.isdir(parent) or not any(
+            e.startswith((f".{name}.tmp-", f".{name}.old-")) for e in os.listdir(parent)):
+        return
+    try:
+        with lock(path):
+            pass
+    except DataError:
+        pass  # its writer is alive: the folder will be back in a moment
+
+
 def load(path):
     """A Run from a run folder (or its model.npz) written by `train` or `mlpfast train`.
 
     Raises ModelFileError for a missing, damaged or foreign file."""
     from ..model_io import load_model
+    _settle(path)
     est, schema, meta = load_model(path)
     folder = path if os.path.isdir(path) else os.path.dirname(os.path.abspath(path))
     summary = {}

@@ -154,6 +154,10 @@ class Schema:
             raise ValueError(f"unknown task {t['task']!r}")
         if t["task"] == "classification" and (classes is None or len(classes) < 2):
             raise ValueError("a classifier with fewer than 2 classes")
+        numbers = a.get("class_numbers")
+        if numbers is not None and (numbers.dtype.kind != "f" or numbers.shape != (len(classes),)
+                                    or not np.isfinite(numbers).all()):
+            raise ValueError(f"class numbers of shape {numbers.shape} for {len(classes)} classes")
         if not (np.isfinite(t["center"]) and np.isfinite(t["scale"]) and t["scale"] > 0):
             raise ValueError("a target scaling that is not finite and positive")
         return cls(columns, t["name"], t["task"], classes, a.get("class_numbers"),
@@ -207,8 +211,11 @@ def pack_strings(values):
 
 
 def unpack_strings(blob, offsets):
-    data = np.asarray(blob, np.uint8).tobytes()
-    offsets = np.asarray(offsets, np.int64)
+    blob, offsets = np.asarray(blob), np.asarray(offsets)
+    if blob.dtype != np.uint8 or blob.ndim != 1 or offsets.dtype.kind not in "iu":
+        raise ValueError(f"strings stored as {blob.dtype} bytes and {offsets.dtype} offsets")
+    data = blob.tobytes()
+    offsets = offsets.astype(np.int64)
     if offsets.ndim != 1 or len(offsets) < 1 or offsets[0] != 0 or offsets[-1] != len(data) \
             or (np.diff(offsets) < 0).any():
         raise ValueError("string offsets do not match their bytes")
