@@ -56,6 +56,20 @@ class StopRequest:
 STOP = StopRequest()
 
 
+def _is_the_program():
+    """Whether this process is the mlpfast command (its console script, or python -m mlpfast),
+    not a program that imported the command line (a test)."""
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return os.path.basename(argv0) == "mlpfast" or argv0.endswith(os.path.join("mlpfast", "__main__.py"))
+
+
+if _is_the_program():
+    # from the first moment the commands' modules load (Numba's import takes a while), a
+    # signal is one line and 128 + its number (StopRequest.handle), never a traceback
+    for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_sig, STOP.handle)
+
+
 def _signum(exc):
     return getattr(exc, "signum", None) or STOP.signum or signal.SIGINT
 

@@ -85,6 +85,7 @@ def _hidden(ctx, param, value):
               help="Continue the run in this folder from its checkpoint (options given must "
                    "match the run's).")
 @click.option("--checkpoint-every", type=click.FloatRange(0, min_open=True), metavar="SECONDS",
+              callback=_finite,
               help="Checkpoint every SECONDS (at a progress chunk's end) instead of after "
                    "every epoch.")
 @click.option("--features", callback=comma_list, help="Use only these columns (comma-separated).")
@@ -94,7 +95,7 @@ def _hidden(ctx, param, value):
 @click.option("--task", type=click.Choice(["classification", "regression"]),
               help="[default: inferred from the target]")
 @click.option("--val-fraction", type=click.FloatRange(0, 1, max_open=True), default=0.1,
-              show_default=True, help="Share of rows held out for validation (stratified).")
+              show_default=True, callback=_finite, help="Share of rows held out for validation (stratified).")
 @click.option("--val", "val_file", type=click.Path(dir_okay=False),
               help="Validation CSV (instead of --val-fraction).")
 @click.option("--test", "test_file", type=click.Path(dir_okay=False),
@@ -120,10 +121,11 @@ def _hidden(ctx, param, value):
               help="Rows per minibatch, or 'auto' (min(200, rows)).")
 @click.option("--epochs", type=click.IntRange(1), default=50, show_default=True)
 @click.option("--momentum", type=click.FloatRange(0, 1), default=0.9, show_default=True,
-              help="SGD momentum.")
+              callback=_finite, help="SGD momentum.")
 @click.option("--alpha", type=click.FloatRange(0), default=1e-4, show_default=True,
               callback=_finite, help="L2 penalty.")
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              callback=_finite)
 @click.option("--early-stopping/--no-early-stopping", default=False, show_default=True,
               help="Stop when the validation score stops improving; keep the best model.")
 @click.option("--patience", type=click.IntRange(1), default=10, show_default=True,
@@ -169,6 +171,8 @@ def train(data_file, out_dir, **opts):
     kwargs = _library_options(opts)
     common = dict(callback=monitor, stop=STOP, checkpoint_every=opts["checkpoint_every"])
     if resume is not None:
+        if out_dir is not None:
+            raise click.UsageError("--resume continues a run in its own folder; leave out --out")
         out_dir = resume
         given = {lib: opts[cli] for cli, lib in LIBRARY_NAMES.items()
                  if ctx.get_parameter_source(cli).name == "COMMANDLINE"}
@@ -207,8 +211,12 @@ def train(data_file, out_dir, **opts):
         saved = (f"after epoch {run.history[-1]['epoch']}: saved the metrics so far, the best "
                  f"model so far (epoch {best['epoch']})" if best else
                  f"during epoch {run.estimator.n_iter_ + 1}: saved the weights so far")
+        source = run.summary["data"]["file"]
+        then = (f"continue with mlpfast train --resume {out_dir}"
+                if source not in ("<stdin>", "DataFrame") else
+                "its data came from standard input, so it cannot be resumed")
         click.echo(f"Interrupted ({signal_name(run.interrupted)}) {saved} and a checkpoint to "
-                   f"{out_dir}; continue with mlpfast train --resume {out_dir}", err=True)
+                   f"{out_dir}; {then}", err=True)
         sys.exit(exit_code(run.interrupted))
     say(_summary(run, out_dir))
 

@@ -466,3 +466,26 @@ def test_a_writer_killed_between_the_renames_is_recovered(small_run, tmp_path):
     shutil.rmtree(model)
     assert len(mlpfast.load(model).predict(data)) == 40
     assert sorted(p for p in os.listdir(tmp_path) if p.startswith(".run.")) == [".run.lock"]
+
+
+def test_a_signal_right_at_startup_is_one_line(tmp_path):
+    for delay in (0.05, 0.15):
+        proc = start(["train", LETTERS, "--out", tmp_path / "r"], tmp_path)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        if proc.returncode == 0:
+            continue
+        assert proc.returncode == 130 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1].startswith("Interrupted (SIGINT)")
+
+
+def test_resume_names_conflicts_as_options_are_written(stopped_run):
+    r = cli_run("train", "--resume", stopped_run, "--hidden", "16,8", "--target", "Letter")
+    assert r.exit_code == 1
+    assert "options differ from the run's: --hidden 16,8 (the run has 8)" in r.stderr
+    assert "--target" not in r.stderr  # the run's target, given or not, is no conflict
+    r = cli_run("train", "--resume", stopped_run, "--out", stopped_run)
+    assert r.exit_code == 2 and "leave out --out" in r.stderr
+    r = cli_run("train", "--resume", stopped_run, "--checkpoint-every", "nan")
+    assert r.exit_code == 2 and "nan is not a finite number" in r.stderr

@@ -98,8 +98,8 @@ def _resume(folder, callback, stop, checkpoint_every, block_bytes, option_names,
         config["data"] = summary["data"]["file"]
     conflicts = [k for k, v in given.items() if k in config and _plain(v) != _plain(config[k])]
     if conflicts:
-        shown = ", ".join(f"{names.get(k, k)} {_plain(given[k])!r} (the run has "
-                          f"{_plain(config[k])!r})" for k in conflicts)
+        shown = ", ".join(f"{names.get(k, k)} {_shown(given[k])} (the run has "
+                          f"{_shown(config[k])})" for k in conflicts)
         raise DataError(f"{folder}: options differ from the run's: {shown}; resume with the "
                         "run's options, or start a new run")
     data = summary["data"]
@@ -133,6 +133,14 @@ def _checkpoint_of(est, watch):
         return {**est.checkpoint(), **watch.state()}
     except ValueError:
         return None
+
+
+def _shown(v):
+    """An option's value as it is written on the command line."""
+    v = _plain(v)
+    if isinstance(v, list):
+        return ",".join(map(str, v)) or "(none)"
+    return "(none)" if v is None else str(v)
 
 
 def _plain(v):
@@ -199,6 +207,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
             block_bytes, refuse_missing=on_missing == "error")
         for text in notes:
             note(text)
+        config["target"] = schema.target  # as found (the last column by default), for resume
         n = info["rows"]
         y_class = y_all if schema.task == "classification" else None
         if val is not None:
