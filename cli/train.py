@@ -11,7 +11,8 @@ from mlpfast.errors import DataError, DivergenceError, MLPFastError
 from mlpfast.registry import ACTIVATIONS, DEVICES, DTYPES, SOLVERS
 
 from .common import comma_list, csv_format, csv_options, notes_to_stderr
-from .main import STOP, cli, exit_code, signal_name
+from .main import cli
+from .signals import STOP, exit_code, signal_name
 
 DEFAULT_DATA = "letter-recognition.csv"
 DEFAULT_TARGET = "Letter"

@@ -469,7 +469,7 @@ def test_a_writer_killed_between_the_renames_is_recovered(small_run, tmp_path):
 
 
 def test_a_signal_right_at_startup_is_one_line(tmp_path):
-    for delay in (0.05, 0.15):
+    for delay in (0.25, 0.5):  # importing, before any command code runs
         proc = start(["train", LETTERS, "--out", tmp_path / "r"], tmp_path)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)

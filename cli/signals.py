@@ -1,0 +1,77 @@
+"""Signals for the `mlpfast` command: SIGINT, SIGTERM and SIGHUP, from its first import on.
+
+Imported before anything heavy (Click, Numba), so that a signal during start-up is already one
+line and 128 + its number, never a traceback. Only the standard library here.
+"""
+import os
+import signal
+import sys
+import threading
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where Python next runs (between progress chunks in training),
+    so that a scheduler's stop is handled like Ctrl-C; `signum` says which."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+class StopRequest:
+    """What SIGINT, SIGTERM and SIGHUP do. Outside training they raise Interrupted at once;
+    while training (`deferred`), they set `event`, which training checks at the end of each
+    progress chunk, so it stops there with a state that resumes exactly."""
+
+    def __init__(self):
+        self.event = threading.Event()
+        self.active = False      # a command is running (Group.invoke)
+        self.deferred = False    # training has started
+        self.progressed = False  # and finished a progress chunk: there is a state to save
+        self.signum = None
+
+    def handle(self, signum, frame):
+        if not self.active:
+            # still importing: nothing is written yet, and no Python frame of ours would
+            # catch an exception
+            sys.stderr.write(f"Interrupted ({signal.Signals(signum).name}); nothing was written.\n")
+            os._exit(128 + signum)
+        if not (self.deferred and self.progressed):
+            # reading, compiling (a minute on a first run) or writing: nothing to save yet, or
+            # only complete files: stop now
+            raise Interrupted(signum)
+        self.signum = self.signum or signum
+        self.event.set()
+
+    def is_set(self):
+        return self.event.is_set()
+
+
+STOP = StopRequest()
+
+
+def _is_the_program():
+    """Whether this process is the mlpfast command (its console script, or python -m mlpfast),
+    not a program that imported the command line (a test)."""
+    argv0 = os.path.abspath(sys.argv[0]) if sys.argv and sys.argv[0] else ""
+    return os.path.basename(argv0) == "mlpfast" or argv0.endswith(os.path.join("mlpfast", "__main__.py"))
+
+
+if _is_the_program():
+    # from the first moment the commands' modules load (Numba's import takes a while), a
+    # signal is one line and 128 + its number (StopRequest.handle), never a traceback
+    for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(_sig, STOP.handle)
+
+
+def _signum(exc):
+    return getattr(exc, "signum", None) or STOP.signum or signal.SIGINT
+
+
+def exit_code(exc):
+    """128 + the signal's number (SIGINT: 130), as shells report a job a signal stopped."""
+    return 128 + _signum(exc)
+
+
+def signal_name(exc):
+    return signal.Signals(_signum(exc)).name
