@@ -18,7 +18,7 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
 @cli.command("bench")
 @click.argument("data_file", metavar="[DATA]", required=False, type=click.Path(dir_okay=False))
 @click.option("--workload", "workloads", default="W1,W4", show_default=True,
-              help="Comma-separated W1..W4 (DESIGN.md), or 'all'. Ignored with DATA.")
+              help="Comma-separated W1..W4 (benchmarks/README.md), or 'all'. Ignored with DATA.")
 @click.option("--rows", type=click.IntRange(1), help="Scale each workload down to this many rows.")
 @click.option("--device", "devices", default="cpu,cuda", show_default=True, callback=comma_list,
               help="mlpfast engines to run; cuda is skipped with a note where no GPU is usable.")

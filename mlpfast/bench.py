@@ -1,4 +1,4 @@
-"""Speed comparisons: DESIGN.md's workloads W1-W4 on mlpfast and on the tools people compare it
+"""Speed comparisons: the workloads W1-W4 of benchmarks/README.md on mlpfast and on the tools people compare it
 with, measured inside one run. Used by `mlpfast bench` and benchmarks/run_cpu.py.
 
 Every engine trains the same model (same widths, batch size, Adam with lr 1e-3, float32) on the
