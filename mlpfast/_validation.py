@@ -35,7 +35,12 @@ def check_X(X, dtype, n_features=None, what="X", owner="this model"):
             "Sparse data was passed, but mlpfast needs dense data; use X.toarray()."
         )
     if hasattr(X, "dtypes") and hasattr(X, "to_numpy"):
-        X = X.to_numpy()
+        # pandas' nullable columns hold pd.NA, which numpy cannot turn into a float: it
+        # becomes NaN here, and is refused as NaN below (field case H9)
+        try:
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError):
+            X = X.to_numpy()
     arr = np.asarray(X)
     if np.iscomplexobj(arr):
         raise ValueError("Complex data not supported")

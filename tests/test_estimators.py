@@ -226,3 +226,24 @@ def test_check_estimator(Estimator):
               if r["status"] == "failed"]
     assert not failed
     assert sum(r["status"] == "passed" for r in results) >= 50
+
+
+# ---- field cases of the estimators (rebuilt from public bug reports)
+
+def test_regressor_early_stopping_fits():
+    # field case H7: MLPRegressor(early_stopping=True) raised IndexError on any data size
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((1000, 3))
+    est = MLPRegressor(early_stopping=True, random_state=0, max_iter=30).fit(X, X @ [1.0, -2.0, 0.5])
+    assert est.best_validation_score_ > 0.9 and len(est.validation_scores_) == est.n_iter_
+
+
+def test_pandas_na_in_X_is_refused_as_nan():
+    # field case H9: pd.NA in a convert_dtypes() frame gave a TypeError about NAType
+    import pandas as pd
+    X = np.random.default_rng(0).standard_normal((60, 6))
+    y = (X[:, 0] > 0).astype(int)
+    frame = pd.DataFrame(X).convert_dtypes()
+    frame.iloc[3, 1] = pd.NA
+    with pytest.raises(ValueError, match="Input X contains NaN"):
+        MLPClassifier((4,), max_iter=2).fit(frame, y)
