@@ -87,7 +87,6 @@ class Source:
         self.path = os.fspath(path)
         self.name = name or ("<stdin>" if self.path == "-" else self.path)
         self._spool = None
-        self._stream = None
         self._used = False
         if self.path != "-":
             if not os.path.exists(self.path):
