@@ -45,7 +45,9 @@ def test_scheduler_signal_mid_training_saves_like_ctrl_c(tmp_path, sig):
     out = tmp_path / "run"
     proc = start(["train", LETTERS, "--out", out, "--epochs", 2000, "--hidden", 16], tmp_path)
     wait_for(proc, "data:")
-    time.sleep(1.5)
+    end = time.time() + 120
+    while not (out / "run.json").exists() and time.time() < end:  # the first checkpoint
+        time.sleep(0.05)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 128 + sig, err
@@ -227,6 +229,14 @@ def test_read_only_install_caches_kernels_in_the_temporary_folder(monkeypatch, c
         kernels._route_cache()
     assert config.CACHE_DIR == folder
     assert "kernels are cached in" in caplog.text and "NUMBA_CACHE_DIR" in caplog.text
+    def no_temporary_folder():
+        raise FileNotFoundError("No usable temporary directory found")
+    monkeypatch.setattr(kernels._tempfile, "gettempdir", no_temporary_folder)
+    monkeypatch.setattr(config, "CACHE_DIR", "")
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mlpfast"):
+        assert kernels._route_cache() is False  # the kernels are then compiled uncached
+    assert "kernels are not cached" in caplog.text
     monkeypatch.setattr(kernels._os, "access", lambda path, mode: True)
     assert kernels.choose_cache_dir("/x", "/y") is None
 

@@ -27,25 +27,36 @@ def _writable(folder):
 
 def choose_cache_dir(package_dir, user_cache_dir):
     """Where Numba will cache the kernels: None when its own places work (beside the package
-    in __pycache__, or the user's cache folder), else a folder in the temporary directory. A
+    in __pycache__, or the user's cache folder), else a folder in the temporary directory, or
+    False when nothing is writable at all (the kernels then compile in every process). A
     read-only install with no writable home (a container run as another user) otherwise fails
     at import with Numba's 'cannot cache function ...: no locator available'."""
     if _writable(_os.path.join(package_dir, "__pycache__")) or _writable(user_cache_dir):
         return None
-    return _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
+    try:
+        return _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
+    except (FileNotFoundError, OSError):  # no writable temporary directory either
+        return False
 
 
 def _route_cache():
     from numba import config
     from numba.misc.appdirs import AppDirs
     if config.CACHE_DIR:  # the user chose (NUMBA_CACHE_DIR)
-        return
+        return True
     user = AppDirs(appname="numba", appauthor=False).user_cache_dir
     folder = choose_cache_dir(_os.path.dirname(__file__), user)
+    if folder is False:
+        log.warning("mlpfast: nothing here is writable (install folder, home, temporary "
+                    "directory); kernels are not cached and compile in every process (set "
+                    "NUMBA_CACHE_DIR to a writable folder)")
+        return False
     if folder is not None:
         config.CACHE_DIR = folder
         log.warning("mlpfast: the install folder and the home cache are read-only; kernels are "
                     "cached in %s (set NUMBA_CACHE_DIR to choose)", folder)
+    return True
 
 
-_route_cache()
+# whether the kernels below are compiled with cache=True (see _route_cache)
+CACHE = _route_cache()

@@ -12,6 +12,8 @@ import math
 import numba as nb
 import numpy as np
 
+from . import CACHE
+
 IDENTITY = 0
 RELU = 1
 TANH = 2
@@ -35,7 +37,7 @@ _N1, _N3, _N5, _N7, _N9, _N11, _N13 = (np.float32(c) for c in _TANH_NUM)
 _D0, _D2, _D4, _D6 = (np.float32(c) for c in _TANH_DEN)
 
 
-@nb.njit(error_model="numpy", inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def tanh32(x):
     """tanh of a float32 (see _TANH_*); NaN stays NaN."""
     x = _TANH_CLAMP if x > _TANH_CLAMP else (-_TANH_CLAMP if x < -_TANH_CLAMP else x)
@@ -45,7 +47,7 @@ def tanh32(x):
     return p / q
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def apply_activation(H, code):
     """H (R, W) = f(H) in place."""
     if code == IDENTITY:
@@ -76,7 +78,7 @@ def apply_activation(H, code):
                 h[j] = z if z > 0 else slope * z
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def activation_backward(dH, H, code):
     """dH (R, W) *= f'(z), with f'(z) written from the stored output H = f(z).
 
@@ -106,7 +108,7 @@ def activation_backward(dH, H, code):
                 d[j] = slope * d[j] if h[j] <= 0 else d[j]
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def dropout_backward(dH, H, mask, code):
     """dH (R, W) *= mask * f'(z) for a layer whose output H = f(z) * mask was dropped out.
 

@@ -32,6 +32,7 @@ from collections import namedtuple
 import numba as nb
 import numpy as np
 
+from . import CACHE
 from .. import config
 from .matmul import nr_of, pack_b, pack_shape, packed_rows
 
@@ -39,7 +40,7 @@ Workspace = namedtuple("Workspace", "acts deltas masks work grads ybuf Ybuf wpac
                                     "task_sq chunk_rng losses")
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def chunk_count(rows):
     """Chunks for a minibatch of `rows` rows: one per CHUNK_ROWS rows, at least two once there
     are CHUNK_ROWS rows, at most MAX_CHUNKS."""
@@ -47,7 +48,7 @@ def chunk_count(rows):
     return max(1, min(config.MAX_CHUNKS, max(rows // per, min(2, rows // (per // 2)))))
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def chunk_rows(rows, S):
     """(chunks used, rows per chunk but the last) for a minibatch of `rows` rows in a
     workspace of S chunks."""
@@ -96,7 +97,7 @@ def workspace(widths, dtype, n_targets, n_params, chunks, chunk_cap):
         tasks=tasks, task_sq=np.zeros(len(tasks)), chunk_rng=np.zeros(chunks, np.uint64), losses=np.zeros((chunks, 2), np.float64))
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _largest_chunk(cap, S):
     # the most rows chunk_rows gives a chunk, over every minibatch of <= cap rows
     most = 1
@@ -117,7 +118,7 @@ def predict_workspace(widths, dtype, rows):
     return workspace(widths, dtype, 0, 0, 1, max(1, min(rows, config.PREDICT_CHUNK_ROWS)))
 
 
-@nb.njit(error_model="numpy", inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def layer_block(buf, widths, rows, cap, layer):
     """The (rows, widths[layer]) block of a per-layer buffer."""
     off = 0
@@ -127,7 +128,7 @@ def layer_block(buf, widths, rows, cap, layer):
     return buf[off: off + rows * w].reshape((rows, w))
 
 
-@nb.njit(error_model="numpy", inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def layer_params(theta, layout, layer):
     """Views (Wt (O, I), b (O,)) of weight layer `layer` (0-based) in a flat buffer."""
     w0 = layout[layer, 0]
@@ -137,7 +138,7 @@ def layer_params(theta, layout, layer):
     return theta[w0: w0 + n_out * n_in].reshape((n_out, n_in)), theta[b0: b0 + n_out]
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def layer_panels(ws, layout, layer, which):
     # layer's forward (which=0) or input-gradient (which=1) panels in ws.wpack
     n_in = layout[layer, 2]
@@ -149,7 +150,7 @@ def layer_panels(ws, layout, layer, which):
     return ws.wpack[r0: r0 + (N + NR - 1) // NR * K]
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def pack_weights(ws, theta, layout, backward_too):
     """Every layer's weights into ws.wpack: forward panels (B = Wt.T) and, for training, the
     input gradient's (B = Wt)."""

@@ -41,6 +41,7 @@ position in a register block, or on the number of threads.
 import numba as nb
 import numpy as np
 
+from . import CACHE
 from .. import config
 from .activations import IDENTITY, RELU, apply_activation
 from .simd import (lanes_of, vadd, vfma, vlanes, vload, vload_part, vrelu, vsplat, vstore,
@@ -69,7 +70,7 @@ def new_pack(dtype, max_n, max_k):
     return np.zeros(pack_shape(dtype, max_n, max_k, nb.get_num_threads()), dtype)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
     """Panels of B[k0:k1, j_lo:j_hi] into P: panel p (columns j_lo + p*NR ...) in rows
     p*(k1-k0) ... (p+1)*(k1-k0) - 1, zeros past j_hi. B is (K, N), or (N, K) when trans_b."""
@@ -108,7 +109,7 @@ def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
                 vstore(P, r + k, L, vload_part(B, k, j0 + L, n - L))
 
 
-@nb.njit(error_model="numpy", inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def _micro(Ak, P, p0, tile, i0, i_hi):
     """tile (6, NR) = Ak[i0:i0+6] (6, kc) . P[p0:p0+kc] (kc, NR); rows at or past i_hi repeat
     the last. (Inlined, with offsets instead of views: each array view made or passed in the
@@ -170,7 +171,7 @@ def _micro(Ak, P, p0, tile, i0, i_hi):
     vstore(tile, 5, L, c51)
 
 
-@nb.njit(error_model="numpy", inline="always", cache=True)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def _store(C, tile, i0, rows, j0, n, bias2, k_first, relu):
     """C[i0:i0+rows, j0:j0+n] = tile (+ bias on the first K-block, + C on the later ones),
     relu if asked. bias2 is the bias as a (1, N) row, or (1, 0) for none."""
@@ -206,7 +207,7 @@ def _store(C, tile, i0, rows, j0, n, bias2, k_first, relu):
             vstore_part(C, i, j0 + L, v1, n - L)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _block(C, Ak, panels, stride, koff, tile, i_lo, i_hi, j_lo, j_hi, bias2, k_first, relu):
     # C[i_lo:i_hi, j_lo:j_hi] (+)= Ak[i_lo:i_hi] (., kc) . one K-block of the panels: that of
     # panel p (the columns from j_lo + p*NR) is rows p*stride + koff ... of `panels`. The
@@ -219,7 +220,7 @@ def _block(C, Ak, panels, stride, koff, tile, i_lo, i_hi, j_lo, j_hi, bias2, k_f
                    relu)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _gemm_part(C, A, B, trans_b, bias2, activation, pack, row0, i_lo, i_hi, j_lo, j_hi):
     # C[i_lo:i_hi, j_lo:j_hi]; this part's panels go in pack rows from row0 on, and the
     # MR rows after them hold the register block on its way to C
@@ -237,7 +238,7 @@ def _gemm_part(C, A, B, trans_b, bias2, activation, pack, row0, i_lo, i_hi, j_lo
         apply_activation(C[i_lo:i_hi, j_lo:j_hi], activation)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _pack_a_t(Ap, At, i0, i_hi):
     # Ap[k, r] = At[k, min(i0 + r, i_hi - 1)] for r < MR: a block of A = At.T, MR rows, with
     # its k-th column in one row of Ap. Reading At.T in place walks down At's columns, a row
@@ -257,7 +258,7 @@ def _pack_a_t(Ap, At, i0, i_hi):
                 Ap[k, r] = At[k, min(i0 + r, i_hi - 1)]
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def gemm_tn(C, At, B, bias, activation, pack):
     """C (M, N) = activation(At (K, M).T . B (K, N) + bias) on the calling thread: the weight
     gradient dWt = dZ.T . A_in, from dZ as it is stored. The MR x kc block of A is copied out
@@ -300,7 +301,7 @@ def gemm_tn(C, At, B, bias, activation, pack):
         apply_activation(C, activation)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _fill_bias(C, bias, activation):
     # a product over K = 0: C = activation(bias)
     for i in range(C.shape[0]):
@@ -309,7 +310,7 @@ def _fill_bias(C, bias, activation):
     apply_activation(C, activation)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def gemm(C, A, B, trans_b, bias, activation, pack):
     """C (M, N) = activation(A (M, K) . B + bias (N,)), B (K, N), or B (N, K) when trans_b,
     on the calling thread.
@@ -332,7 +333,7 @@ def gemm(C, A, B, trans_b, bias, activation, pack):
                M, zero, N)
 
 
-@nb.njit(error_model="numpy", parallel=True, cache=True)
+@nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def _gemm_threads(C, A, B, trans_b, bias2, activation, pack, T, by_rows, step, per):
     M, N = C.shape
     zero = np.int64(0)
@@ -352,7 +353,7 @@ def _gemm_threads(C, A, B, trans_b, bias2, activation, pack, T, by_rows, step, p
                            j_hi)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def gemm_parallel(C, A, B, trans_b, bias, activation, pack):
     """gemm on as many threads as `pack` has room for (pack_shape(..., threads)): C split into
     row ranges (multiples of MR) or column ranges (multiples of NR), whichever has more
@@ -385,7 +386,7 @@ def packed_rows(K, N, dtype):
     return -(-N // nr_of(dtype)) * K
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def gemm_packed(C, A, Bp, bias, activation, work):
     """C (M, N) = activation(A (M, K) . B + bias) with B given as Bp: pack_b(Bp, B, trans_b,
     0, K, 0, N), its panels over all of K (packed_rows(K, N) rows), so that a B used for many

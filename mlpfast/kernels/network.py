@@ -14,6 +14,7 @@ The weights are packed once per step for every chunk's products (matmul.gemm_pac
 import numba as nb
 import numpy as np
 
+from . import CACHE
 from .activations import IDENTITY, activation_backward, dropout_backward
 from .buffers import chunk_rows, layer_block, layer_panels, layer_params, pack_weights
 from .matmul import gemm_packed, gemm_tn
@@ -30,7 +31,7 @@ C_ADAM_T, C_NESTEROV = range(2)
 T_LOSS, T_CORRECT, T_ROWS = range(3)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def forward(ws, c, theta, layout, widths, rows, hidden, dropout):
     """Chunk c's input block (rows, widths[0]) of ws.acts must be filled, and the weights
     packed; fills every layer's output. The output layer is left as raw scores (logits or
@@ -51,7 +52,7 @@ def forward(ws, c, theta, layout, widths, rows, hidden, dropout):
                          ws.chunk_rng[c:c + 1])
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def backward(ws, c, grad, layout, widths, rows, hidden, dropout):
     """From chunk c's output delta block, fills grad (without L2) and every hidden delta."""
     L = layout.shape[0]
@@ -79,7 +80,7 @@ def backward(ws, c, grad, layout, widths, rows, hidden, dropout):
                 activation_backward(dA, A_in, hidden)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def chunk_gradient(ws, c, X, y, Y, perm, start, rows, scale, theta, grad, layout, widths,
                    hidden, classify, dropout):
     """Chunk c of a minibatch, rows perm[start:start+rows]: gather, forward, loss, backward.
@@ -108,7 +109,7 @@ def chunk_gradient(ws, c, X, y, Y, perm, start, rows, scale, theta, grad, layout
     ws.losses[c, 1] = correct
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _draw_streams(ws, S, dropout, rng):
     # one dropout stream per chunk, drawn in chunk order from the fit's stream
     if dropout > 0:
@@ -116,7 +117,7 @@ def _draw_streams(ws, S, dropout, rng):
             ws.chunk_rng[c] = next_u64(rng)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _loss_of_chunks(ws, S):
     loss = 0.0
     correct = 0
@@ -126,7 +127,7 @@ def _loss_of_chunks(ws, S):
     return loss, correct
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def batch_gradient(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths, hidden,
                    classify, alpha, dropout, rng):
     """Gradient of the mean loss (+ L2) over rows perm[start:start+rows] into grad, without
@@ -153,7 +154,7 @@ def batch_gradient(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths, 
     return loss + 0.5 * alpha * sq, correct
 
 
-@nb.njit(error_model="numpy", parallel=True, cache=True)
+@nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt1, opt2, layout,
                   widths, hidden, classify, solver, hyper, counters, rng, totals):
     """Minibatches first..last-1 of the order `perm`: gradient, then one optimizer step each.
@@ -199,7 +200,7 @@ def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt
         totals[T_ROWS] += rows
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def predict_raw(ws, out, X, theta, layout, widths, hidden, classify):
     """out (N, C) = the network's output for X (N, I): class probabilities or regression values.
 

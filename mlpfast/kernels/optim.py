@@ -11,8 +11,10 @@ import math
 
 import numba as nb
 
+from . import CACHE
 
-@nb.njit(error_model="numpy", cache=True)
+
+@nb.njit(error_model="numpy", cache=CACHE)
 def bias_grad(db, dZ):
     """db (O,) = sum over rows of dZ (B, O)."""
     db[:] = 0
@@ -21,7 +23,7 @@ def bias_grad(db, dZ):
             db[j] += dZ[i, j]
 
 
-@nb.njit(error_model="numpy", fastmath={"reassoc"}, cache=True)
+@nb.njit(error_model="numpy", fastmath={"reassoc"}, cache=CACHE)
 def add_l2_to(g, w, coef):
     """g += coef * w over one slice of weights; returns sum(w^2) in float64.
 
@@ -37,7 +39,7 @@ def add_l2_to(g, w, coef):
     return sq
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def add_l2(grad, theta, layout, coef):
     """grad += coef * theta over the weights (not the biases) of every layer.
 
@@ -52,7 +54,7 @@ def add_l2(grad, theta, layout, coef):
     return sq
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
     """velocity = momentum * velocity - lr * grad; theta += velocity (Nesterov: the look-ahead
     momentum * velocity - lr * grad)."""
@@ -67,7 +69,7 @@ def sgd_step(theta, grad, velocity, lr, momentum, nesterov):
             theta[p] += v
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def adam_step(theta, grad, m, v, t, lr, beta_1, beta_2, epsilon):
     """One Adam step; t is the step number after increment (1 on the first step)."""
     # bias correction folded into the step size, in float64 (beta_2**t is close to 1)

@@ -7,6 +7,8 @@ from its seed.
 import numba as nb
 import numpy as np
 
+from . import CACHE
+
 _GAMMA = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -17,7 +19,7 @@ _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def next_u64(state):
     s = state[0] + _GAMMA
     state[0] = s
@@ -26,13 +28,13 @@ def next_u64(state):
     return z ^ (z >> _S31)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def next_float(state):
     """Uniform in [0, 1) with 53 random bits."""
     return float(next_u64(state) >> _S11) * _INV53
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def shuffle(perm, state):
     """Fisher-Yates shuffle of perm in place."""
     for i in range(perm.shape[0] - 1, 0, -1):
@@ -42,7 +44,7 @@ def shuffle(perm, state):
         perm[j] = tmp
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def dropout_mask(mask, H, rate, state):
     """Inverted dropout: mask (R, W) = 0 with probability rate, else 1/(1-rate); H *= mask."""
     keep = mask.dtype.type(1.0 / (1.0 - rate))

@@ -13,8 +13,10 @@ import math
 
 import numba as nb
 
+from . import CACHE
 
-@nb.njit(error_model="numpy", cache=True)
+
+@nb.njit(error_model="numpy", cache=CACHE)
 def softmax(P, Z):
     """P (B, C) = softmax(Z (B, C)) row by row; P may be Z."""
     B, C = Z.shape
@@ -33,7 +35,7 @@ def softmax(P, Z):
             P[i, k] *= inv
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def softmax_xent_grad(dZ, Z, y, scale):
     """One pass per row: dZ (B, C) = (softmax(Z) - onehot(y)) * scale.
 
@@ -68,7 +70,7 @@ def softmax_xent_grad(dZ, Z, y, scale):
     return loss, correct
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def squared_error_grad(dZ, Z, Y, scale):
     """dZ (B, C) = (Z - Y) * scale; returns the sum over rows of 0.5 * ||Z_i - Y_i||^2."""
     B, C = Z.shape

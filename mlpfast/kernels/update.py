@@ -18,6 +18,7 @@ one after the other, with the other threads idle).
 import numba as nb
 import numpy as np
 
+from . import CACHE
 from .. import config
 from .buffers import layer_panels, layer_params
 from .matmul import pack_b
@@ -27,7 +28,7 @@ SGD = 0
 ADAM = 1
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _update_slice(theta, grad, opt1, opt2, grads, S, lo, hi, coef, solver, lr, beta_1, beta_2,
                   epsilon, t, momentum, nesterov):
     # parameters lo..hi-1: grad = chunk 0's + the others' in chunk order (+ coef * theta), then
@@ -45,7 +46,7 @@ def _update_slice(theta, grad, opt1, opt2, grads, S, lo, hi, coef, solver, lr, b
     return sq
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2, epsilon,
           t, momentum, nesterov):
     layer = ws.tasks[k, 0]
@@ -74,7 +75,7 @@ def _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, b
                    min(n_in, p * NR + NR))
 
 
-@nb.njit(error_model="numpy", parallel=True, cache=True)
+@nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1,
                     beta_2, epsilon, t, momentum, nesterov):
     T = ws.tasks.shape[0]
@@ -86,7 +87,7 @@ def _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solve
                   epsilon, t, momentum, nesterov)
 
 
-@nb.njit(error_model="numpy", cache=True)
+@nb.njit(error_model="numpy", cache=CACHE)
 def update(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
            epsilon, t, momentum, nesterov):
     """grad (chunk 0's gradient) += the other S - 1 chunks' (ws.grads) + coef * weights; one

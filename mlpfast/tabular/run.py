@@ -138,10 +138,12 @@ class Run:
                          else (lambda r: f"data row {r + 1}"))
                 enc = Encoder(sc, fmt, src.name, where, dtype)
                 enc.check_columns(table.columns, table.sep)
-                if target is not None and target not in table.columns:
-                    raise DataError(f"{src.name}: no target column {target!r}; columns are "
-                                    f"{_short_list(table.columns)} (pass --target)")
                 for first, cols in table:
+                    # asked after the first block is read: a file that is ragged (a trailing
+                    # separator shifts pandas' columns) is named for that, its deeper fault
+                    if target is not None and target not in table.columns:
+                        raise DataError(f"{src.name}: no target column {target!r}; columns are "
+                                        f"{_short_list(table.columns)} (pass --target)")
                     n = len(cols[table.columns[0]])
                     X = np.empty((n, sc.n_features), dtype)
                     enc.encode(first, cols, X)
