@@ -245,12 +245,12 @@ class _BaseMLP:
         if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
-        # the data as given (before any early-stopping split): resume() must be given the same
-        digest = _digest(X, y_idx if self._task == "classification" else Y)
-        if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
-            raise ValueError("the data differ from the checkpointed fit's (other rows, or the "
-                             "same rows in another order)")
         if not incremental:
+            # the data as given (before any early-stopping split): resume() must get the same
+            digest = _digest(X, y_idx if self._task == "classification" else Y)
+            if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
+                raise ValueError("the data differ from the checkpointed fit's (other rows, or "
+                                 "the same rows in another order)")
             self._data_digest = digest
         random_state = check_random_state(self.random_state)
         if first_pass:
@@ -691,15 +691,12 @@ def _is_int(v):
 
 
 def _digest(X, y):
-    """A short fingerprint of a fit's data (blake2b of X's and y's bytes, in row order)."""
+    """A short fingerprint of a fit's data: blake2b of X's bytes and of its encoded targets
+    (class indices or float targets), in row order."""
     import hashlib
     h = hashlib.blake2b(digest_size=16)
-    h.update(np.ascontiguousarray(X).view(np.uint8).ravel())
-    y = np.asarray(y)
-    if y.dtype.kind in "biuf":
-        h.update(np.ascontiguousarray(y).view(np.uint8).ravel())
-    else:
-        h.update("\x1f".join(map(str, y.tolist())).encode())
+    for a in (X, y):
+        h.update(np.ascontiguousarray(a).view(np.uint8).ravel())
     return h.hexdigest()
 
 

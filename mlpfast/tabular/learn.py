@@ -286,25 +286,33 @@ def _encode(table, source, fmt, schema, out, positions, dtype, provisional, targ
             refuse_missing):
     enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
                   provisional, refuse_missing)
-    enc.check_columns(table.columns, table.sep)
-    if targets and schema.target not in table.columns:
-        raise DataError(f"{source.name}: no target column {schema.target!r}; columns are "
-                        f"{_short_list(table.columns)}")
     ys, rows = [], 0
-    for first, cols in table:
-        n = len(cols[table.columns[0]])
+    for first, block, y in encoded_blocks(table, enc, schema.target if targets else None):
+        n = len(block)
         if first + n > len(out):
             raise DataError(f"{source.name}: changed while it was read (more rows the second time)")
-        block = np.empty((n, schema.n_features), dtype)
-        enc.encode(first, cols, block)
         if positions is None:
             out[first:first + n] = block
         else:
             out[positions[first:first + n]] = block
         if targets:
-            ys.append(enc.target(first, cols[schema.target]))
+            ys.append(y)
         rows = first + n
     return rows, enc, (np.concatenate(ys) if ys else None)
+
+
+def encoded_blocks(table, enc, target=None, hint=""):
+    """(first_row, X block, y block or None) for each block of `table`, encoded by `enc`. The
+    target column is looked for once the first block has been read, so that a ragged file (a
+    trailing separator, which shifts pandas' columns) is named for that, its deeper fault."""
+    enc.check_columns(table.columns, table.sep)
+    for first, cols in table:
+        if target is not None and target not in table.columns:
+            raise DataError(f"{enc.name}: no target column {target!r}; columns are "
+                            f"{_short_list(table.columns)}{hint}")
+        X = np.empty((len(cols[table.columns[0]]), enc.schema.n_features), enc.dtype)
+        enc.encode(first, cols, X)
+        yield first, X, (enc.target(first, cols[target], target) if target is not None else None)
 
 
 def finish_numeric(schema, X, n_train, dtype):

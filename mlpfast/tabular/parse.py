@@ -183,11 +183,6 @@ def _one_datetime(value, typ):
         return None
 
 
-def number_keys(values):
-    """Canonical text of numbers, so that '101', '101.0' and '1.01e2' are one category."""
-    return [format_number(v) for v in values]
-
-
 def format_number(v):
     v = float(v)
     if v.is_integer() and abs(v) < 2 ** 63:

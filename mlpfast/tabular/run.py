@@ -15,8 +15,9 @@ import pyarrow as pa
 
 from .. import metrics
 from ..errors import DataError, DataNote
-from .reader import CSVFormat, Source
-from .schema import Encoder, _short_list
+from .learn import encoded_blocks
+from .reader import CSVFormat, Source, Table
+from .schema import Encoder
 
 
 PREDICT_BLOCK_ROWS = 50_000
@@ -131,23 +132,12 @@ class Run:
             yield from _frame_blocks(data, sc, dtype, target)
             return
         fmt = csv or sc.csv
-        from .reader import Table
         with Source(data) as src:
             with Table(src, fmt) as table:
                 where = ((lambda r: f"line {table.line_of_row(r)}") if src.regular
                          else (lambda r: f"data row {r + 1}"))
                 enc = Encoder(sc, fmt, src.name, where, dtype)
-                enc.check_columns(table.columns, table.sep)
-                for first, cols in table:
-                    # asked after the first block is read: a file that is ragged (a trailing
-                    # separator shifts pandas' columns) is named for that, its deeper fault
-                    if target is not None and target not in table.columns:
-                        raise DataError(f"{src.name}: no target column {target!r}; columns are "
-                                        f"{_short_list(table.columns)} (pass --target)")
-                    n = len(cols[table.columns[0]])
-                    X = np.empty((n, sc.n_features), dtype)
-                    enc.encode(first, cols, X)
-                    y = enc.target(first, cols[target], target) if target is not None else None
+                for first, X, y in encoded_blocks(table, enc, target, " (pass --target)"):
                     yield X, y, first
             for text in enc.notes():
                 note(text)
