@@ -23,10 +23,15 @@ from ..params import make_layout
 class NetSpec:
     widths: tuple          # (n_features, hidden..., n_outputs)
     hidden: int            # activation code of the hidden layers
-    classify: bool         # softmax + cross-entropy, else identity + squared error
+    output: int            # kernels.softmax.OUT_*: output activation + loss (True = softmax)
     dtype: type            # np.float32 or np.float64
     solver: int            # network.SGD or network.ADAM
     batch_size: int
+
+    @property
+    def classify(self):
+        """Whether targets are class indices (softmax + categorical cross-entropy)."""
+        return self.output == 1
 
     @property
     def widths_array(self):

@@ -15,6 +15,15 @@ import numba as nb
 
 from . import CACHE
 
+# Output layers: the output activation and the loss fused with it (NetSpec.output). Each pair
+# is the canonical link of its loss, so the gradient of the loss with respect to the output
+# layer's pre-activation z is always y_hat - y. IDENTITY and SOFTMAX are 0 and 1 so that the
+# old boolean `classify` (False/True) still selects them.
+OUT_IDENTITY = 0   # identity, half squared error; targets Y (N, C) float
+OUT_SOFTMAX = 1    # softmax, categorical cross-entropy; targets y (N,) class indices
+OUT_LOGISTIC = 2   # sigmoid per output, binary cross-entropy; targets Y (N, C) in {0, 1}
+OUT_EXP = 3        # exp, half Poisson deviance (log link); targets Y (N, C) >= 0
+
 
 @nb.njit(error_model="numpy", cache=CACHE)
 def softmax(P, Z):
