@@ -54,26 +54,82 @@ def softmax_jacobian(z):
     return np.diag(s) - np.outer(s, s)
 
 
-def xent_loss(Z, y):
-    """Mean categorical cross-entropy of logits Z (B, C) against class indices y (B,)."""
-    return -log_softmax(Z)[np.arange(len(y)), y].mean()
+def _weights(n, sample_weight):
+    return np.ones(n) if sample_weight is None else np.asarray(sample_weight, np.float64)
 
 
-def xent_grad(Z, y):
-    """d xent_loss / dZ = (softmax(Z) - onehot(y)) / B."""
+def xent_loss(Z, y, sample_weight=None):
+    """Weighted mean categorical cross-entropy of logits Z (B, C) against class indices y (B,)."""
+    w = _weights(len(y), sample_weight)
+    return -(w * log_softmax(Z)[np.arange(len(y)), y]).sum() / w.sum()
+
+
+def xent_grad(Z, y, sample_weight=None):
+    """d xent_loss / dZ = w_i (softmax(Z) - onehot(y)) / sum(w)."""
+    w = _weights(len(y), sample_weight)
     G = softmax(Z)
     G[np.arange(len(y)), y] -= 1.0
-    return G / len(y)
+    return G * (w / w.sum())[:, None]
 
 
-def squared_loss(Z, Y):
-    """0.5 * ||Z - Y||^2 summed over outputs, averaged over rows."""
+def squared_loss(Z, Y, sample_weight=None):
+    """0.5 * ||Z - Y||^2 summed over outputs, weighted mean over rows."""
+    w = _weights(len(Z), sample_weight)
     D = np.asarray(Z, np.float64) - Y
-    return 0.5 * (D * D).sum() / len(D)
+    return 0.5 * (w * (D * D).sum(axis=1)).sum() / w.sum()
 
 
-def squared_grad(Z, Y):
-    return (np.asarray(Z, np.float64) - Y) / len(Z)
+def squared_grad(Z, Y, sample_weight=None):
+    w = _weights(len(Z), sample_weight)
+    return (np.asarray(Z, np.float64) - Y) * (w / w.sum())[:, None]
+
+
+def logistic(Z):
+    return _logistic(np.asarray(Z, np.float64))
+
+
+def binary_xent_loss(Z, Y, sample_weight=None):
+    """Binary cross-entropy of sigmoid(Z) (B, C) against Y in {0, 1}, summed over outputs,
+    weighted mean over rows; written as softplus(z) - y z, which equals
+    -(y log p + (1 - y) log(1 - p)) and stays finite for any z."""
+    w = _weights(len(Z), sample_weight)
+    Z = np.asarray(Z, np.float64)
+    per = np.logaddexp(0.0, Z) - Y * Z
+    return (w * per.sum(axis=1)).sum() / w.sum()
+
+
+def binary_xent_grad(Z, Y, sample_weight=None):
+    w = _weights(len(Z), sample_weight)
+    return (logistic(Z) - Y) * (w / w.sum())[:, None]
+
+
+def _xlogy(x, y):
+    return np.where(x == 0, 0.0, x * np.log(np.where(x == 0, 1.0, y)))
+
+
+def poisson_loss(Z, Y, sample_weight=None):
+    """Half Poisson deviance of exp(Z) (B, C) against counts Y >= 0, summed over outputs,
+    weighted mean over rows: y log(y / mu) - y + mu with mu = exp(z) (scikit-learn's
+    poisson_loss, the constant y log y - y included)."""
+    w = _weights(len(Z), sample_weight)
+    Z = np.asarray(Z, np.float64)
+    per = _xlogy(Y, Y) - Y * Z - Y + np.exp(Z)
+    return (w * per.sum(axis=1)).sum() / w.sum()
+
+
+def poisson_grad(Z, Y, sample_weight=None):
+    w = _weights(len(Z), sample_weight)
+    return (np.exp(np.asarray(Z, np.float64)) - Y) * (w / w.sum())[:, None]
+
+
+# output code (mlpfast.kernels.softmax.OUT_*) -> (loss, its gradient with respect to the
+# output layer's pre-activation, output activation)
+OUTPUTS = {
+    0: (squared_loss, squared_grad, lambda Z: np.asarray(Z, np.float64)),
+    1: (xent_loss, xent_grad, softmax),
+    2: (binary_xent_loss, binary_xent_grad, logistic),
+    3: (poisson_loss, poisson_grad, lambda Z: np.exp(np.asarray(Z, np.float64))),
+}
 
 
 def forward(coefs, intercepts, X, activation):
@@ -86,29 +142,31 @@ def forward(coefs, intercepts, X, activation):
     return outs
 
 
-def loss(coefs, intercepts, X, target, activation, classify, alpha=0.0):
-    """scikit-learn's objective: mean loss + 0.5 * alpha * ||W||^2 / B."""
+def loss(coefs, intercepts, X, target, activation, output, alpha=0.0, sample_weight=None):
+    """scikit-learn's objective: weighted mean loss + 0.5 * alpha * ||W||^2 / sum(w)
+    (sum(w) = B without weights). output: an OUT_* code (True/False: softmax/identity)."""
     Z = forward(coefs, intercepts, X, activation)[-1]
-    data = xent_loss(Z, target) if classify else squared_loss(Z, target)
+    data = OUTPUTS[int(output)][0](Z, target, sample_weight)
     l2 = sum(float((np.asarray(W, np.float64) ** 2).sum()) for W in coefs)
-    return data + 0.5 * alpha * l2 / len(X)
+    return data + 0.5 * alpha * l2 / _weights(len(X), sample_weight).sum()
 
 
-def gradient(coefs, intercepts, X, target, activation, classify, alpha=0.0):
+def gradient(coefs, intercepts, X, target, activation, output, alpha=0.0, sample_weight=None):
     """(loss, dcoefs, dintercepts) by backpropagation."""
     outs = forward(coefs, intercepts, X, activation)
-    B = len(X)
+    wsum = _weights(len(X), sample_weight).sum()
     Z = outs[-1]
-    delta = xent_grad(Z, target) if classify else squared_grad(Z, target)
+    delta = OUTPUTS[int(output)][1](Z, target, sample_weight)
     dcoefs = [None] * len(coefs)
     dints = [None] * len(coefs)
     deriv = DERIVATIVES[activation]
     for i in range(len(coefs) - 1, -1, -1):
-        dcoefs[i] = outs[i].T @ delta + alpha * np.asarray(coefs[i], np.float64) / B
+        dcoefs[i] = outs[i].T @ delta + alpha * np.asarray(coefs[i], np.float64) / wsum
         dints[i] = delta.sum(axis=0)
         if i > 0:
             delta = (delta @ np.asarray(coefs[i], np.float64).T) * deriv(outs[i])
-    return loss(coefs, intercepts, X, target, activation, classify, alpha), dcoefs, dints
+    return (loss(coefs, intercepts, X, target, activation, output, alpha, sample_weight),
+            dcoefs, dints)
 
 
 def sgd_step(params, grads, velocities, lr, momentum, nesterov):
