@@ -46,3 +46,16 @@ def assign(theta, layout, coef_list, intercept_list):
         dst[...] = src
     for dst, src in zip(intercepts(theta, layout), intercept_list):
         dst[...] = src
+
+
+def packed_order(layout):
+    """(P,) int64 indices such that theta[order] is scikit-learn's packing of the same
+    parameters (its MLP's _pack: every coefs_[l].ravel() in layer order, (n_in, n_out) C
+    order, then every intercepts_[l]); theta[order] = packed is the inverse."""
+    coef_parts, bias_parts = [], []
+    for w0, b0, n_in, n_out in layout:
+        # coefs_[l][i, o] is Wt[o, i], at w0 + o * n_in + i
+        i, o = np.meshgrid(np.arange(n_in), np.arange(n_out), indexing="ij")
+        coef_parts.append((w0 + o * n_in + i).ravel())
+        bias_parts.append(b0 + np.arange(n_out))
+    return np.concatenate(coef_parts + bias_parts).astype(np.int64)
