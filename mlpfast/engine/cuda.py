@@ -56,17 +56,21 @@ def _dense(X):
 
 
 def _weights32(sample_weight, n):
-    """sample_weight (n,) as the float32 the GPU holds, checked: finite, >= 0, and no positive
-    weight that float32 cannot hold (it would round to 0 or overflow)."""
+    """sample_weight (n,) as the float32 the GPU holds, checked: finite, >= 0, no positive
+    weight that rounds to 0 in float32, and a sum (so every minibatch's) below float32's
+    largest value."""
     w = np.asarray(sample_weight, np.float64)
     if w.shape != (n,):
         raise ValueError(f"sample_weight has shape {w.shape}, X has {n} rows")
     if not np.isfinite(w).all() or (w < 0).any():
         raise ValueError("sample_weight must be finite and >= 0")
-    w32 = w.astype(np.float32)
-    if not np.isfinite(w32).all() or ((w32 == 0) & (w > 0)).any():
+    # every minibatch's sum must stay finite in float32 too: bound the whole sum
+    too_big = w.sum() >= np.finfo(np.float32).max
+    w32 = None if too_big else w.astype(np.float32)
+    if too_big or ((w32 == 0) & (w > 0)).any():
         raise ValueError("the CUDA engine holds sample weights in float32: positive weights "
-                         "must lie between 1.2e-38 and 3.4e38 (rescale them, or use device='cpu')")
+                         "must be at least 1.4e-45 and sum to less than 3.4e38 (rescale them, "
+                         "or use device='cpu')")
     return w32
 
 
@@ -189,13 +193,14 @@ class CUDAEngine(Engine):
     def _batch_rows(self):
         cap = self.spec.batch_size
         rows = np.full(self.n_batches, cap, np.float64)
-        rows[-1] = self.n - cap * (self.n_batches - 1)
+        if self.n_batches:
+            rows[-1] = self.n - cap * (self.n_batches - 1)
         return rows
 
     def _batch_weights(self):
         """Each minibatch's sum of weights (float64) in this epoch's order: its rows without
         weights."""
-        if self.sw is None:
+        if self.sw is None or self.n == 0:
             return self._batch_rows()
         starts = np.arange(0, self.n, self.spec.batch_size)
         return np.add.reduceat(self.sw[self.perm].astype(np.float64), starts)
