@@ -147,7 +147,8 @@ def test_output_kinds_and_weights_match_reference(rng, mode, output, C, weighted
                                      0.1, w)
     want = np.zeros(size)
     params.assign(want, layout, dW, db)
-    assert loss == pytest.approx(want_loss, rel=1e-5)
+    # float32 atomics over 512 rows; Poisson's terms cancel near the optimum
+    assert loss == pytest.approx(want_loss, rel=2e-5)
     np.testing.assert_allclose(grad, want, rtol=1e-3, atol=1e-6 * np.abs(want).max())
 
 
