@@ -13,6 +13,7 @@ from mlpfast import reference as ref
 from mlpfast.engine import NetSpec, resolve_device, simulator_enabled
 from mlpfast.errors import DeviceError
 from mlpfast.kernels import network
+from mlpfast.kernels.softmax import OUT_EXP, OUT_IDENTITY, OUT_LOGISTIC, OUT_SOFTMAX
 from mlpfast.registry import ACTIVATIONS
 
 pytestmark = pytest.mark.skipif(not simulator_enabled(), reason="needs NUMBA_ENABLE_CUDASIM=1")
@@ -25,6 +26,8 @@ if simulator_enabled():
 SMALL = ((4, 4, 3), (8, 8, 4))
 THREADS = (4, 4)
 WIDTHS = (5, 7, 4, 3)
+OUTPUTS = [OUT_IDENTITY, OUT_SOFTMAX, OUT_LOGISTIC, OUT_EXP]
+OUTPUT_IDS = ["identity", "softmax", "logistic", "exp"]
 
 
 @pytest.fixture
@@ -79,38 +82,298 @@ def test_xent_is_stable():
     assert acc[0] == pytest.approx(3 * ref.xent_loss(Z.astype(np.float64), y), rel=1e-6)
 
 
-def _problem(rng, classify, n=9):
-    layout, size = params.make_layout(WIDTHS)
+def _targets(rng, output, n, C):
+    """(y, Y, target) for an output kind: class indices for softmax, else Y (n, C): normal
+    values, {0, 1} labels, or Poisson counts (zeros among them)."""
+    if output == OUT_SOFTMAX:
+        y = rng.integers(0, C, n).astype(np.int32)
+        return y, np.zeros((n, 0), np.float32), y
+    if output == OUT_LOGISTIC:
+        Y = (rng.random((n, C)) < 0.4).astype(np.float32)
+    elif output == OUT_EXP:
+        Y = rng.poisson(1.5, (n, C)).astype(np.float32)
+    else:
+        Y = rng.standard_normal((n, C)).astype(np.float32)
+    return np.zeros(0, np.int32), Y, Y.astype(np.float64)
+
+
+def _problem(rng, output, n=9, widths=WIDTHS):
+    layout, size = params.make_layout(widths)
     theta = rng.uniform(-0.8, 0.8, size).astype(np.float32)
-    X = rng.standard_normal((n, WIDTHS[0])).astype(np.float32)
-    if classify:
-        y = rng.integers(0, WIDTHS[-1], n).astype(np.int32)
-        return layout, theta, X, y, np.zeros((n, 0), np.float32), y
-    Y = rng.standard_normal((n, WIDTHS[-1])).astype(np.float32)
-    return layout, theta, X, np.zeros(0, np.int32), Y, Y
+    X = rng.standard_normal((n, widths[0])).astype(np.float32)
+    return (layout, theta, X) + _targets(rng, int(output), n, widths[-1])
 
 
-@pytest.mark.parametrize("classify", [True, False])
+def _weights(rng, n):
+    """Sample weights in [0, 3) with a zero among them."""
+    w = 3 * rng.random(n)
+    w[1] = 0.0
+    return w
+
+
+def _ref_gradient(theta, layout, X, target, activation, output, alpha=0.0, sample_weight=None):
+    """reference.gradient at float32 theta, as (loss, flat gradient)."""
+    c64 = [c.astype(np.float64) for c in params.coefs(theta, layout)]
+    b64 = [b.astype(np.float64) for b in params.intercepts(theta, layout)]
+    loss, dW, db = ref.gradient(c64, b64, np.asarray(X, np.float64), target, activation, output,
+                                alpha, sample_weight)
+    flat = np.zeros(len(theta))
+    params.assign(flat, layout, dW, db)
+    return loss, flat
+
+
+def _engine(output, activation="tanh", solver=network.SGD, batch=9, widths=WIDTHS,
+            mode="persistent"):
+    spec = NetSpec(tuple(widths), ACTIVATIONS[activation], output, np.float32, solver, batch)
+    return CUDAEngine(spec, mode=mode, tiles=SMALL, threads=THREADS)
+
+
+@pytest.mark.parametrize("output", OUTPUTS, ids=OUTPUT_IDS)
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
-def test_gradient_matches_reference(rng, activation, classify):
-    """Every phase but the update: forward (gather, bias, activation), loss, weight gradient
-    with its bias column, input gradient through f'."""
-    layout, theta, X, y, Y, target = _problem(rng, classify)
-    spec = NetSpec(WIDTHS, ACTIVATIONS[activation], classify, np.float32, network.ADAM, len(X))
-    engine = CUDAEngine(spec, mode="persistent", tiles=SMALL, threads=THREADS)
-    loss, grad = engine.gradient(theta, X, y, Y)
-    coefs64 = [c.astype(np.float64) for c in params.coefs(theta, layout)]
-    ints64 = [b.astype(np.float64) for b in params.intercepts(theta, layout)]
-    want_loss, dW, db = ref.gradient(coefs64, ints64, X.astype(np.float64), target, activation,
-                                     classify)
-    want = np.zeros(len(theta))
-    params.assign(want, layout, dW, db)
+def test_gradient_matches_reference(rng, activation, output):
+    """Every phase of a step: forward (gather, bias, activation), each output kind's loss and
+    delta, weight gradient with its bias column, input gradient through f'; the update's SGD
+    step at learning rate -1 leaves the gradient in the velocity."""
+    layout, theta, X, y, Y, target = _problem(rng, output)
+    loss, grad = _engine(output, activation, network.ADAM).gradient(theta, X, y, Y)
+    want_loss, want = _ref_gradient(theta, layout, X, target, activation, output)
     assert loss == pytest.approx(want_loss, rel=1e-5)
     np.testing.assert_allclose(grad, want, rtol=2e-4, atol=2e-6)
 
 
+@pytest.mark.parametrize("output", OUTPUTS, ids=OUTPUT_IDS)
+@pytest.mark.parametrize("alpha", [0.0, 0.3])
+def test_weighted_gradient_matches_reference(rng, output, alpha):
+    """scikit-learn's weighted objective: w_r / sum(w) per row's delta, L2 over sum(w), loss
+    the weighted mean plus 0.5 * alpha * ||W||^2 / sum(w); a zero weight among the rows."""
+    layout, theta, X, y, Y, target = _problem(rng, output)
+    w = _weights(rng, len(X))
+    loss, grad = _engine(output, "relu").gradient(theta, X, y, Y, alpha, sample_weight=w)
+    want_loss, want = _ref_gradient(theta, layout, X, target, "relu", output, alpha, w)
+    assert loss == pytest.approx(want_loss, rel=1e-5)
+    np.testing.assert_allclose(grad, want, rtol=2e-4, atol=2e-6)
+
+
+def _output_layer(bias, n=3):
+    """One weight layer (2 -> C) with zero weights: every row's output pre-activation is bias."""
+    C = len(bias)
+    layout, size = params.make_layout((2, C))
+    theta = np.zeros(size, np.float32)
+    theta[layout[0, 1]:] = bias
+    return layout, theta, np.ones((n, 2), np.float32)
+
+
+def test_binary_cross_entropy_is_stable():
+    """Logits of +-1e4 (sigmoid exactly 0 or 1 in float32): the loss is finite, ~0 for the
+    right label and ~|z| for the wrong one; the hits count rows whose every label is right."""
+    layout, theta, X = _output_layer([1e4, -1e4, 0.5])
+    Y = np.array([[1, 0, 1], [0, 1, 1], [1, 0, 0]], np.float32)
+    engine = _engine(OUT_LOGISTIC, widths=(2, 3), batch=3)
+    loss, grad = engine.gradient(theta, X, np.zeros(0, np.int32), Y)
+    want_loss, want = _ref_gradient(theta, layout, X, Y.astype(np.float64), "relu",
+                                    OUT_LOGISTIC)
+    assert np.isfinite(loss) and np.isfinite(grad).all()
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
+    # row 0 is the one right everywhere
+    assert engine.d_stats.copy_to_host()[0, ck.ST_CORRECT] == 1
+
+
+def test_poisson_loss_with_zero_counts():
+    """y log y taken as 0 at y = 0: a row of zeros costs exactly mu = exp(z)."""
+    layout, theta, X = _output_layer([2.0, -3.0, 0.0], n=2)
+    Y = np.array([[0, 0, 0], [5, 0, 1]], np.float32)
+    engine = _engine(OUT_EXP, widths=(2, 3), batch=2)
+    loss, grad = engine.gradient(theta, X, np.zeros(0, np.int32), Y, sample_weight=[1.0, 0.0])
+    assert loss == pytest.approx(np.exp([2.0, -3.0, 0.0]).sum(), rel=1e-6)
+    want_loss, want = _ref_gradient(theta, layout, X, Y.astype(np.float64), "relu", OUT_EXP,
+                                    sample_weight=[1.0, 0.0])
+    assert loss == pytest.approx(want_loss, rel=1e-6)
+    np.testing.assert_allclose(grad, want, rtol=1e-5, atol=1e-7)
+    assert engine.d_stats.copy_to_host()[0, ck.ST_CORRECT] == 0
+
+
+@pytest.mark.parametrize("output", OUTPUTS, ids=OUTPUT_IDS)
+def test_predict_applies_the_output_activation(rng, output):
+    layout, theta, X, *_ = _problem(rng, output, n=11)
+    got = _engine(output).predict(theta, X)
+    c64 = [c.astype(np.float64) for c in params.coefs(theta, layout)]
+    b64 = [b.astype(np.float64) for b in params.intercepts(theta, layout)]
+    Z = ref.forward(c64, b64, X.astype(np.float64), "tanh")[-1]
+    np.testing.assert_allclose(got, ref.OUTPUTS[output][2](Z), rtol=1e-5, atol=1e-6)
+
+
+def _hyper(lr, alpha=0.0, momentum=0.0):
+    h = np.zeros(7, np.float64)
+    h[network.H_LR] = lr
+    h[network.H_ALPHA] = alpha
+    h[network.H_MOMENTUM] = momentum
+    h[network.H_BETA1], h[network.H_BETA2], h[network.H_EPSILON] = 0.9, 0.999, 1e-8
+    return h
+
+
+def _hits(theta, layout, X, target, output):
+    """Rows predicted right: softmax argmax == y, logistic every (z > 0) == (y > 0.5)."""
+    c64 = [c.astype(np.float64) for c in params.coefs(theta, layout)]
+    b64 = [b.astype(np.float64) for b in params.intercepts(theta, layout)]
+    Z = ref.forward(c64, b64, np.asarray(X, np.float64), "tanh")[-1]
+    if output == OUT_SOFTMAX:
+        return int((Z.argmax(axis=1) == target).sum())
+    if output == OUT_LOGISTIC:
+        return int(((Z > 0) == (target > 0.5)).all(axis=1).sum())
+    return 0
+
+
+def _reference_epoch(theta, layout, X, target, w, perm, batch, output, alpha, lr, adam_t=None):
+    """One epoch in float64 by reference.gradient: plain SGD (each weight moves by -lr times
+    its gradient) or, with adam_t (the step count so far), Adam. Skips minibatches whose
+    weights sum to 0. Returns (theta, summed loss (rows * minibatch loss), hits, adam_t)."""
+    theta = theta.astype(np.float64)
+    m, v = np.zeros_like(theta), np.zeros_like(theta)
+    total, hits = 0.0, 0
+    for start in range(0, len(X), batch):
+        rows = perm[start:start + batch]
+        wb = None if w is None else w[rows]
+        if wb is not None and wb.sum() == 0:
+            continue
+        loss, g = _ref_gradient(theta, layout, X[rows], target[rows], "tanh", output, alpha, wb)
+        total += len(rows) * loss
+        hits += _hits(theta, layout, X[rows], target[rows], output)
+        if adam_t is None:
+            theta = theta - lr * g
+        else:
+            adam_t += 1
+            theta = ref.adam_step([theta], [g], [m], [v], adam_t, lr)[0]
+    return theta, total, hits, adam_t
+
+
+@pytest.mark.parametrize("output", OUTPUTS, ids=OUTPUT_IDS)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_epoch_matches_reference_sgd(rng, output, weighted):
+    """One shuffled epoch of 3 minibatches (the last short) with L2: each step moves the
+    weights by -lr * the reference gradient of its rows (weights summed per minibatch in the
+    epoch's order), and the totals are scikit-learn's (rows * minibatch loss, hits, rows)."""
+    layout, theta, X, y, Y, target = _problem(rng, output, n=11)
+    w = 0.5 + 2 * rng.random(len(X)) if weighted else None
+    if weighted:
+        w[[0, 5]] = 0.0
+    engine = _engine(output, batch=4, mode="phased" if weighted else "persistent")
+    th = theta.copy()
+    engine.start(th, np.zeros_like(th), np.zeros(0, np.float32), X, y, Y, sample_weight=w)
+    state = np.array([7], np.uint64)
+    totals = engine.train_epoch(state, True, _hyper(0.2, alpha=0.05), np.zeros(2, np.int64))
+    engine.sync()
+    want, loss, hits, _ = _reference_epoch(theta, layout, X, target, w, engine.perm.copy(), 4,
+                                           output, 0.05, 0.2)
+    assert not np.array_equal(engine.perm, np.arange(len(X)))
+    np.testing.assert_allclose(th, want, rtol=0, atol=2e-5 * np.abs(want).max())
+    assert totals[0] == pytest.approx(loss, rel=2e-5)
+    assert totals[1] == hits and totals[2] == len(X)
+
+
+@pytest.mark.parametrize("mode", ["persistent", "phased"])
+def test_zero_weight_minibatch_is_skipped(rng, mode):
+    """Adam over minibatches whose middle one weighs 0: no update there, no Adam step (the
+    count moves by 2, the next step uses t = 2), nothing added to loss or hits."""
+    layout, theta, X, y, Y, target = _problem(rng, OUT_SOFTMAX, n=11)
+    w = rng.random(len(X)) + 0.1
+    w[4:8] = 0.0
+    engine = _engine(OUT_SOFTMAX, solver=network.ADAM, batch=4, mode=mode)
+    th = theta.copy()
+    m, v = np.zeros_like(th), np.zeros_like(th)
+    counters = np.zeros(2, np.int64)
+    engine.start(th, m, v, X, y, Y, sample_weight=w)
+    totals = engine.train_epoch(np.array([1], np.uint64), False, _hyper(0.01), counters)
+    engine.sync()
+    assert counters[network.C_ADAM_T] == 2
+    want, loss, hits, t = _reference_epoch(theta, layout, X, target, w, np.arange(len(X)), 4,
+                                           OUT_SOFTMAX, 0.0, 0.01, adam_t=0)
+    assert t == 2
+    np.testing.assert_allclose(th, want, rtol=0, atol=1e-5 * np.abs(want).max())
+    assert totals[0] == pytest.approx(loss, rel=2e-5)
+    assert totals[1] == hits and totals[2] == len(X)
+    assert (engine.d_stats.copy_to_host()[1] == 0).all()
+
+
+def _cpu_takes_weights():
+    import inspect
+
+    from mlpfast.engine import CPUEngine
+    return "sample_weight" in inspect.signature(CPUEngine.start).parameters
+
+
+@pytest.mark.skipif(not _cpu_takes_weights(),
+                    reason="the CPU engine does not take sample_weight in this tree yet")
+@pytest.mark.parametrize("output", OUTPUTS, ids=OUTPUT_IDS)
+def test_weighted_epoch_matches_cpu_engine(rng, output):
+    """The two engines on the same weighted, shuffled epoch with Adam and L2, a minibatch of
+    zero weights among them: same weights, totals and Adam step count."""
+    from mlpfast.engine import CPUEngine
+    layout, theta, X, y, Y, target = _problem(rng, output, n=15)
+    w = 0.5 + 2 * rng.random(len(X))
+    w[:4] = 0.0  # with shuffle=False below, the first minibatch
+    got = []
+    for make in (CPUEngine, CUDAEngine):
+        spec = NetSpec(WIDTHS, ACTIVATIONS["tanh"], output, np.float32, network.ADAM, 4)
+        engine = make(spec) if make is CPUEngine else make(spec, tiles=SMALL, threads=THREADS)
+        th, counters = theta.copy(), np.zeros(2, np.int64)
+        engine.start(th, np.zeros_like(th), np.zeros_like(th), X, y, Y, sample_weight=w)
+        totals = engine.train_epoch(np.array([5], np.uint64), False,
+                                    _hyper(0.01, alpha=0.05), counters)
+        engine.sync()
+        got.append((th, totals, counters[network.C_ADAM_T]))
+    (cpu, cpu_totals, cpu_t), (gpu, gpu_totals, gpu_t) = got
+    assert cpu_t == gpu_t == 3
+    np.testing.assert_allclose(gpu, cpu, rtol=0, atol=1e-4 * np.abs(cpu).max())
+    assert gpu_totals[0] == pytest.approx(cpu_totals[0], rel=1e-5)
+    np.testing.assert_array_equal(gpu_totals[1:], cpu_totals[1:])
+
+
+def test_unit_weights_are_the_unweighted_path(rng):
+    """Weights of 1 are the unweighted computation exactly (w_r / sum(w) = 1 / B, alpha / B)."""
+    layout, theta, X, y, Y, _ = _problem(rng, OUT_SOFTMAX, n=11)
+    out = []
+    for w in (None, np.ones(len(X))):
+        engine = _engine(OUT_SOFTMAX, solver=network.ADAM, batch=4)
+        th = theta.copy()
+        engine.start(th, np.zeros_like(th), np.zeros_like(th), X, y, Y, sample_weight=w)
+        totals = engine.train_epoch(np.array([3], np.uint64), True, _hyper(0.01, alpha=0.1),
+                                    np.zeros(2, np.int64))
+        engine.sync()
+        out.append((th, totals))
+    np.testing.assert_array_equal(out[0][0], out[1][0])
+    np.testing.assert_allclose(out[0][1], out[1][1], rtol=1e-6)
+
+
+def test_sparse_input_is_refused(rng):
+    sparse = pytest.importorskip("scipy.sparse")
+    layout, theta, X, y, Y, _ = _problem(rng, OUT_SOFTMAX)
+    Xs = sparse.csr_matrix(X)
+    engine = _engine(OUT_SOFTMAX)
+    message = "the CUDA engine needs dense X; convert with X.toarray()"
+    with pytest.raises(TypeError, match=message):
+        engine.start(theta, np.zeros_like(theta), np.zeros_like(theta), Xs, y, Y)
+    with pytest.raises(TypeError, match=message):
+        engine.predict(theta, Xs)
+    with pytest.raises(TypeError, match=message):
+        engine.gradient(theta, Xs, y, Y)
+
+
+@pytest.mark.parametrize("w,match", [
+    ([1.0, -1.0, 1.0], "finite and >= 0"),
+    ([1.0, np.nan, 1.0], "finite and >= 0"),
+    ([1.0, 1e-60, 1.0], "float32"),
+    ([1.0, 1.0], "shape"),
+])
+def test_bad_sample_weights(rng, w, match):
+    layout, theta, X, y, Y, _ = _problem(rng, OUT_SOFTMAX, n=3)
+    with pytest.raises(ValueError, match=match):
+        _engine(OUT_SOFTMAX).start(theta, np.zeros_like(theta), np.zeros_like(theta), X, y, Y,
+                                   sample_weight=np.array(w))
+
+
 def test_phased_mode_gives_the_persistent_gradient(rng):
-    layout, theta, X, y, Y, _ = _problem(rng, True)
+    layout, theta, X, y, Y, _ = _problem(rng, OUT_SOFTMAX)
     spec = NetSpec(WIDTHS, ACTIVATIONS["tanh"], True, np.float32, network.ADAM, len(X))
     a = CUDAEngine(spec, mode="persistent", tiles=SMALL, threads=THREADS).gradient(theta, X, y, Y)
     b = CUDAEngine(spec, mode="phased", tiles=SMALL, threads=THREADS).gradient(theta, X, y, Y)

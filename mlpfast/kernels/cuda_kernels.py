@@ -11,11 +11,20 @@ One step of training is a fixed list of phases, each a grid-stride loop over ind
 
     forward l = 0..L-1   Z = A_l . Wt_l^T + b_l, activation (and dropout) in the epilogue; layer
                          0 reads its rows straight from X through the epoch's permutation
-    loss                 stable softmax + cross-entropy gradient (y_hat - y) / B, one pass per
-                         row (or the squared-error gradient); loss and hits summed per step
+    loss                 the output layer's loss and its gradient (y_hat - y) * w_r / sum(w)
+                         (every output kind is its loss's canonical link): stable softmax +
+                         cross-entropy one pass per row, sigmoid + binary cross-entropy one
+                         thread per row, squared error and exp + Poisson deviance one thread
+                         per element; weighted loss and hits summed per step
     backward l = L-1..0  dWt_l = dZ^T . A_l, the bias gradient summed by the same tiles, and
                          dA_l = dZ . Wt_l times f'(h) from the stored output (l > 0)
-    update               L2, then SGD (momentum, Nesterov) or Adam over the whole flat buffer
+    update               L2 (alpha / sum(w)), then SGD (momentum, Nesterov) or Adam over the
+                         whole flat buffer
+
+Sample weights (scikit-learn's semantics): sw (N,) float32 holds each row's weight, and wsums
+(steps,) float32 each step's sum of weights, summed by the host in float64 for the epoch's
+permutation (without weights: the step's rows, so w_r / sum(w) is exactly 1 / B as before). A
+step whose weights sum to 0 runs no phase at all (its stats are zeroed; no update).
 
 `make_kernels()` builds two kernels from the same phase code: a persistent one that runs every
 phase of a run of steps with a grid-wide sync between phases (one launch per epoch or progress
@@ -34,6 +43,7 @@ from numba import cuda, float32, uint64
 
 from .activations import IDENTITY, LEAKY_RELU, LOGISTIC, RELU, TANH
 from .network import ADAM
+from .softmax import OUT_EXP, OUT_LOGISTIC, OUT_SOFTMAX
 from .random import _GAMMA, _M1, _M2, _S27, _S30, _S31
 
 SIM = bool(numba_config.ENABLE_CUDASIM)
@@ -60,10 +70,13 @@ MODE_DWEIGHT = 3   # grad Wt[m, n] = acc; tiles at n0 = 0 also write grad b[m] =
 
 # hyper (float32 device array) slots
 HY_ALPHA, HY_MOMENTUM, HY_B1, HY_B2, HY_C1, HY_C2, HY_EPS, HY_RATE, HY_KEEP = range(9)
-# ip (int32 device array) slots
-IP_N, IP_CAP, IP_L, IP_HIDDEN, IP_CLASSIFY, IP_SOLVER, IP_NESTEROV = range(7)
-IP_SIZE = 7
-# stats (steps, 2) float32: summed loss (with the L2 term) and rows predicted right, per step
+# ip (int32 device array) slots: IP_OUTPUT is NetSpec.output (kernels.softmax.OUT_*),
+# IP_WEIGHTED 1 when sw holds sample weights (0: sw is a placeholder, never read)
+IP_N, IP_CAP, IP_L, IP_HIDDEN, IP_OUTPUT, IP_SOLVER, IP_NESTEROV, IP_WEIGHTED = range(8)
+IP_SIZE = 8
+# stats (steps, 2) float32: the step's weighted summed loss plus the L2 term
+# 0.5 * alpha * ||W||^2 (the host divides by the step's sum of weights), and rows predicted
+# right (unweighted), per step
 ST_LOSS, ST_CORRECT = range(2)
 
 # threads per block are TX * TY; each tile config is (BM, BN, BK), BM a multiple of TY and BN of TX
@@ -361,12 +374,21 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                          acts, a_off, seed, layer - 1, rate, keep)
 
     @cuda.jit(device=True)
-    def xent_rows_sim(Z, z_off, dZ, d_off, y, perm, start, rows, C, scale, acc):
+    def row_weight(sw, weighted, perm, start, r):
+        """Row r's sample weight (1 without weights)."""
+        if weighted:
+            return sw[perm[start + r]]
+        return F1
+
+    @cuda.jit(device=True)
+    def xent_rows_sim(Z, z_off, dZ, d_off, y, perm, start, rows, C, sw, weighted, wsum, acc):
         """Thread per row (the simulator has no warp shuffles)."""
         nthreads = cuda.gridDim.x * NT
         for r in range(cuda.blockIdx.x * NT + cuda.threadIdx.x, rows, nthreads):
             base = z_off + r * C
             t = y[perm[start + r]]
+            w = row_weight(sw, weighted, perm, start, r)
+            scale = w / wsum
             m = Z[base]
             best = 0
             for k in range(1, C):
@@ -382,7 +404,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 if k == t:
                     g -= scale
                 dZ[d_off + r * C + k] = g
-            cuda.atomic.add(acc, 0, math.log(s) + m - Z[base + t])
+            cuda.atomic.add(acc, 0, w * (math.log(s) + m - Z[base + t]))
             if best == t:
                 cuda.atomic.add(acc, 1, F1)
 
@@ -408,7 +430,7 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
         return s
 
     @cuda.jit(device=True)
-    def xent_rows_warp(Z, z_off, dZ, d_off, y, perm, start, rows, C, scale, acc):
+    def xent_rows_warp(Z, z_off, dZ, d_off, y, perm, start, rows, C, sw, weighted, wsum, acc):
         """Warp per row: lanes stride the row, shuffles reduce max / argmax / sum. The row is
         read three times (max, sum, gradient); a form holding the row in registers measured
         slower on an H200 (1.39 against 1.57 TB/s at 65536 x 1024), so this one stays."""
@@ -418,6 +440,8 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
         for r in range(warp, rows, nwarps):
             base = z_off + r * C
             t = y[perm[start + r]]
+            w = row_weight(sw, weighted, perm, start, r)
+            scale = w / wsum
             m = NEG_INF
             best = C
             for k in range(lane, C, 32):
@@ -437,24 +461,67 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                     g -= scale
                 dZ[d_off + r * C + k] = g
             if lane == 0:
-                cuda.atomic.add(acc, 0, math.log(s) + m - Z[base + t])
+                cuda.atomic.add(acc, 0, w * (math.log(s) + m - Z[base + t]))
                 if best == t:
                     cuda.atomic.add(acc, 1, F1)
 
     xent_rows = xent_rows_sim if SIM else xent_rows_warp
 
     @cuda.jit(device=True)
-    def sqerr_rows(Z, z_off, dZ, d_off, Y, perm, start, rows, C, scale, acc):
+    def pointwise_rows(Z, z_off, dZ, d_off, Y, perm, start, rows, C, sw, weighted, wsum, code,
+                       acc):
+        """Thread per element, for the outputs without hits: identity + half squared error
+        (z - y), or exp + half Poisson deviance y log(y / mu) - y + mu, mu = exp(z) (mu - y;
+        y log y is 0 at y = 0). Times w_r / sum(w); the weighted losses summed into acc[0]."""
         nthreads = cuda.gridDim.x * NT
         total = rows * C
         part = F0
         for e in range(cuda.blockIdx.x * NT + cuda.threadIdx.x, total, nthreads):
             r = e // C
             k = e - r * C
-            d = Z[z_off + e] - Y[perm[start + r], k]
-            part += HALF * d * d
-            dZ[d_off + e] = d * scale
+            w = row_weight(sw, weighted, perm, start, r)
+            z = Z[z_off + e]
+            t = Y[perm[start + r], k]
+            if code == OUT_EXP:
+                mu = math.exp(z)
+                d = mu - t
+                if t > F0:
+                    part += w * (t * (math.log(t) - z) + d)
+                else:
+                    part += w * mu
+            else:
+                d = z - t
+                part += w * (HALF * d * d)
+            dZ[d_off + e] = d * (w / wsum)
         cuda.atomic.add(acc, 0, part)
+
+    @cuda.jit(device=True)
+    def logistic_rows(Z, z_off, dZ, d_off, Y, perm, start, rows, C, sw, weighted, wsum, acc):
+        """Thread per row: sigmoid per output and binary cross-entropy, written
+        max(z, 0) - y z + log1p(exp(-|z|)) (finite for any z), gradient (sigmoid(z) - y) *
+        w_r / sum(w); a row is a hit when every output's (z > 0) is its (y > 0.5)."""
+        nthreads = cuda.gridDim.x * NT
+        part = F0
+        hits = F0
+        for r in range(cuda.blockIdx.x * NT + cuda.threadIdx.x, rows, nthreads):
+            base = z_off + r * C
+            row = perm[start + r]
+            w = row_weight(sw, weighted, perm, start, r)
+            scale = w / wsum
+            lrow = F0
+            hit = True
+            for k in range(C):
+                z = Z[base + k]
+                t = Y[row, k]
+                lrow += max(z, F0) - t * z + math.log1p(math.exp(-abs(z)))
+                dZ[d_off + r * C + k] = (act_forward(z, LOGISTIC) - t) * scale
+                if (z > F0) != (t > HALF):
+                    hit = False
+            part += w * lrow
+            if hit:
+                hits += F1
+        cuda.atomic.add(acc, 0, part)
+        cuda.atomic.add(acc, 1, hits)
 
     @cuda.jit(device=True)
     def block_to_stats(acc, stats, step, alpha_term):
@@ -466,7 +533,8 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
             cuda.atomic.add(stats, (step, ST_CORRECT), acc[1])
 
     @cuda.jit(device=True)
-    def loss(step, y, Y, perm, start, rows, acts, deltas, widths, cap, L, classify, stats):
+    def loss(step, y, Y, sw, weighted, perm, start, rows, acts, deltas, widths, cap, L, code,
+             wsum, stats):
         acc = cuda.shared.array(2, float32)
         if cuda.threadIdx.x == 0:
             acc[0] = F0
@@ -474,23 +542,27 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
         cuda.syncthreads()
         C = widths[L]
         off = _layer_offset(widths, cap, L)
-        scale = F1 / float32(rows)
-        if classify:
-            xent_rows(acts, off, deltas, off, y, perm, start, rows, C, scale, acc)
+        if code == OUT_SOFTMAX:
+            xent_rows(acts, off, deltas, off, y, perm, start, rows, C, sw, weighted, wsum, acc)
+        elif code == OUT_LOGISTIC:
+            logistic_rows(acts, off, deltas, off, Y, perm, start, rows, C, sw, weighted, wsum,
+                          acc)
         else:
-            sqerr_rows(acts, off, deltas, off, Y, perm, start, rows, C, scale, acc)
+            pointwise_rows(acts, off, deltas, off, Y, perm, start, rows, C, sw, weighted, wsum,
+                           code, acc)
         block_to_stats(acc, stats, step, F0)
 
     @cuda.jit(device=True)
-    def update(step, rows, theta, grad, opt1, opt2, layout, L, solver, nesterov, lr, hyper,
+    def update(step, wsum, theta, grad, opt1, opt2, layout, L, solver, nesterov, lr, hyper,
                stats):
-        """L2 on the weights (and its loss term), then the optimizer step, over all P."""
+        """L2 on the weights (alpha / sum(w), and its loss term), then the optimizer step,
+        over all P."""
         acc = cuda.shared.array(1, float32)
         if cuda.threadIdx.x == 0:
             acc[0] = F0
         cuda.syncthreads()
         alpha = hyper[HY_ALPHA]
-        coef = alpha / float32(rows)
+        coef = alpha / wsum
         P = theta.shape[0]
         sq = F0
         for p in range(cuda.blockIdx.x * NT + cuda.threadIdx.x, P, cuda.gridDim.x * NT):
@@ -524,14 +596,15 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 cuda.atomic.add(stats, (step, ST_LOSS), HALF * alpha * acc[0])
 
     @cuda.jit(device=True)
-    def probs(rows, acts, widths, cap, L, classify, out):
-        """out (rows, C) = softmax of the output block (or the block itself for regression)."""
+    def probs(rows, acts, widths, cap, L, code, out):
+        """out (rows, C) = the output activation of the output block: softmax, sigmoid, exp,
+        or the block itself (identity)."""
         C = widths[L]
         off = _layer_offset(widths, cap, L)
         nthreads = cuda.gridDim.x * NT
         for r in range(cuda.blockIdx.x * NT + cuda.threadIdx.x, rows, nthreads):
             base = off + r * C
-            if classify:
+            if code == OUT_SOFTMAX:
                 m = acts[base]
                 for k in range(1, C):
                     m = max(m, acts[base + k])
@@ -541,6 +614,12 @@ def make_phases(tiles=TILES, tx_n=TX, ty_n=TY):
                 inv = F1 / s
                 for k in range(C):
                     out[r, k] = math.exp(acts[base + k] - m) * inv
+            elif code == OUT_LOGISTIC:
+                for k in range(C):
+                    out[r, k] = act_forward(acts[base + k], LOGISTIC)
+            elif code == OUT_EXP:
+                for k in range(C):
+                    out[r, k] = math.exp(acts[base + k])
             else:
                 for k in range(C):
                     out[r, k] = acts[base + k]
@@ -571,7 +650,7 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
     steps_persistent[grid, NT](...)  phases ph_first..ph_last-1 of steps b_first..b_last-1,
                                      grid-wide sync between phases (cooperative launch)
     steps_phased[grid, NT](...)      the same body without the syncs: launch one phase at a time
-    predict_persistent / _phased     forward + softmax of the rows of X into out, same scheme
+    predict_persistent / _phased     forward + output activation of the rows of X into out
     gemm_plain[grid, NT]             c (M, N) = a (M, K) . b (K, N), row-major, for benchmarks
     xent[grid, NT]                   the fused softmax + cross-entropy gradient alone
     """
@@ -584,32 +663,38 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
 
     def make_steps(sync):
         @cuda.jit
-        def steps(X, y, Y, perm, theta, grad, opt1, opt2, layout, widths, acts, deltas, stats,
-                  lrs, hyper, ip, b_first, b_last, ph_first, ph_last, seed):
+        def steps(X, y, Y, sw, perm, theta, grad, opt1, opt2, layout, widths, acts, deltas,
+                  stats, lrs, wsums, hyper, ip, b_first, b_last, ph_first, ph_last, seed):
             N = ip[IP_N]
             cap = ip[IP_CAP]
             L = ip[IP_L]
             hidden = ip[IP_HIDDEN]
+            weighted = ip[IP_WEIGHTED] != 0
             rate = hyper[HY_RATE]
             keep = hyper[HY_KEEP]
             for b in range(b_first, b_last):
                 start = b * cap
                 rows = min(cap, N - start)
+                # the step's sum of weights; 0 skips the step (the same on every block)
+                wsum = wsums[b]
+                live = wsum > F0
                 for ph in range(ph_first, ph_last):
-                    if ph < L:
-                        if ph == 0 and cuda.blockIdx.x == 0 and cuda.threadIdx.x == 0:
-                            stats[b, ST_LOSS] = F0
-                            stats[b, ST_CORRECT] = F0
+                    if ph == 0 and cuda.blockIdx.x == 0 and cuda.threadIdx.x == 0:
+                        stats[b, ST_LOSS] = F0
+                        stats[b, ST_CORRECT] = F0
+                    if not live:
+                        pass  # nothing but the syncs, which every block must reach
+                    elif ph < L:
                         forward(ph, X, perm, start, rows, acts, theta, layout, widths, cap,
                                 hidden, L, seed, rate, keep)
                     elif ph == L:
-                        loss(b, y, Y, perm, start, rows, acts, deltas, widths, cap, L,
-                             ip[IP_CLASSIFY] != 0, stats)
+                        loss(b, y, Y, sw, weighted, perm, start, rows, acts, deltas, widths, cap,
+                             L, ip[IP_OUTPUT], wsum, stats)
                     elif ph <= 2 * L:
                         backward(2 * L - ph, X, perm, start, rows, acts, deltas, theta, grad,
                                  layout, widths, cap, hidden, seed, rate, keep)
                     else:
-                        update(b, rows, theta, grad, opt1, opt2, layout, L, ip[IP_SOLVER],
+                        update(b, wsum, theta, grad, opt1, opt2, layout, L, ip[IP_SOLVER],
                                ip[IP_NESTEROV] != 0, lrs[b], hyper, stats)
                     sync()
         return steps
@@ -617,14 +702,14 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
     def make_predict(sync):
         @cuda.jit
         def predict(X, perm, rows, theta, layout, widths, acts, out, ip, ph_first, ph_last):
-            # phases: forward l = 0..L-1, then L = probabilities (or values) into out
+            # phases: forward l = 0..L-1, then L = the output activation into out
             L = ip[IP_L]
             for ph in range(ph_first, ph_last):
                 if ph < L:
                     forward(ph, X, perm, 0, rows, acts, theta, layout, widths, rows,
                             ip[IP_HIDDEN], L, 0, F0, F1)
                 else:
-                    probs(rows, acts, widths, rows, L, ip[IP_CLASSIFY] != 0, out)
+                    probs(rows, acts, widths, rows, L, ip[IP_OUTPUT], out)
                 sync()
         return predict
 
@@ -640,7 +725,8 @@ def make_kernels(tiles=TILES, tx_n=TX, ty_n=TY):
     @cuda.jit
     def xent(z, y, perm, dz, acc, rows, C):
         """dz = (softmax(z) - onehot(y)) / rows for z (rows, C) flat; acc += (loss, hits)."""
-        xent_rows(z, 0, dz, 0, y, perm, 0, rows, C, F1 / float32(rows), acc)
+        # unweighted (z stands in for the weights, never read): the scale is 1 / rows
+        xent_rows(z, 0, dz, 0, y, perm, 0, rows, C, z, False, float32(rows), acc)
 
     k = Kernels()
     k.NT = NT
