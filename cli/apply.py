@@ -23,7 +23,7 @@ def predict(model, data_file, out_file, proba, **fmt_opts):
     Writes one row per input row, in order: the predicted label (column `prediction`) and,
     with --proba, `proba_<class>` columns. DATA (a file, or - for standard input) is read in
     blocks by the schema stored in the model, exactly as training read its file; columns the
-    model does not use (the target among them) are ignored.
+    model does not use (the target and a --sample-weight column among them) are ignored.
 
     \b
     Examples:
@@ -43,23 +43,30 @@ def predict(model, data_file, out_file, proba, **fmt_opts):
 @click.argument("model", type=click.Path())
 @click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False))
 @click.option("--target", help="Target column. [default: the one the model was trained on]")
+@click.option("--sample-weight", metavar="COLUMN",
+              help="Weigh the metrics by this column's row weights. [default: the model's "
+                   "--sample-weight column when DATA has it]")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object on stdout.")
 @csv_options(model=True)
-def evaluate(model, data_file, target, as_json, **fmt_opts):
+def evaluate(model, data_file, target, sample_weight, as_json, **fmt_opts):
     """Score MODEL on a labelled CSV file.
 
     Classification: loss, accuracy, per-class precision, recall and F1, macro and weighted
-    averages, and the confusion matrix. Regression: loss, MSE, MAE and R2.
+    averages, and the confusion matrix. Regression: loss, MSE, MAE and R2. A model trained
+    with --sample-weight weighs every metric by that column when DATA has it (and says so);
+    support and the confusion matrix are then sums of weights.
 
     \b
     Examples:
       mlpfast evaluate runs/letters datasets/letter-recognition.csv
       mlpfast evaluate runs/letters test.csv --json | jq .accuracy
+      mlpfast evaluate runs/claims test.csv --sample-weight exposure
     """
     from mlpfast import tabular
     run = tabular.load(model)
     with notes_to_stderr():
-        result = run.evaluate(data_file, target=target, csv=csv_format(fmt_opts, run.schema.csv))
+        result = run.evaluate(data_file, target=target, csv=csv_format(fmt_opts, run.schema.csv),
+                              sample_weight=sample_weight)
     if as_json:
         click.echo(json.dumps(result))
     else:
@@ -67,20 +74,27 @@ def evaluate(model, data_file, target, as_json, **fmt_opts):
 
 
 def _report(r):
+    by = r.get("sample_weight")
+    head = (f"weighted by column {by!r} (total weight {r['weight_sum']:.6g} in {r['rows']} rows)\n"
+            if by else "")
     if r["task"] == "regression":
-        return (f"rows {r['rows']}\nloss {r['loss']:.6g}\nmse  {r['mse']:.6g}\n"
+        return (f"{head}rows {r['rows']}\nloss {r['loss']:.6g}\nmse  {r['mse']:.6g}\n"
                 f"mae  {r['mae']:.6g}\nr2   {r['r2']:.6f}")
     width = max(12, max(len(lab) for lab in r["labels"]) + 2)
-    lines = [f"rows {r['rows']}   loss {r['loss']:.4f}   accuracy {r['accuracy']:.4f}", "",
+    count = (lambda v: f"{v:>10.6g}") if by else (lambda v: f"{v:>10d}")  # noqa: E731
+    lines = [f"{head}rows {r['rows']}   loss {r['loss']:.4f}   accuracy {r['accuracy']:.4f}", "",
              f"{'class':<{width}}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>10}"]
     for lab, m in r["per_class"].items():
         lines.append(f"{lab:<{width}}{m['precision']:>10.4f}{m['recall']:>10.4f}"
-                     f"{m['f1']:>10.4f}{m['support']:>10d}")
+                     f"{m['f1']:>10.4f}{count(m['support'])}")
     for avg in ("macro", "weighted"):
         m = r[avg]
         lines.append(f"{avg + ' avg':<{width}}{m['precision']:>10.4f}{m['recall']:>10.4f}"
-                     f"{m['f1']:>10.4f}{r['rows']:>10d}")
-    lines += ["", "confusion matrix (rows: true class, columns: predicted)"]
+                     f"{m['f1']:>10.4f}{count(r['weight_sum'] if by else r['rows'])}")
+    lines += ["", "confusion matrix (rows: true class, columns: predicted)" +
+              (" in sums of weights" if by else "")]
+    if by:
+        r = dict(r, confusion_matrix=[[f"{v:.6g}" for v in row] for row in r["confusion_matrix"]])
     cw = max(5, max(len(lab) for lab in r["labels"]) + 1,
              max(len(str(v)) for row in r["confusion_matrix"] for v in row) + 1)
     lines.append(" " * width + "".join(f"{lab:>{cw}}" for lab in r["labels"]))

@@ -41,6 +41,8 @@ def _load_config(ctx, param, value):
             raise click.BadParameter(f"{value}: unknown option {key!r}", ctx, param)
         if isinstance(v, list):
             v = ",".join(str(x) for x in v)
+        elif isinstance(v, dict):  # class_weight = {A = 2, B = 1}
+            v = ",".join(f"{k}={x}" for k, x in v.items())
         defaults[name] = v
     ctx.default_map = {**(ctx.default_map or {}), **defaults}
     return value
@@ -62,6 +64,37 @@ def _finite(ctx, param, value):
     if value is not None and not math.isfinite(value):
         raise click.BadParameter(f"{value} is not a finite number")
     return value
+
+
+def _class_weight(ctx, param, value):
+    """'balanced', or 'A=2,B=1' -> {'A': 2.0, 'B': 1.0} (--config's table {A = 2, B = 1}
+    arrives as the same text). The labels are matched to the target's classes, and the
+    weights checked, by the library."""
+    if value is None:
+        return None
+    if str(value).strip().lower() == "balanced":
+        return "balanced"
+    pairs = []
+    for item in str(value).split(","):
+        if not item.strip():
+            continue
+        label, eq, weight = item.rpartition("=")
+        if not eq or not label.strip():
+            raise click.BadParameter(f"{item.strip()!r} is not label=weight; give 'balanced' "
+                                     "or pairs such as 'A=2,B=1'")
+        pairs.append((label.strip(), weight.strip()))
+    if not pairs:
+        raise click.BadParameter("give 'balanced' or pairs such as 'A=2,B=1'")
+    out = {}
+    for label, weight in pairs:
+        try:
+            number = float(weight)
+        except (TypeError, ValueError):
+            raise click.BadParameter(f"the weight of {label!r} is {weight!r}, not a number") from None
+        if label in out:
+            raise click.BadParameter(f"names {label!r} twice")
+        out[label] = number
+    return out
 
 
 def _hidden(ctx, param, value):
@@ -111,6 +144,14 @@ def _hidden(ctx, param, value):
               help="Most one-hot features a text column may take.")
 @click.option("--scale-target/--no-scale-target", default=True, show_default=True,
               help="Standardise a regression target (predictions stay in its units).")
+@click.option("--sample-weight", metavar="COLUMN",
+              help="Column of per-row weights (numbers >= 0; a row of weight 2 counts twice, 0 "
+                   "not at all): the loss and the validation score are weighted means. Not a "
+                   "feature; --val files need it too.")
+@click.option("--class-weight", callback=_class_weight, metavar="balanced|LABEL=W,...",
+              help="Weigh classes (classification): 'balanced' (inverse class frequency in "
+                   "the training rows) or label=weight pairs, others 1, e.g. 'A=2,B=0.5'. "
+                   "Multiplies --sample-weight.")
 @csv_options
 @click.option("--hidden", default="128", show_default=True, callback=_hidden,
               help="Hidden layer widths, comma-separated.")
@@ -152,6 +193,9 @@ def train(data_file, out_dir, **opts):
       mlpfast train datasets/adult.csv --hidden 64 --epochs 20 --out runs/adult
       mlpfast train houses.csv --target price --early-stopping
       mlpfast train prices.csv --sep ';' --decimal ',' --na-values -999
+      mlpfast train claims.csv --target fraud --sample-weight exposure
+      mlpfast train claims.csv --target fraud --class-weight balanced
+      mlpfast train letters.csv --target Letter --class-weight 'A=2,B=0.5'
     """
     from mlpfast import tabular
     from mlpfast.tabular.flow import new_run_folder
@@ -235,7 +279,7 @@ LIBRARY_NAMES = {
     "lr": "learning_rate_init", "batch_size": "batch_size", "epochs": "max_iter",
     "momentum": "momentum", "alpha": "alpha", "dropout": "dropout",
     "early_stopping": "early_stopping", "patience": "n_iter_no_change", "device": "device",
-    "dtype": "dtype"}
+    "dtype": "dtype", "sample_weight": "sample_weight", "class_weight": "class_weight"}
 OPTION_NAMES = {v: "--" + k.replace("_file", "").replace("_", "-") for k, v in LIBRARY_NAMES.items()}
 OPTION_NAMES["data"] = "DATA"
 
@@ -282,6 +326,15 @@ class _Monitor:
         self.task = sc.task
         self.say(f"data: {event['train_rows']} training rows, {event['val_rows']} validation "
                  f"rows; {len(sc.columns)} columns ({sc.describe()}) -> {sc.n_features} features")
+        weights = []
+        if event.get("sample_weight"):
+            weights.append(f"column {event['sample_weight']!r}")
+        cw = event.get("class_weight")
+        if cw:
+            weights.append("class weights " + (cw if isinstance(cw, str) else
+                                               ", ".join(f"{k}={v:g}" for k, v in cw.items())))
+        if weights:
+            self.say("weights: " + " x ".join(weights))
         if self.device == "auto":
             self.say(f"device: auto -> {self.chosen}" +
                      ("" if self.chosen == "cuda" else f" ({self.why_not_cuda})"))
@@ -326,6 +379,7 @@ def _summary(run, out_dir):
     test = summary.get("test")
     if test:
         key = "accuracy" if task == "classification" else "r2"
-        lines.append(f"test: loss {test['loss']:.4f}, {key} {test[key]:.4f}")
+        by = f" (weighted by {test['sample_weight']!r})" if test.get("sample_weight") else ""
+        lines.append(f"test{by}: loss {test['loss']:.4f}, {key} {test[key]:.4f}")
     lines.append(f"wrote {out_dir}/model.npz, metrics.csv, run.json")
     return "\n".join(lines)

@@ -34,8 +34,8 @@ SAVE_SHARE = 0.01
 def train(data, target=None, *, features=None, drop=None, categorical=(), task=None,
           val_fraction=0.1, val=None, test=None, on_missing="impute", na_values=(),
           default_na=True, max_categories=100, scale_target=True, csv=None, seed=0,
-          callback=None, out=None, force=False, checkpoint_every=None, stop=None,
-          block_bytes=None, **params):
+          sample_weight=None, class_weight=None, callback=None, out=None, force=False,
+          checkpoint_every=None, stop=None, block_bytes=None, **params):
     """Train an MLP on a CSV file; returns a Run (saved to the folder `out` when given).
 
     data: a path, '-' for standard input, a pipe, or a DataFrame of raw columns (written as
@@ -45,7 +45,17 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
     (stratified, every class keeping a training row) or the file `val` validates; `test` is
     checked before training and scored after it. `scale_target` standardises a regression
     target (predictions and metrics stay in its units). csv: a CSVFormat (how the file is
-    written). `out`: the run folder to write (refused before any work when it holds files,
+    written).
+    sample_weight: the column holding each row's weight (scikit-learn's sample_weight: the
+    loss is the weighted mean; 2 counts a row twice): numbers, finite and >= 0, never
+    imputed; no feature and not the target. Rows of weight 0 are kept (and said). The
+    validation rows (split or `val`, which must have the column) carry their weights, so the
+    validation loss and score are weighted; the column's name is stored in the model
+    (evaluate weighs its metrics by it when a file has it; predict ignores it).
+    class_weight (classification): 'balanced' (n_samples / (n_classes * bincount(y)) over
+    the training rows) or {label: weight} with labels as the target column writes them
+    (matched as the schema matches classes: text stripped, numbers by value); labels not
+    named weigh 1. With sample_weight, the two multiply. `out`: the run folder to write (refused before any work when it holds files,
     unless `force`; locked against a second process while training), rewritten whole with a
     checkpoint after every epoch (fewer when epochs are so short that saving would take over
     1 % of the time), or every `checkpoint_every` seconds (see resume()). `stop`: an object
@@ -65,8 +75,12 @@ def train(data, target=None, *, features=None, drop=None, categorical=(), task=N
                    task=task, val_fraction=val_fraction, val=val, test=test,
                    on_missing=on_missing, na_values=na_values, default_na=default_na,
                    max_categories=max_categories, scale_target=scale_target, csv=csv, seed=seed,
+                   sample_weight=sample_weight, class_weight=class_weight_option(class_weight),
                    callback=callback, block_bytes=block_bytes, stop=stop,
                    checkpoint_every=checkpoint_every, **params)
+    if options["class_weight"] is not None and task == "regression":
+        raise DataError("--class-weight weighs classes, and --task regression has none; leave "
+                        "it out, or weigh rows with --sample-weight")
     if out is None:
         return _finish(_train_frame_or_file(data, options), None, force)
     from .folder import check_target, lock
@@ -93,9 +107,13 @@ def _resume(folder, callback, stop, checkpoint_every, block_bytes, option_names,
     from .folder import read_checkpoint
     summary, state, watch = read_checkpoint(folder)
     config = dict(summary["config"])
+    for key in ("sample_weight", "class_weight"):  # runs from before these options had none
+        config.setdefault(key, None)
     names = option_names or {}
     if "data" in given:
         config["data"] = summary["data"]["file"]
+    if "class_weight" in given:
+        given["class_weight"] = class_weight_option(given["class_weight"])
     conflicts = [k for k, v in given.items() if k in config and _plain(v) != _plain(config[k])]
     if conflicts:
         shown = ", ".join(f"{names.get(k, k)} {_shown(given[k])} (the run has "
@@ -140,6 +158,8 @@ def _shown(v):
     v = _plain(v)
     if isinstance(v, list):
         return ",".join(map(str, v)) or "(none)"
+    if isinstance(v, dict):
+        return ",".join(f"{k}={w:g}" for k, w in v.items()) or "(none)"
     return "(none)" if v is None else str(v)
 
 
@@ -149,6 +169,8 @@ def _plain(v):
         return [_plain(x) for x in v]
     if isinstance(v, list):
         return [_plain(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
     return v
 
 
@@ -159,11 +181,11 @@ def _train_frame_or_file(data, options):
                             "validation file (--val) as -, not both")
         return _train(data, **options)
     # column names become text, as in a CSV header, and so do the options naming them
-    for key in ("target", "features", "drop", "categorical"):
+    for key in ("target", "features", "drop", "categorical", "sample_weight"):
         value = options[key]
         if value is not None and not isinstance(value, str):
             options[key] = [str(v) for v in value] if isinstance(value, (list, tuple)) else str(value)
-        elif isinstance(value, str) and key != "target":
+        elif isinstance(value, str) and key not in ("target", "sample_weight"):
             options[key] = [value]
     with _frame_as_csv(data) as path:
         run = _train(path, source_name="DataFrame", **options)
@@ -189,7 +211,7 @@ def _finish(run, out, force):
 def _train(data, target, *, features, drop, categorical, task, val_fraction, val, test,
            on_missing, na_values, default_na, max_categories, scale_target, csv, seed, callback,
            block_bytes, stop=None, checkpoint_every=None, out=None, force=False,
-           resume_state=None, source_name=None, **params):
+           resume_state=None, source_name=None, sample_weight=None, class_weight=None, **params):
     t_start = time.perf_counter()
     fmt = csv or CSVFormat()
     config = dict(target=target, features=features, drop=drop, categorical=list(categorical or ()),
@@ -197,16 +219,17 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
                   on_missing=on_missing, na_values=list(na_values), default_na=default_na,
                   max_categories=max_categories, scale_target=scale_target, sep=fmt.sep,
                   encoding=fmt.encoding, decimal=fmt.decimal, thousands=fmt.thousands,
-                  seed=seed, **params)
+                  seed=seed, sample_weight=sample_weight, class_weight=class_weight, **params)
     missing = parse.Missing(na_values, default_na)
     if on_missing not in ("impute", "error"):
         raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
     with Source(data, rereadable=True, name=source_name) as src:
         schema, y_all, notes, info = learn_schema(
             src, fmt, target, features, drop, categorical, task, max_categories, missing,
-            block_bytes, refuse_missing=on_missing == "error")
+            block_bytes, refuse_missing=on_missing == "error", weight=sample_weight)
         for text in notes:
             note(text)
+        class_index = _class_weights(class_weight, schema, src.name)
         config["target"] = schema.target  # as found (the last column by default), for resume
         n = info["rows"]
         y_class = y_all if schema.task == "classification" else None
@@ -239,6 +262,10 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
         y = np.empty_like(y_all)
         y[positions] = y_all
         n_train = len(tr)
+        w = None
+        if sample_weight is not None:
+            w = np.empty(n, np.float64)
+            w[positions] = info["weights"]
         if scale_target and schema.task == "regression":
             moments = Moments()  # a target of 1e300s must not overflow its own statistics
             moments.add(y[:n_train])
@@ -249,19 +276,32 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
         sha = _sha256(src.file)
     X_train, y_train = X[:n_train], y[:n_train]
     X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
+    w_train, w_val = (None, None) if w is None else (w[:n_train], w[n_train:])
+    _check_training_weights(data_name, sample_weight, w_train, class_index, y_train)
     if val is not None:
-        X_val, y_val = _encode_labelled(val, fmt, schema, dtype, on_missing)
+        X_val, y_val, w_val = _encode_labelled(val, fmt, schema, dtype, on_missing,
+                                               weights="required" if w is not None else None)
         if schema.task == "regression":
             y_val = schema.scale_y(y_val)
+    if w_val is not None and len(w_val) and not w_val.sum() > 0:
+        where = val if val is not None else f"the validation rows of {data_name}"
+        raise DataError(f"{where}: weight column {sample_weight!r} is 0 in every validation row, "
+                        "so the weighted validation loss is undefined; give some of them a "
+                        "weight above 0" + ("" if val is not None else
+                                            ", another --seed, or --val-fraction 0"))
     if test is not None:
-        _encode_labelled(test, fmt, schema, dtype, on_missing, keep=False)
+        _encode_labelled(test, fmt, schema, dtype, on_missing, keep=False,
+                         weights="optional" if w is not None else None)
     if params.get("early_stopping") and X_val is None:
         raise DataError("early stopping needs validation rows: give a validation file or a "
                         "validation fraction above 0")
+    if class_index is not None:
+        params = dict(params, class_weight=class_index)
     est = _estimator(schema.task, seed, params)
     if callback is not None:
         callback(est, {"kind": "data", "schema": schema, "train_rows": n_train,
-                       "val_rows": 0 if X_val is None else len(X_val)})
+                       "val_rows": 0 if X_val is None else len(X_val),
+                       "sample_weight": sample_weight, "class_weight": class_weight})
     run = Run(est, schema, meta={"data": data_path or data_name, "target": schema.target,
                                  "task": schema.task})
     n_val = 0 if X_val is None else len(X_val)
@@ -269,7 +309,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     def describe(status):
         run.history = [dict(r) for r in est.history_]
         run.summary = _summary(run, data_name, data_path, sha, n, n_train, n_val, config,
-                               time.perf_counter() - t_start)
+                               time.perf_counter() - t_start, w)
         run.summary["status"] = status
 
     def saver(est):
@@ -282,13 +322,17 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     watch = _Watch(callback, stop, saver if out is not None else None, checkpoint_every,
                    saved_best.get("watch_theta"),
                    None if "watch_score" not in saved_best else float(saved_best["watch_score"]))
-    eval_set = None if X_val is None else (X_val, y_val)
+    eval_set = None if X_val is None else (X_val, y_val) if w_val is None else (X_val, y_val, w_val)
+    # sample_weight only when there are weights, so that an unweighted run asks nothing new of
+    # the estimator
+    weighted = {} if w_train is None else {"sample_weight": w_train}
     try:
         if resume_state is None:
-            est.fit(X_train, y_train, eval_set=eval_set, callback=watch)
+            est.fit(X_train, y_train, eval_set=eval_set, callback=watch, **weighted)
         else:
             try:
-                est.resume(resume_state[0], X_train, y_train, eval_set=eval_set, callback=watch)
+                est.resume(resume_state[0], X_train, y_train, eval_set=eval_set, callback=watch,
+                           **weighted)
             except ValueError as exc:
                 if isinstance(exc, MLPFastError):
                     raise
@@ -362,16 +406,18 @@ def _line(src, fmt, sep, row):
     return line_of_record(src, fmt.encoding, sep, row + 2)
 
 
-def _encode_labelled(path, fmt, schema, dtype, on_missing, keep=True):
-    """(X, y) of a validation or test file, checked before training: columns, values, labels."""
+def _encode_labelled(path, fmt, schema, dtype, on_missing, keep=True, weights=None):
+    """(X, y, w) of a validation or test file, checked before training: columns, values,
+    labels and, with weights ('required' or 'optional', see encode_file), the weights."""
     with Source(path, rereadable=True) as src:
         rows = _count_rows(src, fmt)
         out = allocate(rows, schema.n_features, dtype, src.name) if keep else _Discard(rows)
-        _, enc, y = encode_file(src, fmt, schema, out, dtype=dtype, targets=True,
-                                refuse_missing=on_missing == "error")
+        _, enc, y, *w = encode_file(src, fmt, schema, out, dtype=dtype, targets=True,
+                                    refuse_missing=on_missing == "error", weights=weights)
+        w = w[0] if w else None
         for text in enc.notes():
             note(text)
-    return (out, y) if keep else (None, None)
+    return (out, y, w) if keep else (None, None, None)
 
 
 class _Discard:
@@ -391,6 +437,89 @@ def _count_rows(src, fmt):
     from .reader import Table
     with Table(src, fmt) as table:
         return sum(len(next(iter(cols.values()))) for _, cols in table)
+
+
+def class_weight_option(value):
+    """train's class_weight as run.json keeps it: None, 'balanced', or {label text: float}
+    with every weight a finite number >= 0 (labels are matched to classes once the target is
+    read, see _class_weights). DataError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value.strip().lower() == "balanced":
+            return "balanced"
+        raise DataError(f"--class-weight is 'balanced' or label=weight pairs such as "
+                        f"'A=2,B=1', not {value!r}")
+    if not isinstance(value, dict):
+        raise DataError(f"--class-weight is 'balanced' or a dict of label: weight, not "
+                        f"{type(value).__name__} {value!r}")
+    out = {}
+    for label, weight in value.items():
+        text = (parse.format_number(label) if isinstance(label, (float, np.floating))
+                else str(label)).strip()
+        if not text:
+            raise DataError("--class-weight names an empty label")
+        if isinstance(weight, (bool, np.bool_)) or not isinstance(weight, (int, float, np.integer,
+                                                                           np.floating)):
+            raise DataError(f"--class-weight gives label {text!r} the weight {weight!r}, which is "
+                            "not a number; weights must be finite numbers >= 0")
+        if not (np.isfinite(weight) and weight >= 0):
+            raise DataError(f"--class-weight gives label {text!r} the weight {weight!r}; weights "
+                            "must be finite numbers >= 0")
+        if text in out:
+            raise DataError(f"--class-weight names label {text!r} twice")
+        out[text] = float(weight)
+    return out
+
+
+def _class_weights(class_weight, schema, name):
+    """The estimator's class_weight for the option (see class_weight_option): 'balanced', or
+    {class index: weight} (the flow trains on class indices). DataError for regression and
+    for a label the target does not have, listing the ones it has."""
+    if class_weight is None:
+        return None
+    at = f"{name}: target column {schema.target!r}"
+    if schema.task != "classification":
+        raise DataError(f"{at} is trained as regression, and --class-weight weighs classes; "
+                        "leave it out (--sample-weight weighs rows), or pass --task "
+                        "classification if its values are labels")
+    if class_weight == "balanced":
+        return "balanced"
+    out = {}
+    for label, weight in class_weight.items():
+        k = schema.class_index(label)
+        if k is None:
+            shown = ", ".join(map(repr, schema.classes[:20]))
+            more = f" ... ({len(schema.classes)} in all)" if len(schema.classes) > 20 else ""
+            raise DataError(f"{at} has no label {label!r} (--class-weight); its labels are "
+                            f"{shown}{more}")
+        if k in out:
+            raise DataError(f"--class-weight names class {schema.classes[k]!r} twice "
+                            f"({', '.join(repr(x) for x in class_weight if schema.class_index(x) == k)})")
+        out[k] = weight
+    return out
+
+
+def _check_training_weights(name, column, w_train, class_index, y_train):
+    """Refuse training rows whose weights (sample weights times class weights) are all 0."""
+    if column is None and not isinstance(class_index, dict):
+        return
+    w = np.ones(len(y_train)) if w_train is None else w_train
+    if isinstance(class_index, dict):
+        per_class = np.ones(int(y_train.max()) + 1)
+        for k, v in class_index.items():
+            if k < len(per_class):
+                per_class[k] = v
+        w = w * per_class[y_train]
+    if w.sum() > 0:
+        return
+    if not isinstance(class_index, dict):
+        raise DataError(f"{name}: weight column {column!r} (--sample-weight) is 0 in every "
+                        "training row; training needs rows of weight above 0")
+    raise DataError(f"{name}: " + ("--class-weight and --sample-weight leave" if column else
+                                   "--class-weight leaves") +
+                    " every training row with weight 0; give a class of the training rows a "
+                    "weight above 0")
 
 
 def _estimator(task, seed, params):
@@ -456,7 +585,7 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def _summary(run, name, path, sha, rows, n_train, n_val, config, total):
+def _summary(run, name, path, sha, rows, n_train, n_val, config, total, weights=None):
     import numba
     est, sc = run.estimator, run.schema
     history = est.history_
@@ -471,7 +600,10 @@ def _summary(run, name, path, sha, rows, n_train, n_val, config, total):
                  "left_out": sc.dropped, "target": sc.target, "task": sc.task,
                  "n_features": sc.n_features, "classes": sc.classes,
                  "target_scaling": ({"center": sc.target_center, "scale": sc.target_scale}
-                                    if sc.task == "regression" else None)},
+                                    if sc.task == "regression" else None),
+                 # the weight column and the data file's rows of weight 0
+                 "sample_weight": (None if weights is None else
+                                   {"column": sc.weight, "zero_rows": int((weights == 0).sum())})},
         "device": getattr(est, "device_", config.get("device", "cpu")),
         "threads": numba.get_num_threads(),
         "versions": {"mlpfast": __version__, "numba": numba.__version__,

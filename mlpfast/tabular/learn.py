@@ -16,7 +16,8 @@ from ..errors import DataError
 from . import parse
 from .reader import CSVFormat, Table
 from .scan import BOOLEAN, CATEGORICAL, DATETIME, NUMERIC, ColumnScan, decide
-from .schema import MISSING_LEVEL, Column, Encoder, Schema, _short, _short_list
+from .schema import (MISSING_LEVEL, Column, Encoder, Schema, _short, _short_list, parse_weights,
+                     weight_note)
 
 # an integer target with at most this many distinct values is taken as class labels
 MAX_INFERRED_CLASSES = 50
@@ -69,10 +70,12 @@ class TargetScan:
 
 def learn_schema(source, fmt, target=None, features=None, drop=None, categorical=(),
                  task=None, max_categories=100, missing=None, block_bytes=None,
-                 refuse_missing=False):
+                 refuse_missing=False, weight=None):
     """Pass one. Returns (schema, targets, notes, table_info) where targets is the int64 class
     index or float64 target of every row, in file order (unscaled for regression), and
-    table_info holds the separator and the row count.
+    table_info holds the separator, the row count and, with `weight` (the column of row
+    weights, --sample-weight), 'weights': every row's weight in file order (float64, checked:
+    finite and >= 0, never imputed).
 
     The schema's numeric scaling is the whole file's provisional one (c0, s0); finish_numeric
     completes it from the training rows. Raises DataError for columns or targets that cannot be
@@ -81,24 +84,29 @@ def learn_schema(source, fmt, target=None, features=None, drop=None, categorical
     kw = {} if block_bytes is None else {"block_bytes": block_bytes}
     with Table(source, fmt, **kw) as table:
         return _learn(table, source, fmt, target, features, drop, categorical, task,
-                      max_categories, missing, refuse_missing)
+                      max_categories, missing, refuse_missing, weight)
 
 
 def _learn(table, source, fmt, target, features, drop, categorical, task, max_categories,
-           missing, refuse_missing):
+           missing, refuse_missing, weight=None):
     name = source.name
     columns = table.columns
     target = target or columns[-1]
-    used = _select(columns, target, features, drop, categorical, name)
+    used = _select(columns, target, features, drop, categorical, name, weight)
     scans = {c: ColumnScan(c, missing, fmt, k, max_categories, c in (categorical or ()))
              for k, c in enumerate(used)}
     tscan = TargetScan(target, missing, fmt)
+    weights = []
+    at = f"{name}: weight column {weight!r} (--sample-weight)"
+    where = lambda r: f"line {table.line_of_row(r)}"  # noqa: E731
     rows = 0
     budget = _memory_budget()
     for first, cols in table:
         for c, scan in scans.items():
             scan.add(first, cols[c])
         tscan.add(first, cols[target])
+        if weight is not None:
+            weights.append(parse_weights(cols[weight], fmt, missing, at, where, first))
         rows = first + len(cols[target])
         if budget and rows * max(len(used), 1) * 4 > budget:
             raise DataError(f"{name}: more than {rows:,} rows by line {table.line_of_row(rows - 1)}, "
@@ -127,13 +135,22 @@ def _learn(table, source, fmt, target, features, drop, categorical, task, max_ca
     # the separator actually used (given or read off the header) is the later files' default
     used_fmt = CSVFormat(table.sep, fmt.encoding, fmt.decimal, fmt.thousands)
     schema = Schema(feature_columns, target, schema_task, classes, numbers, missing=missing,
-                    dropped=dropped, csv=used_fmt)
-    return schema, y, notes, {"sep": table.sep, "rows": rows}
+                    dropped=dropped, csv=used_fmt, weight=weight)
+    info = {"sep": table.sep, "rows": rows}
+    if weight is not None:
+        info["weights"] = np.concatenate(weights)
+        zeros = weight_note(name, weight, int((info["weights"] == 0).sum()), rows)
+        if zeros:
+            notes.append(zeros)
+    return schema, y, notes, info
 
 
-def _select(columns, target, features, drop, categorical, name):
+def _select(columns, target, features, drop, categorical, name, weight=None):
     if target not in columns:
         raise DataError(f"{name}: no target column {_short(target)}; columns are {_short_list(columns)}")
+    if weight is not None and weight not in columns:
+        raise DataError(f"{name}: no weight column {_short(weight)} (--sample-weight); columns "
+                        f"are {_short_list(columns)}")
     for option, names in (("--features", features), ("--drop", drop),
                           ("--categorical", categorical)):
         unknown = [c for c in names or () if c not in columns]
@@ -142,7 +159,17 @@ def _select(columns, target, features, drop, categorical, name):
                             f"{_short_list(columns)}")
     if drop and target in drop:
         raise DataError(f"{name}: --drop names the target column {target!r}")
-    used = [c for c in columns if c != target and (not features or c in features)
+    if weight is not None:
+        if weight == target:
+            raise DataError(f"{name}: --sample-weight names the target column {target!r}; the "
+                            "weights are a column of their own")
+        for option, names in (("--features", features), ("--categorical", categorical),
+                              ("--drop", drop)):
+            if weight in (names or ()):
+                raise DataError(f"{name}: {option} names the weight column {weight!r} "
+                                "(--sample-weight), which is no feature; leave it out of "
+                                f"{option}")
+    used = [c for c in columns if c != target and c != weight and (not features or c in features)
             and c not in (drop or ())]
     if not used:
         raise DataError(f"{name}: no feature columns left besides the target {_short(target)}")
@@ -272,22 +299,27 @@ def allocate(rows, width, dtype, name):
 
 
 def encode_file(source, fmt, schema, out, positions=None, dtype=np.float32, provisional=False,
-                block_bytes=None, targets=False, refuse_missing=False):
+                block_bytes=None, targets=False, refuse_missing=False, weights=None):
     """Pass two (and every later file): encode `source` by `schema` into `out` (rows x
     n_features), row r going to out[positions[r]] when positions is given. Returns
-    (rows, encoder, y) where y holds the targets when asked for."""
+    (rows, encoder, y) where y holds the targets when asked for; with weights='required' (a
+    file without the schema's weight column is refused) or 'optional', (rows, encoder, y, w)
+    where w holds the weights (None when an optional column is absent)."""
     kw = {} if block_bytes is None else {"block_bytes": block_bytes}
     with Table(source, fmt, **kw) as table:
-        return _encode(table, source, fmt, schema, out, positions, dtype, provisional, targets,
-                       refuse_missing)
+        out = _encode(table, source, fmt, schema, out, positions, dtype, provisional, targets,
+                      refuse_missing, weights)
+    return out if weights else out[:3]
 
 
 def _encode(table, source, fmt, schema, out, positions, dtype, provisional, targets,
-            refuse_missing):
+            refuse_missing, weights=None):
     enc = Encoder(schema, fmt, source.name, lambda r: f"line {table.line_of_row(r)}", dtype,
                   provisional, refuse_missing)
-    ys, rows = [], 0
-    for first, block, y in encoded_blocks(table, enc, schema.target if targets else None):
+    ys, ws, rows = [], [], 0
+    weight = schema.weight if weights else None
+    for first, block, y, w in encoded_blocks(table, enc, schema.target if targets else None,
+                                             weight=weight, optional=weights == "optional"):
         n = len(block)
         if first + n > len(out):
             raise DataError(f"{source.name}: changed while it was read (more rows the second time)")
@@ -297,22 +329,33 @@ def _encode(table, source, fmt, schema, out, positions, dtype, provisional, targ
             out[positions[first:first + n]] = block
         if targets:
             ys.append(y)
+        if w is not None:
+            ws.append(w)
         rows = first + n
-    return rows, enc, (np.concatenate(ys) if ys else None)
+    return rows, enc, (np.concatenate(ys) if ys else None), (np.concatenate(ws) if ws else None)
 
 
-def encoded_blocks(table, enc, target=None, hint=""):
-    """(first_row, X block, y block or None) for each block of `table`, encoded by `enc`. The
-    target column is looked for once the first block has been read, so that a ragged file (a
-    trailing separator, which shifts pandas' columns) is named for that, its deeper fault."""
+def encoded_blocks(table, enc, target=None, hint="", weight=None, optional=False):
+    """(first_row, X block, y block or None, w block or None) for each block of `table`,
+    encoded by `enc`, w from the column `weight` when given (a file without it is refused,
+    unless `optional`: then w is None). The target and weight columns are looked for once the
+    first block has been read, so that a ragged file (a trailing separator, which shifts
+    pandas' columns) is named for that, its deeper fault."""
     enc.check_columns(table.columns, table.sep)
     for first, cols in table:
         if target is not None and target not in table.columns:
             raise DataError(f"{enc.name}: no target column {target!r}; columns are "
                             f"{_short_list(table.columns)}{hint}")
+        if weight is not None and weight not in table.columns:
+            if not optional:
+                raise DataError(f"{enc.name}: no weight column {weight!r}, which the training "
+                                f"rows had (--sample-weight); columns are "
+                                f"{_short_list(table.columns)}")
+            weight = None
         X = np.empty((len(cols[table.columns[0]]), enc.schema.n_features), enc.dtype)
         enc.encode(first, cols, X)
-        yield first, X, (enc.target(first, cols[target], target) if target is not None else None)
+        yield (first, X, (enc.target(first, cols[target], target) if target is not None else None),
+               (enc.weights(first, cols[weight], weight) if weight is not None else None))
 
 
 def finish_numeric(schema, X, n_train, dtype):

@@ -60,18 +60,18 @@ class Run:
         """The float feature matrix (rows x n_features) of a CSV file or DataFrame, encoded by
         the stored schema exactly as training encoded its own rows. `csv` (a CSVFormat) says
         how the file is written; by default, as the training file was (every method here)."""
-        blocks = [X for X, _, _ in self._blocks(data, csv)]
+        blocks = [X for X, *_ in self._blocks(data, csv)]
         return np.concatenate(blocks) if blocks else np.empty((0, self.schema.n_features))
 
     def predict(self, data, csv=None):
         """Predicted labels (classification; as values) or targets in their own units."""
-        out = [self._predict_block(X)[0] for X, _, _ in self._blocks(data, csv)]
+        out = [self._predict_block(X)[0] for X, *_ in self._blocks(data, csv)]
         return np.concatenate(out) if out else np.empty(0)
 
     def predict_proba(self, data, csv=None):
         """Class probabilities (rows x classes, columns in the order of `classes`)."""
         self._need_classifier("predict_proba")
-        out = [self.estimator.predict_proba(X) for X, _, _ in self._blocks(data, csv)]
+        out = [self.estimator.predict_proba(X) for X, *_ in self._blocks(data, csv)]
         return np.concatenate(out)
 
     def predict_csv(self, data, stream, proba=False, csv=None):
@@ -89,7 +89,7 @@ class Run:
         w.writerow(header)
         if first is None:
             return
-        for X, _, _ in itertools.chain([first], blocks):
+        for X, *_ in itertools.chain([first], blocks):
             labels, P = self._predict_block(X)
             if self.task == "classification":
                 shown = np.array(self.schema.classes, dtype=object)[np.argmax(P, axis=1)]
@@ -98,20 +98,44 @@ class Run:
             else:
                 w.writerows([[f"{v:.8g}"] for v in labels])
 
-    def evaluate(self, data, target=None, csv=None):
+    def evaluate(self, data, target=None, csv=None, sample_weight=None):
         """Metrics on a labelled CSV file or DataFrame, streamed with bounded memory:
         classification: loss, accuracy, per-class precision/recall/F1, confusion matrix;
-        regression: loss, mse, mae, r2, in the target's units."""
+        regression: loss, mse, mae, r2, in the target's units.
+
+        sample_weight: the column whose row weights weigh every metric (as scikit-learn's
+        sample_weight does: support and the confusion matrix become sums of weights); by
+        default the model's weight column (training's sample_weight) when the data has it,
+        else unweighted (a note says so when the model has one); False: unweighted. The
+        result's 'sample_weight' names the column used (None: unweighted) and 'weight_sum'
+        the total weight."""
         sc = self.schema
+        if sample_weight is None:
+            weight, optional = sc.weight, True
+        elif sample_weight is False:
+            weight, optional = None, False
+        else:
+            weight, optional = str(sample_weight), False
         acc = _Scores(self.task, len(sc.classes) if sc.classes else 0)
-        for X, y, _ in self._blocks(data, csv, target=target or sc.target):
+        for X, y, w, _ in self._blocks(data, csv, target=target or sc.target, weight=weight,
+                                       optional=optional):
             if self.task == "classification":
-                acc.add_classes(self.estimator.predict_proba(X), y)
+                acc.add_classes(self.estimator.predict_proba(X), y, w)
             else:
-                acc.add_values(self._predict_block(X)[0], y)
+                acc.add_values(self._predict_block(X)[0], y, w)
+        name = _name_of(data)
         if acc.rows == 0:
-            raise DataError(f"{_name_of(data)}: has a header but no data rows to evaluate")
-        return acc.result(sc.classes)
+            raise DataError(f"{name}: has a header but no data rows to evaluate")
+        if acc.weighted and not acc.total > 0:
+            raise DataError(f"{name}: weight column {weight!r} is 0 in every row, so weighted "
+                            "metrics are undefined")
+        if weight is not None and not acc.weighted:
+            note(f"{name}: no weight column {weight!r} (the model was trained with "
+                 f"--sample-weight {weight}): the metrics are unweighted")
+        result = acc.result(sc.classes)
+        result["sample_weight"] = weight if acc.weighted else None
+        result["weight_sum"] = acc.total
+        return result
 
     def _need_classifier(self, what):
         if self.task != "classification":
@@ -124,12 +148,13 @@ class Run:
         pred = np.asarray(self.estimator.predict(X), np.float64).reshape(len(X))
         return pred * self.schema.target_scale + self.schema.target_center, None
 
-    def _blocks(self, data, csv, target=None):
-        """(X, y or None, first_row) blocks of a file or DataFrame, encoded by the schema."""
+    def _blocks(self, data, csv, target=None, weight=None, optional=False):
+        """(X, y or None, w or None, first_row) blocks of a file or DataFrame, encoded by the
+        schema; w from the column `weight` (see learn.encoded_blocks for `optional`)."""
         sc = self.schema
         dtype = _model_dtype(self.estimator)
         if isinstance(data, pd.DataFrame):
-            yield from _frame_blocks(data, sc, dtype, target)
+            yield from _frame_blocks(data, sc, dtype, target, weight, optional)
             return
         fmt = csv or sc.csv
         with Source(data) as src:
@@ -137,8 +162,9 @@ class Run:
                 where = ((lambda r: f"line {table.line_of_row(r)}") if src.regular
                          else (lambda r: f"data row {r + 1}"))
                 enc = Encoder(sc, fmt, src.name, where, dtype)
-                for first, X, y in encoded_blocks(table, enc, target, " (pass --target)"):
-                    yield X, y, first
+                for first, X, y, w in encoded_blocks(table, enc, target, " (pass --target)",
+                                                     weight, optional):
+                    yield X, y, w, first
             for text in enc.notes():
                 note(text)
 
@@ -162,21 +188,27 @@ def _model_dtype(est):
     return np.dtype(est._theta.dtype)
 
 
-def _frame_blocks(frame, schema, dtype, target):
+def _frame_blocks(frame, schema, dtype, target, weight=None, optional=False):
     enc = Encoder(schema, CSVFormat(), "DataFrame", lambda r: f"row {frame.index[r]!r}", dtype)
-    enc.check_columns([str(c) for c in frame.columns])
-    if target is not None and target not in frame.columns:
+    names = [str(c) for c in frame.columns]
+    enc.check_columns(names)
+    if target is not None and target not in names:
         raise DataError(f"DataFrame: no target column {target!r}")
+    if weight is not None and weight not in names:
+        if not optional:
+            raise DataError(f"DataFrame: no weight column {weight!r}; columns are {names[:20]}")
+        weight = None
     for first in range(0, max(len(frame), 1), PREDICT_BLOCK_ROWS):
         part = frame.iloc[first:first + PREDICT_BLOCK_ROWS]
         if len(part) == 0:
             break
         cols = {str(c): _as_text(part[c]) for c in frame.columns
-                if str(c) in schema.names or str(c) == target}
+                if str(c) in schema.names or str(c) in (target, weight)}
         X = np.empty((len(part), schema.n_features), dtype)
         enc.encode(first, cols, X)
         y = enc.target(first, cols[target]) if target is not None else None
-        yield X, y, first
+        w = enc.weights(first, cols[weight], weight) if weight is not None else None
+        yield X, y, w, first
     for text in enc.notes():
         note(text)
 
@@ -203,30 +235,55 @@ def _as_text(series):
 
 
 class _Scores:
-    """Running sums for evaluate: the whole file is never held at once."""
+    """Running sums for evaluate: the whole file is never held at once. With row weights
+    every sum is weighted (the confusion matrix too: sums of weights, as scikit-learn's)."""
 
     def __init__(self, task, n_classes):
         self.task, self.rows = task, 0
+        self.total = 0.0           # the sum of the weights (the row count when unweighted)
+        self.weighted = False
         self.cm = np.zeros((n_classes, n_classes), np.int64)
         self.log_loss = 0.0
         self.sse = self.sae = 0.0
         self.y_sum = self.y_sq = 0.0
 
-    def add_classes(self, P, y):
-        np.add.at(self.cm, (y, np.argmax(P, axis=1)), 1)
-        self.log_loss += metrics.log_loss(P, y) * len(y)
-        self.rows += len(y)
+    def _weighted(self):
+        if not self.weighted:
+            self.weighted = True
+            self.cm = self.cm.astype(np.float64)
 
-    def add_values(self, pred, y):
-        d = pred - y
-        self.sse += float(d @ d)
-        self.sae += float(np.abs(d).sum())
-        self.y_sum += float(y.sum())
-        self.y_sq += float(y @ y)
+    def add_classes(self, P, y, w=None):
         self.rows += len(y)
+        if w is None:
+            np.add.at(self.cm, (y, np.argmax(P, axis=1)), 1)
+            self.log_loss += metrics.log_loss(P, y) * len(y)
+            self.total += len(y)
+            return
+        self._weighted()
+        np.add.at(self.cm, (y, np.argmax(P, axis=1)), w)
+        p = np.asarray(P, np.float64)[np.arange(len(y)), y]
+        self.log_loss += float(-np.log(np.clip(p, 1e-300, None)) @ w)
+        self.total += float(w.sum())
+
+    def add_values(self, pred, y, w=None):
+        self.rows += len(y)
+        d = pred - y
+        if w is None:
+            self.sse += float(d @ d)
+            self.sae += float(np.abs(d).sum())
+            self.y_sum += float(y.sum())
+            self.y_sq += float(y @ y)
+            self.total += len(y)
+            return
+        self._weighted()
+        self.sse += float((d * d) @ w)
+        self.sae += float(np.abs(d) @ w)
+        self.y_sum += float(y @ w)
+        self.y_sq += float((y * y) @ w)
+        self.total += float(w.sum())
 
     def result(self, labels):
-        n = max(self.rows, 1)
+        n = float(self.total) if self.total > 0 else 1.0
         if self.task == "regression":
             ss_tot = self.y_sq - self.y_sum ** 2 / n
             r2 = 1.0 - self.sse / ss_tot if ss_tot > 0 else (1.0 if self.sse == 0 else 0.0)
@@ -239,7 +296,8 @@ class _Scores:
             "accuracy": float(np.trace(self.cm) / n), "labels": labels,
             "per_class": {lab: {"precision": float(rep["precision"][k]),
                                 "recall": float(rep["recall"][k]), "f1": float(rep["f1"][k]),
-                                "support": int(rep["support"][k])}
+                                "support": (float(rep["support"][k]) if self.weighted
+                                            else int(rep["support"][k]))}
                           for k, lab in enumerate(labels)},
             "macro": rep["macro"], "weighted": rep["weighted"],
             "confusion_matrix": self.cm.tolist(),

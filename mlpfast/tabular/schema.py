@@ -11,7 +11,8 @@ Each used column has a role (numeric, boolean, categorical, date-time) and what 
   value, so '101' and '101.0' are one level); a missing value has its own level when training
   saw one, and an unseen value encodes as all zeros (counted, and said once).
 The target is described by its task, its classes (labels as written) and, for regression, the
-affine map of a standardised target.
+affine map of a standardised target. A weight column (training's --sample-weight) is named too:
+it is no feature, so predict ignores it; evaluate weighs its metrics by it when a file has it.
 """
 import numpy as np
 import pyarrow as pa
@@ -68,7 +69,8 @@ class Schema:
     """
 
     def __init__(self, columns, target, task, classes=None, class_numbers=None,
-                 target_center=0.0, target_scale=1.0, missing=None, dropped=(), csv=None):
+                 target_center=0.0, target_scale=1.0, missing=None, dropped=(), csv=None,
+                 weight=None):
         self.columns = list(columns)
         self.target, self.task = target, task
         self.classes = None if classes is None else list(classes)
@@ -78,6 +80,8 @@ class Schema:
         self.dropped = list(dropped)
         # how the training file was written: later files are read the same way unless told
         self.csv = csv if csv is not None else CSVFormat()
+        # the column of per-row weights training read (--sample-weight), or None
+        self.weight = weight
 
     @property
     def n_features(self):
@@ -100,6 +104,24 @@ class Schema:
         overflow-free order of the features' first step."""
         return y / self.target_scale - self.target_center / self.target_scale
 
+    def class_index(self, label, fmt=None):
+        """The class index of `label` matched as a file's target is matched (text stripped of
+        surrounding blanks; numeric labels by value, so 1, '1' and '1.0' are one class), or
+        None when the model has no such class."""
+        if self.classes is None:
+            return None
+        if self.class_numbers is not None:
+            if isinstance(label, (int, float, np.integer, np.floating)) and not isinstance(label, bool):
+                value = float(label)
+            else:
+                value = parse.numbers(parse.strip(pa.array([str(label)], pa.string())),
+                                      fmt or self.csv)[0]
+            hits = np.flatnonzero(self.class_numbers == value)
+        else:
+            text = parse.strip(pa.array([str(label)], pa.string()))[0].as_py()
+            hits = [k for k, c in enumerate(self.classes) if c == text]
+        return int(hits[0]) if len(hits) else None
+
     def label_values(self):
         """The classes as values: numbers for numeric labels (ints when whole), else text."""
         if self.class_numbers is None:
@@ -120,6 +142,7 @@ class Schema:
                "target": np.array(json.dumps({
                    "name": self.target, "task": self.task, "center": self.target_center,
                    "scale": self.target_scale, "na_values": list(self.missing.extra),
+                   "weight": self.weight,
                    "default_na": self.missing.default, "dropped": self.dropped,
                    "csv": {"sep": self.csv.sep, "encoding": self.csv.encoding,
                            "decimal": self.csv.decimal, "thousands": self.csv.thousands}}))}
@@ -160,9 +183,13 @@ class Schema:
             raise ValueError(f"class numbers of shape {numbers.shape} for {len(classes)} classes")
         if not (np.isfinite(t["center"]) and np.isfinite(t["scale"]) and t["scale"] > 0):
             raise ValueError("a target scaling that is not finite and positive")
+        weight = t.get("weight")  # models written before --sample-weight have none
+        if weight is not None and not isinstance(weight, str):
+            raise ValueError(f"a weight column named {weight!r}")
         return cls(columns, t["name"], t["task"], classes, a.get("class_numbers"),
                    t["center"], t["scale"], parse.Missing(t["na_values"], t["default_na"]),
-                   t.get("dropped", ()), CSVFormat(**t["csv"]) if "csv" in t else None)
+                   t.get("dropped", ()), CSVFormat(**t["csv"]) if "csv" in t else None,
+                   weight)
 
     @classmethod
     def from_v1_arrays(cls, a):
@@ -189,6 +216,44 @@ class Schema:
             else:
                 classes = [str(v) for v in raw]
         return cls(columns, str(a["target"]), task, classes, numbers)
+
+
+def parse_weights(arr, fmt, missing, at, where, first_row=0):
+    """Row weights (float64) of one block of a weight column. A weight is a number as the
+    file writes numbers (fmt's decimal mark and thousands separator), finite and >= 0; a
+    missing, non-numeric, non-finite or negative one raises DataError naming it and its row
+    (`where(row)`, e.g. 'line 7'); weights are never imputed. `at` starts the message
+    ('data.csv: weight column 'w' (--sample-weight)')."""
+    s = parse.strip(arr)
+    miss = missing.mask(s, fmt)
+    v = parse.numbers(s, fmt)
+    with np.errstate(invalid="ignore"):
+        bad = miss | ~np.isfinite(v) | (v < 0)
+    if not bad.any():
+        return v
+    k = int(np.argmax(bad))
+    text, line = s[k].as_py(), where(first_row + k)
+    rule = "weights must be finite numbers >= 0"
+    if miss[k]:
+        shown = "an empty field" if not text else repr(text)
+        raise DataError(f"{at} has a missing value ({shown}) at {line}; weights are not "
+                        "imputed: give every row a weight (0 counts it for nothing), or remove "
+                        "the row")
+    if np.isnan(v[k]) and not parse.is_nan_text(s[k:k + 1])[0]:
+        hint = parse.other_number_format([text], fmt)
+        raise DataError(f"{at} has {text!r} at {line}, which is not a number; {rule}" +
+                        (f" (or pass {hint})" if hint else ""))
+    if not np.isfinite(v[k]):
+        raise DataError(f"{at} has {text!r} at {line}, which is not a finite number; {rule}")
+    raise DataError(f"{at} has the negative weight {text!r} at {line}; {rule}")
+
+
+def weight_note(name, column, zeros, rows):
+    """The note that says a file's rows of weight 0, or None when it has none."""
+    if not zeros:
+        return None
+    return (f"{name}: weight column {column!r}: {zeros} of {rows} row(s) have weight 0: kept, "
+            "they count for nothing")
 
 
 def _short(name, limit=60):
@@ -240,6 +305,7 @@ class Encoder:
         self.unseen = {}
         self.missing_counts = {}
         self.rows = 0
+        self.weight_counts = None   # (column, rows of weight 0, rows) once weights were read
 
     def check_columns(self, present, sep=None):
         missing = [c for c in self.schema.names if c not in present]
@@ -339,8 +405,10 @@ class Encoder:
         out[rows, idx[rows]] = 1
 
     def notes(self):
-        """What was imputed or could not be encoded, one line per column."""
-        filled = [f"{self.name}: column {c.name!r}: {self._missing(c.name)} imputed as in training"
+        """What was imputed or could not be encoded, one line per column, and the rows of
+        weight 0."""
+        zeros = weight_note(self.name, *self.weight_counts) if self.weight_counts else None
+        filled = ([zeros] if zeros else []) + [f"{self.name}: column {c.name!r}: {self._missing(c.name)} imputed as in training"
                   for c in self.schema.columns
                   if c.name in self.missing_counts and c.role != CATEGORICAL]
         return filled + [f"{self.name}: column {name!r} has {count} value(s) not seen in training "
@@ -363,7 +431,15 @@ class Encoder:
             return f"missing in every one of its {count} rows (is the data shifted?), all"
         return f"{count} missing value(s)"
 
-    # ---- the target
+    # ---- the weights and the target
+
+    def weights(self, first_row, arr, name):
+        """Row weights (float64) from the column `name`, checked as training checked its own."""
+        w = parse_weights(arr, self.fmt, self.schema.missing,
+                          f"{self.name}: weight column {name!r}", self.where, first_row)
+        _, zeros, rows = self.weight_counts or (name, 0, 0)
+        self.weight_counts = (name, zeros + int((w == 0).sum()), rows + len(w))
+        return w
 
     def target(self, first_row, arr, name=None):
         """Class indices (int64) or float targets in their own units, from the column `name`
