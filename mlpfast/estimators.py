@@ -24,14 +24,62 @@ from . import metrics, params
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, feature_names)
 from .engine import NetSpec, make_engine, resolve_device
-from .errors import ConvergenceWarning, DeviceError, DivergenceError, not_fitted
+from .errors import DeviceError, DivergenceError, convergence_warning, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
 log = logging.getLogger("mlpfast")
 
+try:
+    # scikit-learn is optional: where it imports, the estimators are its own kind (BaseEstimator
+    # with the classifier and regressor mixins: tags, html repr, clone, metadata routing)
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import ClassifierMixin as _ClassifierBase
+    from sklearn.base import RegressorMixin as _RegressorBase
+    HAVE_SKLEARN = True
+except Exception:  # absent, or present and broken: the protocol below, written by hand
+    HAVE_SKLEARN = False
 
-class _BaseMLP:
+    class _Base:
+        """scikit-learn's estimator protocol (get_params, set_params, a repr of the changed
+        parameters) for when scikit-learn is not importable."""
+
+        @classmethod
+        def _get_param_names(cls):
+            sig = inspect.signature(cls.__init__)
+            return sorted(p for p in sig.parameters if p != "self")
+
+        def get_params(self, deep=True):
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **kwargs):
+            valid = self._get_param_names()
+            for key, value in kwargs.items():
+                if key not in valid:
+                    raise ValueError(f"Invalid parameter {key!r} for estimator "
+                                     f"{type(self).__name__}. Valid parameters are: {valid!r}.")
+                setattr(self, key, value)
+            return self
+
+        def __repr__(self):
+            defaults = inspect.signature(type(self).__init__).parameters
+            changed = []
+            for name in self._get_param_names():
+                value = getattr(self, name)
+                default = defaults[name].default
+                same = value is default or (type(value) is type(default) and _equal(value, default))
+                if not same:
+                    changed.append(f"{name}={value!r}")
+            return f"{type(self).__name__}({', '.join(changed)})"
+
+    class _ClassifierBase:
+        _estimator_type = "classifier"
+
+    class _RegressorBase:
+        _estimator_type = "regressor"
+
+
+class _BaseMLP(_Base):
     _task = None
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -67,36 +115,6 @@ class _BaseMLP:
         self.dtype = dtype
         self.dropout = dropout
 
-    # ---- the scikit-learn estimator protocol, without depending on scikit-learn
-
-    @classmethod
-    def _get_param_names(cls):
-        sig = inspect.signature(_BaseMLP.__init__)
-        return sorted(p for p in sig.parameters if p != "self")
-
-    def get_params(self, deep=True):
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **kwargs):
-        valid = self._get_param_names()
-        for key, value in kwargs.items():
-            if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
-                                 f"Valid parameters are: {valid!r}.")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        defaults = inspect.signature(_BaseMLP.__init__).parameters
-        changed = []
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            default = defaults[name].default
-            same = value is default or (type(value) is type(default) and _equal(value, default))
-            if not same:
-                changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
-
     def __sklearn_is_fitted__(self):
         return hasattr(self, "_theta")
 
@@ -113,7 +131,7 @@ class _BaseMLP:
 
     # ---- hyper-parameters, validated in one place
 
-    def _validate_params(self):
+    def _check_params(self):
         hidden = self.hidden_layer_sizes
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
@@ -211,7 +229,7 @@ class _BaseMLP:
         if conflicts:
             shown = ", ".join(f"{k}={ours[k]!r} (checkpoint: {theirs[k]!r})" for k in conflicts)
             raise ValueError(f"the checkpoint was made with other parameters: {shown}")
-        self._validate_params()
+        self._check_params()
         classes = np.asarray(state["classes"]) if "classes" in state else None
         self._restore(np.array(state["theta"]), values["widths"], classes=classes)
         for name in self._STATE_ARRAYS:
@@ -232,7 +250,7 @@ class _BaseMLP:
                          position=(values["steps"], totals))
 
     def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None, position=None):
-        hidden = self._validate_params()
+        hidden = self._check_params()
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         # position: where a resumed fit (resume()) continues, its state already restored
@@ -380,7 +398,7 @@ class _BaseMLP:
             if self.n_iter_ == end:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                               "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning, stacklevel=4)
+                              convergence_warning(), stacklevel=4)
 
     def _update_no_improvement(self, early_stopping, val_score):
         if early_stopping:
@@ -431,7 +449,7 @@ class _BaseMLP:
 
     def _restore(self, theta, widths, classes=None):
         """Rebuild a fitted estimator from saved weights (see mlpfast.model_io)."""
-        self._validate_params()
+        self._check_params()
         self._widths = list(widths)
         self._layout, size = params.make_layout(self._widths)
         if theta.shape != (size,):
@@ -533,18 +551,15 @@ class _BaseMLP:
             raise ValueError("The feature names should match those that were passed during fit.")
 
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
-        classify = self._task == "classification"
-        return Tags(estimator_type="classifier" if classify else "regressor",
-                    target_tags=TargetTags(required=True, multi_output=not classify,
-                                           single_output=True),
-                    classifier_tags=ClassifierTags() if classify else None,
-                    regressor_tags=None if classify else RegressorTags(),
-                    non_deterministic=self.random_state is None,
-                    input_tags=InputTags())
+        # BaseEstimator's tags, with the mixin's estimator type and target tags on top
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = self._task == "regression"
+        tags.non_deterministic = self.random_state is None
+        return tags
 
 
-class MLPClassifier(_BaseMLP):
+class MLPClassifier(_ClassifierBase, _BaseMLP):
     """Multi-layer perceptron classifier: softmax output, cross-entropy loss.
 
     >>> from mlpfast import MLPClassifier
@@ -552,7 +567,6 @@ class MLPClassifier(_BaseMLP):
     >>> clf.predict_proba(X[:3])
     """
     _task = "classification"
-    _estimator_type = "classifier"
 
     def _n_outputs(self):
         return len(self.classes_)
@@ -613,14 +627,13 @@ class MLPClassifier(_BaseMLP):
                 "val_score": metrics.accuracy(y_val, pred)}
 
 
-class MLPRegressor(_BaseMLP):
+class MLPRegressor(_RegressorBase, _BaseMLP):
     """Multi-layer perceptron regressor: identity output, squared-error loss.
 
     >>> from mlpfast import MLPRegressor
     >>> reg = MLPRegressor(hidden_layer_sizes=(64,), max_iter=50, random_state=0).fit(X, y)
     """
     _task = "regression"
-    _estimator_type = "regressor"
 
     def _n_outputs(self):
         return self._Y_width
