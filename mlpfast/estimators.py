@@ -947,6 +947,8 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
 
     def _validation_figures(self, X_val, y_val):
         pred = self._unshape(self._raw(X_val, check_names=False))
+        if not np.isfinite(pred).all():  # overflowing weights: no score (NaN), as sklearn
+            return {"val_loss": float("nan"), "val_score": float("nan")}
         return {"val_loss": metrics.squared_loss(pred, y_val),
                 "val_score": metrics.r2(y_val, pred)}
 
