@@ -407,7 +407,7 @@ class _BaseMLP(_Base):
         reinit = position is None and not incremental and not self.warm_start
         if not reinit:
             self._sync_weights()  # assigned coefs_ / intercepts_ are what training starts from
-        user_weights = self.__dict__.pop("_user_weights", False)
+        user_weights = self.__dict__.get("_user_weights", False)
         first_pass = position is None and (not hasattr(self, "_theta") or reinit)
         # the data decide classes_, feature names and the bookkeeping on a first pass, and
         # also when the weights were assigned by hand to an unfitted estimator
@@ -415,7 +415,7 @@ class _BaseMLP(_Base):
         dtype = DTYPES[_dtype_name(self.dtype)] if first_pass else self._theta.dtype.type
         names = feature_names(X)
         X = check_X(X, dtype, None if first_pass else self._widths[0], owner=type(self).__name__)
-        y_idx, Y = self._encode_targets(y, dtype, fresh, classes, incremental)
+        y_idx, Y = self._encode_targets(y, dtype, first_pass, classes, incremental)
         if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
@@ -441,6 +441,7 @@ class _BaseMLP(_Base):
                 last = len(self._widths) - 2
                 raise ValueError(f"coefs_[{last}] has {self._widths[-1]} output(s); "
                                  f"{self._outputs_needed()}")
+        self.__dict__.pop("_user_weights", None)  # set up: later fits go on as usual
         if position is None:
             self.n_iter_ = 0  # each fit (and partial_fit) counts its own epochs, as sklearn
         if position is None and (not incremental or not hasattr(self, "_opt1")):
@@ -809,7 +810,8 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
         return len(self.classes_)
 
     def _outputs_needed(self):
-        return f"the output layer needs {len(self.classes_)}, one per class in {list(self.classes_)!r}"
+        return (f"the output layer needs {len(self.classes_)}, one per class in "
+                f"{self.classes_.tolist()!r}")
 
     def _out_activation(self):
         return "softmax"
@@ -817,16 +819,18 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
     def _encode_targets(self, y, dtype, reset, classes, incremental):
         y = column_or_1d(y)
         check_classification_targets(y)
+        if not reset and isinstance(self.__dict__.get("classes_"), (list, tuple)):
+            self.classes_ = _unique(np.asarray(self.classes_))  # set by hand, as a list
         if reset or not hasattr(self, "classes_"):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self.classes_ = _unique(np.asarray(classes) if classes is not None else y)
             if len(self.classes_) < 2:
-                raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier "
-                                 "needs at least 2 classes to train.")
+                raise ValueError(f"y has only one class ({self.classes_.tolist()[0]!r}); a "
+                                 "classifier needs at least 2 classes to train.")
         elif classes is not None and not np.array_equal(_unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"`classes={list(classes)!r}` is not the same as on the first call "
-                             f"to partial_fit, which was {list(self.classes_)!r}")
+                             f"to partial_fit, which was {self.classes_.tolist()!r}")
         elif self.warm_start and not incremental and not np.array_equal(_unique(y), self.classes_):
             raise ValueError("warm_start can only be used where `y` has the same classes as in "
                              f"the previous call to fit. Previously got {self.classes_}, `y` has "

@@ -286,6 +286,20 @@ def test_assigned_weights_are_checked(change, match):
         mlp.partial_fit(X, y, classes=[0, 1, 2])
 
 
+def test_assigned_weights_with_classes_set_by_hand_and_a_retry():
+    X = np.array([[0.6, 0.8, 0.7], [0.1, -0.5, 0.3], [-0.2, 0.4, 0.9], [0.3, 0.3, -0.6]])
+    y = np.array(["a", "c", "b", "c"])
+    mlp = MLPClassifier(solver="sgd", hidden_layer_sizes=2, dtype="float64")
+    mlp.coefs_ = [np.full((3, 2), 0.1), np.full((2, 3), 0.2)]
+    mlp.intercepts_ = [np.zeros(2), np.zeros(3)]
+    with pytest.raises(ValueError, match="classes must be passed"):
+        mlp.partial_fit(X, y)
+    mlp.classes_ = ["a", "b", "c"]  # or by hand, as a list: then classes= is not needed
+    mlp.partial_fit(X, y)
+    assert list(mlp.classes_) == ["a", "b", "c"] and mlp.n_iter_ == 1
+    assert set(mlp.predict(X)) <= {"a", "b", "c"} and len(mlp.loss_curve_) == 1
+
+
 def test_assigned_weights_of_a_fitted_model_keep_its_shapes(rng):
     X, y = _blobs(rng)
     clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
