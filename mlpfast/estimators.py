@@ -612,9 +612,13 @@ class _BaseMLP(_Base):
         self.loss_curve_.append(self.loss_)
         self.validation_scores_.append(float("nan"))
         self._no_improvement_count += 1
-        record = {"epoch": self.n_iter_, "train_loss": self.loss_, "val_loss": float("nan"),
-                  "val_score": float("nan"), "learning_rate": self._lr, "epoch_seconds": seconds,
-                  "samples_per_second": n / seconds if seconds > 0 else float("inf")}
+        # the fields of a finished epoch's record (readers such as the CLI expect them all)
+        record = {"epoch": self.n_iter_, "train_loss": self.loss_}
+        if self._task == "classification":
+            record["train_accuracy"] = float("nan")
+        record.update(val_loss=float("nan"), val_score=float("nan"), learning_rate=self._lr,
+                      epoch_seconds=seconds,
+                      samples_per_second=n / seconds if seconds > 0 else float("inf"))
         self.history_.append(record)
         self._say("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
         self._say("Validation score: %f" % float("nan"))

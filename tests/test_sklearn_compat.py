@@ -379,6 +379,20 @@ def test_early_stopping_survives_a_diverging_loss(watched):
         MLPRegressor(**{**kw, "early_stopping": False}).fit(X, y, callback=callback)
 
 
+def test_a_diverged_epoch_is_recorded_like_any_other():
+    # readers of history_ (the CLI's progress line) find every field in the diverged epoch
+    from sklearn.datasets import load_iris
+    X, y = load_iris(return_X_y=True)
+    clf = MLPClassifier(hidden_layer_sizes=100, activation="identity", solver="sgd",
+                        learning_rate_init=100, max_iter=20, early_stopping=True,
+                        random_state=0)
+    with pytest.warns(ConvergenceWarning, match="Training diverged at epoch"):
+        clf.fit(X, y)
+    assert clf.history_[-1].keys() == clf.history_[0].keys()
+    assert math.isnan(clf.history_[-1]["val_score"]) and math.isnan(clf.loss_curve_[-1])
+    assert len(clf.loss_curve_) == len(clf.validation_scores_) == clf.n_iter_ < 20
+
+
 def test_early_stopping_raises_when_no_epoch_is_finite():
     from sklearn.datasets import load_iris
     X, y = load_iris(return_X_y=True)
