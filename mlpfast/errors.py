@@ -43,7 +43,26 @@ class DataConversionWarning(UserWarning):
 
 
 class ConvergenceWarning(UserWarning):
-    """Training stopped at max_iter before the loss settled."""
+    """Training stopped at max_iter before the loss settled, or early stopping stopped a
+    diverging fit. The estimators warn with convergence_warning(), a subclass."""
+
+
+_sklearn_convergence = None
+
+
+def convergence_warning():
+    """The category the estimators warn with: ConvergenceWarning, made also scikit-learn's
+    ConvergenceWarning when scikit-learn is loaded, so that a filter or pytest.warns on either
+    class catches it; scikit-learn is not imported here for that."""
+    global _sklearn_convergence
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return ConvergenceWarning
+    if _sklearn_convergence is None:
+        _sklearn_convergence = type("ConvergenceWarning",
+                                    (ConvergenceWarning, sk.ConvergenceWarning),
+                                    {"__module__": __name__})
+    return _sklearn_convergence
 
 
 class DataNote(UserWarning):

@@ -8,14 +8,23 @@ a change of import. Differences, all deliberate:
 - the regressor's loss is 0.5 * squared error summed over outputs and averaged over rows, the
   objective whose gradient scikit-learn uses (its reported loss also divides by n_outputs);
 - `device`, `dtype` (float32 by default) and `dropout` are added; solver 'lbfgs' is not offered;
-- `verbose` messages go to the 'mlpfast' logger, never to the terminal;
+- with early stopping, an epoch whose loss is not finite ends the fit (NaN as its validation
+  score) with the best epoch's weights and a ConvergenceWarning; without it, DivergenceError;
+- weights train in `dtype`; predict_proba is float64, a regressor predicts in X's dtype;
 - fit() accepts `eval_set=(X_val, y_val)` (used for early stopping in place of a split, and for
   per-epoch validation figures) and `callback`, called after every epoch and progress chunk.
+`verbose` prints scikit-learn's progress lines to stdout (and logs them to the 'mlpfast'
+logger); otherwise nothing is printed.
+
+Where scikit-learn imports, the estimators derive from its BaseEstimator and mixins; where it
+does not, the same protocol (get_params, set_params, repr) is written here.
 """
+import functools
 import inspect
 import json
 import logging
 import time
+import types
 import warnings
 
 import numpy as np
@@ -24,14 +33,79 @@ from . import metrics, params
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, feature_names)
 from .engine import NetSpec, make_engine, resolve_device
-from .errors import ConvergenceWarning, DeviceError, DivergenceError, not_fitted
+from .errors import DeviceError, DivergenceError, convergence_warning, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
 log = logging.getLogger("mlpfast")
 
+try:
+    # scikit-learn is optional: where it imports, the estimators are its own kind (BaseEstimator
+    # with the classifier and regressor mixins: tags, html repr, clone, metadata routing)
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import ClassifierMixin as _ClassifierBase
+    from sklearn.base import RegressorMixin as _RegressorBase
+    HAVE_SKLEARN = True
+except Exception:  # absent, or present and broken: the protocol below, written by hand
+    HAVE_SKLEARN = False
 
-class _BaseMLP:
+    class _Base:
+        """scikit-learn's estimator protocol (get_params, set_params, a repr of the changed
+        parameters) for when scikit-learn is not importable."""
+
+        @classmethod
+        def _get_param_names(cls):
+            sig = inspect.signature(cls.__init__)
+            return sorted(p for p in sig.parameters if p != "self")
+
+        def get_params(self, deep=True):
+            return {name: getattr(self, name) for name in self._get_param_names()}
+
+        def set_params(self, **kwargs):
+            valid = self._get_param_names()
+            for key, value in kwargs.items():
+                if key not in valid:
+                    raise ValueError(f"Invalid parameter {key!r} for estimator "
+                                     f"{type(self).__name__}. Valid parameters are: {valid!r}.")
+                setattr(self, key, value)
+            return self
+
+        def __repr__(self):
+            defaults = inspect.signature(type(self).__init__).parameters
+            changed = []
+            for name in self._get_param_names():
+                value = getattr(self, name)
+                default = defaults[name].default
+                same = value is default or (type(value) is type(default) and _equal(value, default))
+                if not same:
+                    changed.append(f"{name}={value!r}")
+            return f"{type(self).__name__}({', '.join(changed)})"
+
+    class _ClassifierBase:
+        _estimator_type = "classifier"
+
+    class _RegressorBase:
+        _estimator_type = "regressor"
+
+
+class _stochastic_only:
+    """partial_fit as an attribute only where the solver is stochastic: hasattr(estimator,
+    'partial_fit') is False for solver='lbfgs', as scikit-learn's available_if makes it."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        functools.update_wrapper(self, fn)
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self.fn
+        if obj.solver == "lbfgs":
+            raise AttributeError("partial_fit is only available for stochastic optimizers. "
+                                 f"{obj.solver} is not stochastic.")
+        return types.MethodType(self.fn, obj)
+
+
+class _BaseMLP(_Base):
     _task = None
 
     def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
@@ -67,43 +141,18 @@ class _BaseMLP:
         self.dtype = dtype
         self.dropout = dropout
 
-    # ---- the scikit-learn estimator protocol, without depending on scikit-learn
-
-    @classmethod
-    def _get_param_names(cls):
-        sig = inspect.signature(_BaseMLP.__init__)
-        return sorted(p for p in sig.parameters if p != "self")
-
-    def get_params(self, deep=True):
-        return {name: getattr(self, name) for name in self._get_param_names()}
-
-    def set_params(self, **kwargs):
-        valid = self._get_param_names()
-        for key, value in kwargs.items():
-            if key not in valid:
-                raise ValueError(f"Invalid parameter {key!r} for estimator {type(self).__name__}. "
-                                 f"Valid parameters are: {valid!r}.")
-            setattr(self, key, value)
-        return self
-
-    def __repr__(self):
-        defaults = inspect.signature(_BaseMLP.__init__).parameters
-        changed = []
-        for name in self._get_param_names():
-            value = getattr(self, name)
-            default = defaults[name].default
-            same = value is default or (type(value) is type(default) and _equal(value, default))
-            if not same:
-                changed.append(f"{name}={value!r}")
-        return f"{type(self).__name__}({', '.join(changed)})"
-
     def __sklearn_is_fitted__(self):
-        return hasattr(self, "_theta")
+        return "_theta" in self.__dict__ or "_coefs" in self.__dict__
 
     def __getstate__(self):
+        if "_theta" in self.__dict__:
+            self._sync_weights()
         state = self.__dict__.copy()
-        for derived in ("coefs_", "intercepts_", "_engine"):
-            state.pop(derived, None)
+        state.pop("_engine", None)
+        if "_theta" in state:
+            # views of theta: rebound on load (pickle would copy them apart from it)
+            for derived in ("_coefs", "_intercepts", "_views"):
+                state.pop(derived, None)
         return state
 
     def __setstate__(self, state):
@@ -111,9 +160,124 @@ class _BaseMLP:
         if "_theta" in state:
             self._bind_views()
 
+    # ---- weights: coefs_ and intercepts_ are views of one flat buffer, theta
+
+    @property
+    def coefs_(self):
+        """Per-layer weights (n_in, n_out). After a fit these are views of the flat buffer the
+        engines train, so editing one in place edits the model. A list assigned here (or
+        arrays assigned to its items) is read back as given and copied into the model before
+        the next fit, partial_fit, prediction or checkpoint; on an unfitted estimator it
+        defines the network (partial_fit, or fit with warm_start=True, trains from it)."""
+        try:
+            return self.__dict__["_coefs"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute 'coefs_'") from None
+
+    @coefs_.setter
+    def coefs_(self, value):
+        self.__dict__["_coefs"] = value
+
+    @coefs_.deleter
+    def coefs_(self):
+        self.__dict__.pop("_coefs", None)
+
+    @property
+    def intercepts_(self):
+        """Per-layer biases (n_out,); see coefs_."""
+        try:
+            return self.__dict__["_intercepts"]
+        except KeyError:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute "
+                                 "'intercepts_'") from None
+
+    @intercepts_.setter
+    def intercepts_(self, value):
+        self.__dict__["_intercepts"] = value
+
+    @intercepts_.deleter
+    def intercepts_(self):
+        self.__dict__.pop("_intercepts", None)
+
+    def _sync_weights(self):
+        """Copy what the user assigned to coefs_ / intercepts_ (whole lists or items) into
+        theta; on an unfitted estimator, build theta and the network's widths from it. Arrays
+        are checked against each other (and against a fitted network, or n_features_in_ when
+        set): ValueError names the layer."""
+        d = self.__dict__
+        coefs, inters = d.get("_coefs"), d.get("_intercepts")
+        if coefs is None and inters is None:
+            return
+        views = d.get("_views")
+        if views is not None and _same_items(coefs, views[0]) and _same_items(inters, views[1]):
+            return  # nothing assigned since the views were bound
+        for name, value in (("coefs_", coefs), ("intercepts_", inters)):
+            if not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name} must be a list with one array per layer, got "
+                                 f"{type(value).__name__}")
+        if len(coefs) != len(inters) or not coefs:
+            raise ValueError(f"coefs_ has {len(coefs)} layer(s) and intercepts_ {len(inters)}; "
+                             "they need one array per layer each")
+        fitted = "_theta" in d
+        W = [_layer_array(f"coefs_[{i}]", c, 2) for i, c in enumerate(coefs)]
+        b = [_layer_array(f"intercepts_[{i}]", c, 1) for i, c in enumerate(inters)]
+        for i in range(len(W)):
+            if i and W[i].shape[0] != W[i - 1].shape[1]:
+                raise ValueError(f"coefs_[{i}] has shape {W[i].shape}: its {W[i].shape[0]} rows "
+                                 f"must match the {W[i - 1].shape[1]} columns of coefs_[{i - 1}]")
+            if b[i].shape != (W[i].shape[1],):
+                raise ValueError(f"intercepts_[{i}] has shape {b[i].shape}; coefs_[{i}] (shape "
+                                 f"{W[i].shape}) needs ({W[i].shape[1]},)")
+        widths = [W[0].shape[0]] + [w.shape[1] for w in W]
+        if fitted and widths != list(self._widths):
+            old = self._widths
+            if len(widths) != len(old):
+                raise ValueError(f"coefs_ has {len(W)} layer(s), the fitted network "
+                                 f"{len(old) - 1}")
+            i = next(i for i in range(len(W)) if W[i].shape != (old[i], old[i + 1]))
+            raise ValueError(f"coefs_[{i}] has shape {W[i].shape}, the fitted network's layer "
+                             f"{i} is {(old[i], old[i + 1])}")
+        if not fitted:
+            n_in = d.get("n_features_in_")
+            if n_in is not None and n_in != widths[0]:
+                raise ValueError(f"coefs_[0] has {widths[0]} rows, but n_features_in_ is {n_in}")
+            _choice("dtype", _dtype_name(self.dtype), DTYPES)
+            self._widths = widths
+            self._layout, size = params.make_layout(widths)
+            self._theta = np.zeros(size, DTYPES[_dtype_name(self.dtype)])
+            self.n_features_in_ = widths[0]
+            self.n_layers_ = len(widths)
+            self.n_outputs_ = widths[-1]
+            for stale in ("_opt1", "_opt2", "_best_theta"):
+                d.pop(stale, None)
+            self._user_weights = True  # the next fit keeps these weights, sets the rest
+        params.assign(self._theta, self._layout, W, b)
+        if not fitted:
+            self._best_theta = self._theta.copy()
+        self._bind_views(coefs, inters)
+
+    def _bind_views(self, coefs=None, inters=None):
+        """coefs_ and intercepts_ as views of theta. Lists given (the user's) are filled in
+        place, so that a list the user holds shows the model's weights."""
+        c_views = params.coefs(self._theta, self._layout)
+        i_views = params.intercepts(self._theta, self._layout)
+        self._views = (tuple(c_views), tuple(i_views))
+        for key, given, fresh in (("_coefs", coefs, c_views), ("_intercepts", inters, i_views)):
+            if isinstance(given, list) and len(given) == len(fresh):
+                given[:] = fresh
+                fresh = given
+            self.__dict__[key] = fresh
+
+    @property
+    def _optimizer(self):
+        """The optimizer's state as scikit-learn's `_optimizer` shows it (read-only)."""
+        if "_lr" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute '_optimizer'")
+        return _OptimizerView(self)
+
     # ---- hyper-parameters, validated in one place
 
-    def _validate_params(self):
+    def _check_params(self):
         hidden = self.hidden_layer_sizes
         if not hasattr(hidden, "__iter__"):
             hidden = [hidden]
@@ -134,8 +298,8 @@ class _BaseMLP:
         _number("power_t", self.power_t, low=0.0)
         if not _is_int(self.max_iter) or self.max_iter < 1:
             raise ValueError(f"max_iter must be an integer >= 1, got {self.max_iter!r}.")
-        if not _is_int(self.n_iter_no_change) or self.n_iter_no_change < 1:
-            raise ValueError(f"n_iter_no_change must be an integer >= 1, got {self.n_iter_no_change!r}.")
+        # any real > 0: an integer, or np.inf for never stopping on a plateau
+        _number("n_iter_no_change", self.n_iter_no_change, low=0.0, low_open=True)
         _number("tol", self.tol, low=0.0)
         _number("momentum", self.momentum, low=0.0, high=1.0)
         _number("validation_fraction", self.validation_fraction, low=0.0, high=1.0,
@@ -149,7 +313,9 @@ class _BaseMLP:
     # ---- fitting
 
     def fit(self, X, y, *, eval_set=None, callback=None):
-        """Train for up to max_iter epochs. See the module docstring for eval_set and callback.
+        """Train for up to max_iter epochs (warm_start=True: max_iter more, from the weights
+        the estimator has; n_iter_ counts this fit's epochs, loss_curve_ and t_ go on).
+        See the module docstring for eval_set and callback.
 
         callback(estimator, event) gets event = {'kind': 'chunk', 'epoch', 'rows_done',
         'rows_total', 'loss'} during an epoch and {'kind': 'epoch', 'record'} after it; a
@@ -211,7 +377,7 @@ class _BaseMLP:
         if conflicts:
             shown = ", ".join(f"{k}={ours[k]!r} (checkpoint: {theirs[k]!r})" for k in conflicts)
             raise ValueError(f"the checkpoint was made with other parameters: {shown}")
-        self._validate_params()
+        self._check_params()
         classes = np.asarray(state["classes"]) if "classes" in state else None
         self._restore(np.array(state["theta"]), values["widths"], classes=classes)
         for name in self._STATE_ARRAYS:
@@ -232,16 +398,24 @@ class _BaseMLP:
                          position=(values["steps"], totals))
 
     def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None, position=None):
-        hidden = self._validate_params()
+        hidden = self._check_params()
+        if incremental and self.early_stopping:
+            raise ValueError("partial_fit does not support early_stopping=True")
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
         # position: where a resumed fit (resume()) continues, its state already restored
-        first_pass = position is None and (
-            not hasattr(self, "_theta") or (not self.warm_start and not incremental))
-        dtype = DTYPES[_dtype_name(self.dtype)]
+        reinit = position is None and not incremental and not self.warm_start
+        if not reinit:
+            self._sync_weights()  # assigned coefs_ / intercepts_ are what training starts from
+        user_weights = self.__dict__.get("_user_weights", False)
+        first_pass = position is None and (not hasattr(self, "_theta") or reinit)
+        # the data decide classes_, feature names and the bookkeeping on a first pass, and
+        # also when the weights were assigned by hand to an unfitted estimator
+        fresh = first_pass or user_weights
+        dtype = DTYPES[_dtype_name(self.dtype)] if first_pass else self._theta.dtype.type
         names = feature_names(X)
-        X = check_X(X, dtype, None if first_pass else self.n_features_in_, owner=type(self).__name__)
-        y_idx, Y = self._encode_targets(y, dtype, first_pass, classes)
+        X = check_X(X, dtype, None if first_pass else self._widths[0], owner=type(self).__name__)
+        y_idx, Y = self._encode_targets(y, dtype, first_pass, classes, incremental)
         if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
                              f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
@@ -257,7 +431,19 @@ class _BaseMLP:
             self._set_feature_names(names)
             self._initialize(X.shape[1], hidden, random_state, dtype)
         else:
-            self._check_feature_names(names)
+            if fresh:
+                self._set_feature_names(names)
+                self._init_bookkeeping(keep=True)
+                self.out_activation_ = self._out_activation()
+            else:
+                self._check_feature_names(names)
+            if self._widths[-1] != self._n_outputs():
+                last = len(self._widths) - 2
+                raise ValueError(f"coefs_[{last}] has {self._widths[-1]} output(s); "
+                                 f"{self._outputs_needed()}")
+        self.__dict__.pop("_user_weights", None)  # set up: later fits go on as usual
+        if position is None:
+            self.n_iter_ = 0  # each fit (and partial_fit) counts its own epochs, as sklearn
         if position is None and (not incremental or not hasattr(self, "_opt1")):
             self._reset_optimizer(random_state)
         elif position is not None:
@@ -267,7 +453,7 @@ class _BaseMLP:
                                self.activation)
             random_state.randint(0, 2 ** 62)
 
-        early_stopping = self.early_stopping and not incremental
+        early_stopping = self.early_stopping
         X_val = y_val = None
         if eval_set is not None:
             X_val = check_X(eval_set[0], dtype, self.n_features_in_, what="X_val")
@@ -298,8 +484,8 @@ class _BaseMLP:
                           self.epsilon, self.dropout], np.float64)
         self.finished_ = False
         try:
-            self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental, callback,
-                         position)
+            diverged = self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental,
+                                    callback, position)
         finally:
             engine.sync()
             order = engine.order()
@@ -308,19 +494,35 @@ class _BaseMLP:
             self._engine = None
         if early_stopping:
             if not np.isfinite(self.best_validation_score_):
+                if diverged is not None:
+                    raise diverged
                 raise ValueError("the validation score was never finite, so early stopping has "
                                  "no best epoch to keep; check the validation data")
             self._theta[:] = self._best_theta
+            if diverged is not None:
+                warnings.warn(f"Training diverged at epoch {diverged.epoch} (loss "
+                              f"{diverged.loss}): early stopping stopped there and kept the "
+                              f"weights of the best validation score "
+                              f"({self.best_validation_score_:g}); a lower learning_rate_init "
+                              f"(now {self.learning_rate_init:g}) may train further.",
+                              convergence_warning(), stacklevel=3)
         if not np.isfinite(self._theta).all():
             raise ValueError("Solver produced non-finite parameter weights. The input data may "
                              "contain large values and need to be preprocessed.")
         return self
 
+    def _say(self, message):
+        """A progress line: printed to stdout as scikit-learn's verbose mode does, and logged."""
+        if self.verbose:
+            print(message)
+            log.info(message)
+
     def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, incremental, callback,
                 position=None):
-        # a fresh fit runs max_iter epochs (warm_start: max_iter more); a resumed one runs to
-        # epoch max_iter in all
-        end = self.n_iter_ + self.max_iter if position is None else self.max_iter
+        """The epoch loop, up to max_iter epochs in this fit (a resumed one: in all). Returns
+        the DivergenceError of an epoch whose loss was not finite under early stopping (which
+        then stops there, with NaN as that epoch's validation score), else None."""
+        end = self.max_iter
         while self.n_iter_ < end:
             epoch = self.n_iter_ + 1
             start, partial = (0, None) if position is None else position
@@ -340,11 +542,17 @@ class _BaseMLP:
                     callback(self, {"kind": "chunk", "epoch": epoch, "rows_done": done,
                                     "rows_total": total, "loss": loss})
             t0 = time.perf_counter()
-            totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters, progress,
-                                        start, partial)
+            try:
+                totals = engine.train_epoch(self._rng, self.shuffle, hyper, self._counters,
+                                            progress, start, partial)
+                if not np.isfinite(totals[network.T_LOSS]):
+                    raise DivergenceError(epoch, None, float(totals[network.T_LOSS] / n), self._lr)
+            except DivergenceError as exc:
+                if not early_stopping:
+                    raise
+                self._diverged_epoch(exc, n, time.perf_counter() - t0, callback)
+                return exc
             seconds = time.perf_counter() - t0
-            if not np.isfinite(totals[network.T_LOSS]):
-                raise DivergenceError(epoch, None, float(totals[network.T_LOSS] / n), self._lr)
             self.n_iter_ += 1
             self.loss_ = float(totals[network.T_LOSS] / n)
             self.t_ += n
@@ -358,18 +566,13 @@ class _BaseMLP:
             record.update(learning_rate=self._lr, epoch_seconds=seconds,
                           samples_per_second=n / seconds if seconds > 0 else float("inf"))
             self.history_.append(record)
-            if self.verbose:
-                log.info("Iteration %d, loss = %.8f", self.n_iter_, self.loss_)
+            self._say("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
             self._update_no_improvement(early_stopping, record.get("val_score"))
             if self.solver == "sgd" and self.learning_rate == "invscaling":
                 self._lr = self.learning_rate_init / (self.t_ + 1) ** self.power_t
             stop = False
             if self._no_improvement_count > self.n_iter_no_change:
-                if self.solver == "sgd" and self.learning_rate == "adaptive" and self._lr > 1e-6:
-                    self._lr /= 5.0
-                    self._no_improvement_count = 0
-                else:
-                    stop = True
+                stop = self._plateau(early_stopping)
             self._position = (0, None)
             self.finished_ = stop or self.n_iter_ >= end
             if callback is not None and callback(self, {"kind": "epoch", "record": record}):
@@ -380,11 +583,55 @@ class _BaseMLP:
             if self.n_iter_ == end:
                 warnings.warn(f"Stochastic Optimizer: Maximum iterations ({self.max_iter}) "
                               "reached and the optimization hasn't converged yet.",
-                              ConvergenceWarning, stacklevel=4)
+                              convergence_warning(), stacklevel=4)
+        return None
+
+    def _plateau(self, early_stopping):
+        """n_iter_no_change epochs without improvement: whether to stop (sgd with the
+        'adaptive' schedule divides the learning rate by 5 instead, down to 1e-6)."""
+        what = "Validation score" if early_stopping else "Training loss"
+        msg = "%s did not improve more than tol=%f for %d consecutive epochs." % (
+            what, self.tol, self.n_iter_no_change)
+        if self.solver != "sgd" or self.learning_rate != "adaptive":
+            self._say(msg + " Stopping.")
+            return True
+        if self._lr <= 1e-6:
+            self._say(msg + " Learning rate too small. Stopping.")
+            return True
+        self._lr /= 5.0
+        self._no_improvement_count = 0
+        self._say(msg + " Setting learning rate to %f" % self._lr)
+        return False
+
+    def _diverged_epoch(self, exc, n, seconds, callback):
+        """Early stopping's record of an epoch whose loss was not finite: NaN as its
+        validation score; the fit stops there and keeps its best epoch's weights."""
+        self.n_iter_ += 1
+        self.loss_ = float(exc.loss)
+        self.t_ += n
+        self.loss_curve_.append(self.loss_)
+        self.validation_scores_.append(float("nan"))
+        self._no_improvement_count += 1
+        # the fields of a finished epoch's record (readers such as the CLI expect them all)
+        record = {"epoch": self.n_iter_, "train_loss": self.loss_}
+        if self._task == "classification":
+            record["train_accuracy"] = float("nan")
+        record.update(val_loss=float("nan"), val_score=float("nan"), learning_rate=self._lr,
+                      epoch_seconds=seconds,
+                      samples_per_second=n / seconds if seconds > 0 else float("inf"))
+        self.history_.append(record)
+        self._say("Iteration %d, loss = %.8f" % (self.n_iter_, self.loss_))
+        self._say("Validation score: %f" % float("nan"))
+        self._position = (0, None)
+        self.finished_ = True
+        if callback is not None:
+            callback(self, {"kind": "epoch", "record": record})
 
     def _update_no_improvement(self, early_stopping, val_score):
         if early_stopping:
+            val_score = float(val_score)
             self.validation_scores_.append(val_score)
+            self._say("Validation score: %f" % val_score)
             if not np.isfinite(val_score) or val_score < self.best_validation_score_ + self.tol:
                 self._no_improvement_count += 1
             else:
@@ -406,32 +653,32 @@ class _BaseMLP:
         self._widths = [n_features] + hidden + [self._n_outputs()]
         self.n_layers_ = len(self._widths)
         self.n_outputs_ = self._widths[-1]
-        self.out_activation_ = "softmax" if self._task == "classification" else "identity"
+        self.out_activation_ = self._out_activation()
         self._layout, size = params.make_layout(self._widths)
         theta = np.zeros(size, np.float64)
         params.glorot_init(theta, self._layout, random_state, self.activation)
         self._theta = theta.astype(dtype)
         self._best_theta = self._theta.copy()
         self._bind_views()
-        self.n_iter_ = 0
-        self.t_ = 0
-        self.loss_curve_ = []
-        self.history_ = []
-        self._no_improvement_count = 0
-        if self.early_stopping:
-            self.validation_scores_ = []
-            self.best_validation_score_ = -np.inf
-            self.best_loss_ = None
-        else:
-            self.best_loss_ = np.inf
-            self.validation_scores_ = None
-            self.best_validation_score_ = None
+        self._init_bookkeeping(keep=False)
         for stale in ("_opt1", "_opt2"):
             self.__dict__.pop(stale, None)
 
+    def _init_bookkeeping(self, keep):
+        """The per-fit records of a first fit; keep=True leaves those already set (by a user
+        who assigned weights and, as scikit-learn's tests do, some of these)."""
+        values = dict(n_iter_=0, t_=0, loss_curve_=[], history_=[], _no_improvement_count=0)
+        if self.early_stopping:
+            values.update(validation_scores_=[], best_validation_score_=-np.inf, best_loss_=None)
+        else:
+            values.update(best_loss_=np.inf, validation_scores_=None, best_validation_score_=None)
+        for name, value in values.items():
+            if not keep or getattr(self, name, None) is None:
+                setattr(self, name, value)
+
     def _restore(self, theta, widths, classes=None):
         """Rebuild a fitted estimator from saved weights (see mlpfast.model_io)."""
-        self._validate_params()
+        self._check_params()
         self._widths = list(widths)
         self._layout, size = params.make_layout(self._widths)
         if theta.shape != (size,):
@@ -442,7 +689,7 @@ class _BaseMLP:
         self.n_features_in_ = self._widths[0]
         self.n_layers_ = len(self._widths)
         self.n_outputs_ = self._widths[-1]
-        self.out_activation_ = "softmax" if self._task == "classification" else "identity"
+        self.out_activation_ = self._out_activation()
         if classes is not None:
             self.classes_ = classes
         else:
@@ -457,10 +704,6 @@ class _BaseMLP:
         # the compiled generator (shuffles, dropout) is seeded from the estimator's random_state
         self._rng = np.array([random_state.randint(0, 2 ** 62)], np.uint64)
 
-    def _bind_views(self):
-        self.coefs_ = params.coefs(self._theta, self._layout)
-        self.intercepts_ = params.intercepts(self._theta, self._layout)
-
     def _batch_size(self, n):
         if self.batch_size == "auto":
             return min(200, n)
@@ -472,9 +715,22 @@ class _BaseMLP:
     def _split_validation(self, X, y_idx, Y, random_state):
         n = X.shape[0]
         n_val = int(np.ceil(self.validation_fraction * n))
-        if n_val < 1 or n - n_val < 1:
-            raise ValueError(f"{n} samples are too few to hold out validation_fraction="
-                             f"{self.validation_fraction} for early stopping.")
+        if n - n_val < 1:
+            raise ValueError(f"With n_samples={n}, validation_fraction="
+                             f"{self.validation_fraction}, the training set left by early "
+                             "stopping's split would be empty. Lower 'validation_fraction' or "
+                             "add rows.")
+        if self._task == "classification":
+            counts = np.bincount(y_idx, minlength=len(self.classes_))
+            few = (counts > 0) & (counts < 2)
+            if few.any():
+                raise ValueError(
+                    "The least populated classes in y have only 1 member, which is too few. "
+                    "The minimum number of members in any class cannot be less than 2. Classes "
+                    f"with too few members are: {self.classes_[few].tolist()}")
+        if n_val < 2:
+            raise ValueError("The validation set is too small. Increase 'validation_fraction' "
+                             "or the size of your dataset.")
         if self._task == "classification":
             val = _stratified_pick(y_idx, n_val, random_state)
         else:
@@ -489,14 +745,17 @@ class _BaseMLP:
 
     # ---- prediction
 
-    def _raw(self, X, probabilities):
+    def _raw(self, X, check_names=True):
+        """The network's raw outputs for X in float64: the output layer's pre-activation of a
+        classifier (its scores), a regressor's predictions. check_names=False: X is the
+        estimator's own array (early stopping's validation rows), whose names were checked."""
         self._check_fitted()
-        self._check_feature_names(feature_names(X))
+        if check_names:
+            self._check_feature_names(feature_names(X))
         X = check_X(X, self._theta.dtype, self.n_features_in_, owner=type(self).__name__)
-        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], probabilities,
-                       self._theta.dtype.type, SOLVERS[self.solver], 1)
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], 0,
+                       self._theta.dtype.type, SOLVERS.get(self.solver, 0), 1)
         engine = make_engine(self._predict_device(), spec)
-        # public outputs are float64 whatever the training dtype, as scikit-learn's checks expect
         return engine.predict(self._theta, X).astype(np.float64)
 
     def _predict_device(self):
@@ -510,7 +769,8 @@ class _BaseMLP:
             return "cpu"
 
     def _check_fitted(self):
-        if not hasattr(self, "_theta"):
+        self._sync_weights()
+        if "_theta" not in self.__dict__:
             raise not_fitted(f"This {type(self).__name__} instance is not fitted yet. Call "
                              "'fit' with appropriate arguments before using this estimator.")
 
@@ -533,18 +793,15 @@ class _BaseMLP:
             raise ValueError("The feature names should match those that were passed during fit.")
 
     def __sklearn_tags__(self):
-        from sklearn.utils import ClassifierTags, InputTags, RegressorTags, Tags, TargetTags
-        classify = self._task == "classification"
-        return Tags(estimator_type="classifier" if classify else "regressor",
-                    target_tags=TargetTags(required=True, multi_output=not classify,
-                                           single_output=True),
-                    classifier_tags=ClassifierTags() if classify else None,
-                    regressor_tags=None if classify else RegressorTags(),
-                    non_deterministic=self.random_state is None,
-                    input_tags=InputTags())
+        # BaseEstimator's tags, with the mixin's estimator type and target tags on top
+        tags = super().__sklearn_tags__()
+        tags.target_tags.single_output = True
+        tags.target_tags.multi_output = self._task == "regression"
+        tags.non_deterministic = self.random_state is None
+        return tags
 
 
-class MLPClassifier(_BaseMLP):
+class MLPClassifier(_ClassifierBase, _BaseMLP):
     """Multi-layer perceptron classifier: softmax output, cross-entropy loss.
 
     >>> from mlpfast import MLPClassifier
@@ -552,60 +809,89 @@ class MLPClassifier(_BaseMLP):
     >>> clf.predict_proba(X[:3])
     """
     _task = "classification"
-    _estimator_type = "classifier"
 
     def _n_outputs(self):
         return len(self.classes_)
 
-    def _encode_targets(self, y, dtype, first_pass, classes):
+    def _outputs_needed(self):
+        return (f"the output layer needs {len(self.classes_)}, one per class in "
+                f"{self.classes_.tolist()!r}")
+
+    def _out_activation(self):
+        return "softmax"
+
+    def _encode_targets(self, y, dtype, reset, classes, incremental):
         y = column_or_1d(y)
         check_classification_targets(y)
-        if first_pass:
-            if classes is not None:
-                self.classes_ = _unique(np.asarray(classes))
-            else:
-                self.classes_ = _unique(y)
+        if not reset and isinstance(self.__dict__.get("classes_"), (list, tuple)):
+            self.classes_ = _unique(np.asarray(self.classes_))  # set by hand, as a list
+        if reset or not hasattr(self, "classes_"):
+            if incremental and classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
+            self.classes_ = _unique(np.asarray(classes) if classes is not None else y)
             if len(self.classes_) < 2:
-                raise ValueError(f"y has only one class ({self.classes_[0]!r}); a classifier "
-                                 "needs at least 2 classes to train.")
+                raise ValueError(f"y has only one class ({self.classes_.tolist()[0]!r}); a "
+                                 "classifier needs at least 2 classes to train.")
+        elif classes is not None and not np.array_equal(_unique(np.asarray(classes)), self.classes_):
+            raise ValueError(f"`classes={list(classes)!r}` is not the same as on the first call "
+                             f"to partial_fit, which was {self.classes_.tolist()!r}")
+        elif self.warm_start and not incremental and not np.array_equal(_unique(y), self.classes_):
+            raise ValueError("warm_start can only be used where `y` has the same classes as in "
+                             f"the previous call to fit. Previously got {self.classes_}, `y` has "
+                             f"{_unique(y)}")
         unknown = np.setdiff1d(_unique(y), self.classes_)
         if len(unknown):
             raise ValueError(f"y contains labels not seen in classes_: {unknown[:5].tolist()}")
         y_idx = np.searchsorted(self.classes_, y).astype(np.int32)
         return y_idx, np.zeros((len(y), 0), dtype)
 
+    def _check_fitted(self):
+        super()._check_fitted()
+        if "classes_" not in self.__dict__:
+            raise not_fitted(f"This {type(self).__name__} has weights but no classes_: call "
+                             "'fit' or 'partial_fit' (with classes) before using it.")
+
+    @_stochastic_only
     def partial_fit(self, X, y, classes=None):
-        """Exactly one epoch over (X, y). `classes` (all labels) is required on the first call."""
-        first = not hasattr(self, "_theta")
-        if first and classes is None:
-            raise ValueError("classes must be passed on the first call to partial_fit.")
-        if not first and classes is not None and not np.array_equal(_unique(np.asarray(classes)), self.classes_):
-            raise ValueError(f"`classes={list(classes)!r}` is not the same as on the first call "
-                             f"to partial_fit, which was {list(self.classes_)!r}")
-        return self._fit(X, y, incremental=True, classes=classes if first else None)
+        """Exactly one epoch over (X, y). `classes` (all labels) is required on the first call.
+        n_iter_ is then 1, as in scikit-learn; t_ and loss_curve_ count every call."""
+        return self._fit(X, y, incremental=True, classes=classes)
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes), columns in the order of classes_."""
-        return self._raw(X, probabilities=True)
+        """Class probabilities (n_samples, n_classes) in float64, columns in the order of
+        classes_: the softmax, taken in float64, of the network's output scores."""
+        Z = self._raw(X)
+        Z -= Z.max(axis=1, keepdims=True)
+        np.exp(Z, out=Z)
+        Z /= Z.sum(axis=1, keepdims=True)
+        return Z
 
     def predict_log_proba(self, X):
-        """log of predict_proba, taken from the logits (finite where a probability rounds to 0)."""
-        Z = self._raw(X, probabilities=False).astype(np.float64)
+        """log of predict_proba, taken from the scores (finite where a probability rounds to 0)."""
+        Z = self._raw(X)
         Z -= Z.max(axis=1, keepdims=True)
         return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
 
     def predict(self, X):
-        proba = self.predict_proba(X)
+        proba = self.predict_proba(X)  # first: it says NotFittedError before classes_ is read
         return self.classes_[np.argmax(proba, axis=1)]
 
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy."""
+        """Mean accuracy (weighted by sample_weight). Labels of another kind than classes_
+        (strings against numbers) raise ValueError, as scikit-learn's accuracy_score does."""
+        y = column_or_1d(y, warn=False)
         pred = self.predict(X)
-        y = np.asarray(y).ravel()
+        if len(y) != len(pred):
+            raise ValueError("Found input variables with inconsistent numbers of samples: "
+                             f"[{len(y)}, {len(pred)}]")
+        _check_label_kinds(y, pred)
         return float(np.average(pred == y, weights=sample_weight))
 
     def _validation_figures(self, X_val, y_val):
-        proba = self._raw(X_val, probabilities=True)
+        Z = self._raw(X_val, check_names=False)
+        Z -= Z.max(axis=1, keepdims=True)
+        np.exp(Z, out=Z)
+        proba = Z / Z.sum(axis=1, keepdims=True)
         pred = self.classes_[np.argmax(proba, axis=1)]
         known = np.isin(y_val, self.classes_)
         idx = np.searchsorted(self.classes_, y_val[known])
@@ -613,22 +899,27 @@ class MLPClassifier(_BaseMLP):
                 "val_score": metrics.accuracy(y_val, pred)}
 
 
-class MLPRegressor(_BaseMLP):
+class MLPRegressor(_RegressorBase, _BaseMLP):
     """Multi-layer perceptron regressor: identity output, squared-error loss.
 
     >>> from mlpfast import MLPRegressor
     >>> reg = MLPRegressor(hidden_layer_sizes=(64,), max_iter=50, random_state=0).fit(X, y)
     """
     _task = "regression"
-    _estimator_type = "regressor"
 
     def _n_outputs(self):
         return self._Y_width
 
-    def _encode_targets(self, y, dtype, first_pass, classes):
+    def _outputs_needed(self):
+        return f"y has {self._Y_width} target(s)"
+
+    def _out_activation(self):
+        return "identity"
+
+    def _encode_targets(self, y, dtype, reset, classes, incremental):
         y = check_regression_targets(y, dtype)
         Y = np.ascontiguousarray(y.reshape(len(y), -1))
-        if first_pass:
+        if reset or not hasattr(self, "_Y_width"):
             self._Y_width = Y.shape[1]
             self._y_1d = y.ndim == 1
         elif Y.shape[1] != self._Y_width:
@@ -636,26 +927,138 @@ class MLPRegressor(_BaseMLP):
         return np.zeros(0, np.int32), Y
 
     def _unshape(self, Y):
-        return Y.ravel() if self._y_1d else Y
+        one_d = getattr(self, "_y_1d", Y.shape[1] == 1)
+        return Y.ravel() if one_d else Y
 
+    @_stochastic_only
     def partial_fit(self, X, y):
-        """Exactly one epoch over (X, y)."""
+        """Exactly one epoch over (X, y). n_iter_ is then 1, as in scikit-learn; t_ and
+        loss_curve_ count every call."""
         return self._fit(X, y, incremental=True)
 
     def predict(self, X):
-        return self._unshape(self._raw(X, probabilities=False))
+        """Predictions in X's dtype when X is float32 or float64 (float64 otherwise), as
+        scikit-learn's, whatever the dtype the network trained in."""
+        out_dtype = _float_dtype_of(X)
+        return self._unshape(self._raw(X)).astype(out_dtype, copy=False)
 
     def score(self, X, y, sample_weight=None):
-        """R^2, averaged uniformly over targets."""
-        return metrics.r2(np.asarray(y), self.predict(X))
+        """R^2 (weighted by sample_weight), averaged uniformly over targets."""
+        y = np.asarray(y)
+        pred = self.predict(X)
+        if len(y) != len(pred):
+            raise ValueError("Found input variables with inconsistent numbers of samples: "
+                             f"[{len(y)}, {len(pred)}]")
+        if sample_weight is None:
+            return metrics.r2(y, pred)
+        return _weighted_r2(y, pred, sample_weight)
 
     def _validation_figures(self, X_val, y_val):
-        pred = self._raw(X_val, probabilities=False)
+        pred = self._unshape(self._raw(X_val, check_names=False))
+        if not np.isfinite(pred).all():  # overflowing weights: no score (NaN), as sklearn
+            return {"val_loss": float("nan"), "val_score": float("nan")}
         return {"val_loss": metrics.squared_loss(pred, y_val),
                 "val_score": metrics.r2(y_val, pred)}
 
 
 # ---- helpers
+
+class _OptimizerView:
+    """What scikit-learn's `_optimizer` shows: the current learning_rate (read-only). For
+    Adam it is the step size after bias correction, learning_rate_init * sqrt(1 - beta_2**t)
+    / (1 - beta_1**t) after t steps, as scikit-learn's AdamOptimizer reports it."""
+
+    def __init__(self, estimator):
+        self._estimator = estimator
+
+    @property
+    def learning_rate_init(self):
+        return float(self._estimator.learning_rate_init)
+
+    @property
+    def learning_rate(self):
+        est = self._estimator
+        lr = float(est._lr)
+        t = int(est._counters[network.C_ADAM_T])
+        if est.solver == "adam" and t > 0:
+            lr *= np.sqrt(1.0 - est.beta_2 ** t) / (1.0 - est.beta_1 ** t)
+        return lr
+
+    def __repr__(self):
+        return (f"<{type(self._estimator).__name__} optimizer ({self._estimator.solver}): "
+                f"learning_rate={self.learning_rate:g}>")
+
+
+def _same_items(given, views):
+    return (isinstance(given, (list, tuple)) and len(given) == len(views)
+            and all(a is b for a, b in zip(given, views)))
+
+
+def _layer_array(name, value, ndim):
+    """A user's layer array as float64, checked: numbers, ndim, non-empty, finite."""
+    try:
+        a = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} is not an array of numbers (got {type(value).__name__})") from None
+    if a.ndim != ndim:
+        shape = "(n_in, n_out)" if ndim == 2 else "(n_out,)"
+        raise ValueError(f"{name} must be a {ndim}-D array {shape}, got shape {a.shape}")
+    if a.size == 0:
+        raise ValueError(f"{name} has shape {a.shape}: every layer needs at least one unit")
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} holds NaN or infinity")
+    return a
+
+
+def _float_dtype_of(X):
+    """float32 or float64 when X (an array, or a frame whose columns all are) holds that
+    dtype, else float64: the dtype of scikit-learn's regression outputs."""
+    dtype = getattr(X, "dtype", None)
+    if dtype is None and hasattr(X, "dtypes"):
+        kinds = set(np.dtype(d) if isinstance(d, np.dtype) else d for d in X.dtypes)
+        dtype = kinds.pop() if len(kinds) == 1 else None
+    try:
+        dtype = np.dtype(dtype) if dtype is not None else None
+    except TypeError:
+        dtype = None
+    return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float64)
+
+
+def _check_label_kinds(y_true, y_pred):
+    """scikit-learn's refusal (unique_labels) of string labels scored against numbers."""
+    labels = set(_unique_list(y_true)) | set(_unique_list(y_pred))
+    if len({isinstance(v, str) for v in labels}) > 1:
+        raise ValueError("Mix of label input types (string and number); Got "
+                         f"{_shown_labels(y_true)} and {_shown_labels(y_pred)}.")
+
+
+def _unique_list(values):
+    try:
+        return np.unique(values).tolist()
+    except TypeError:  # labels of mixed kinds in one array
+        return list(dict.fromkeys(np.asarray(values, dtype=object).tolist()))
+
+
+def _shown_labels(values):
+    try:
+        return str(np.unique(values))
+    except TypeError:
+        return str(_unique_list(values))
+
+
+def _weighted_r2(y_true, y_pred, sample_weight):
+    """R^2 with rows weighted, averaged uniformly over targets (scikit-learn's r2_score)."""
+    w = np.asarray(sample_weight, np.float64).reshape(-1, 1)
+    yt = np.asarray(y_true, np.float64).reshape(len(y_true), -1)
+    yp = np.asarray(y_pred, np.float64).reshape(len(y_true), -1)
+    ss_res = (w * (yt - yp) ** 2).sum(axis=0)
+    mean = (w * yt).sum(axis=0) / w.sum()
+    ss_tot = (w * (yt - mean) ** 2).sum(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        score = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
+                         np.where(ss_res > 0, 0.0, 1.0))
+    return float(score.mean())
+
 
 def _unique(values):
     try:

@@ -126,18 +126,31 @@ def test_early_stopping_keeps_the_best_validation_model(rng):
 
 
 def test_warm_start_and_partial_fit_continue(rng):
+    # as scikit-learn >= 1.3: each fit runs up to max_iter epochs and n_iter_ counts them,
+    # loss_curve_ and t_ go on across warm-started fits; partial_fit leaves n_iter_ at 1
     X, y = _blobs(rng)
-    clf = MLPClassifier(hidden_layer_sizes=(7,), max_iter=2, warm_start=True, random_state=0)
-    clf.fit(X, y)
+    clf = MLPClassifier(hidden_layer_sizes=(7,), max_iter=2, warm_start=True, random_state=0,
+                        tol=0.0, n_iter_no_change=np.inf)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(2\)"):
+        clf.fit(X, y)
     first = clf._theta.copy()
-    clf.fit(X, y)
-    assert clf.n_iter_ == 4 and not np.array_equal(first, clf._theta)
+    clf.set_params(max_iter=3)
+    with pytest.warns(ConvergenceWarning, match=r"Maximum iterations \(3\)"):
+        clf.fit(X, y)
+    assert clf.n_iter_ == 3 and len(clf.loss_curve_) == 5 and clf.t_ == 5 * len(X)
+    assert not np.array_equal(first, clf._theta)
+    # warm start goes on from the weights: the same as one 5-epoch fit would not be (the
+    # optimizer restarts), but a cold fit starts over
+    cold = MLPClassifier(hidden_layer_sizes=(7,), max_iter=3, random_state=0).fit(X, y)
+    assert cold.n_iter_ == 3 and len(cold.loss_curve_) == 3
     with pytest.raises(ValueError, match="classes must be passed"):
         MLPClassifier().partial_fit(X, y)
     inc = MLPClassifier(hidden_layer_sizes=(7,), random_state=0)
-    for _ in range(3):
-        inc.partial_fit(X, y, classes=[0, 1, 2])
-    assert inc.n_iter_ == 3 and inc.t_ == 3 * len(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # partial_fit never warns about max_iter
+        for _ in range(3):
+            inc.partial_fit(X, y, classes=[0, 1, 2])
+    assert inc.n_iter_ == 1 and inc.t_ == 3 * len(X) and len(inc.loss_curve_) == 3
 
 
 def test_regressor_multi_output_and_float64_outputs(rng):
