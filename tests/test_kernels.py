@@ -14,6 +14,9 @@ from mlpfast.kernels import matmul, optim, random, simd, softmax
 from mlpfast.registry import ACTIVATIONS
 
 DTYPES = (np.float32, np.float64)
+NO_WEIGHTS = np.zeros(0)  # the fused output kernels' "no sample weights"
+OUTPUT_NAMES = {softmax.OUT_IDENTITY: "identity", softmax.OUT_SOFTMAX: "softmax",
+                softmax.OUT_LOGISTIC: "logistic", softmax.OUT_EXP: "exp"}
 
 
 def _empty(dtype):
@@ -251,7 +254,7 @@ def test_softmax_xent_grad_matches_reference(rng, dtype, B, C):
     Z = (4 * rng.standard_normal((B, C))).astype(dtype)
     y = rng.integers(0, C, B).astype(np.int32)
     dZ = np.empty_like(Z)
-    loss, correct = softmax.softmax_xent_grad(dZ, Z, y, 1.0 / B)
+    loss, correct = softmax.softmax_xent_grad(dZ, Z, y, NO_WEIGHTS, 1.0 / B)
     np.testing.assert_allclose(dZ, ref.xent_grad(Z, y), **tol(dtype))
     assert loss / B == pytest.approx(ref.xent_loss(Z, y), rel=1e-5 if dtype == np.float32 else 1e-12)
     assert correct == int((Z.argmax(axis=1) == y).sum())
@@ -273,7 +276,7 @@ def test_softmax_jacobian_and_fused_gradient_match_finite_differences(rng):
     Z = rng.standard_normal((5, 7))
     y = rng.integers(0, 7, 5).astype(np.int32)
     dZ = np.empty_like(Z)
-    softmax.softmax_xent_grad(dZ, Z, y, 1.0 / 5)
+    softmax.softmax_xent_grad(dZ, Z, y, NO_WEIGHTS, 1.0 / 5)
     fd = np.empty_like(Z)
     for i, k in itertools.product(range(5), range(7)):
         E = np.zeros_like(Z)
@@ -301,14 +304,16 @@ def test_softmax_xent_stability(dtype):
         for t in range(Z.shape[1]):
             y = np.array([t], np.int32)
             dZ = np.empty_like(Z)
-            loss, _ = softmax.softmax_xent_grad(dZ, Z, y, 1.0)
+            loss, _ = softmax.softmax_xent_grad(dZ, Z, y, NO_WEIGHTS, 1.0)
             assert np.isfinite(loss) and np.isfinite(dZ).all(), name
             assert loss == pytest.approx(ref.xent_loss(Z, y), rel=1e-5, abs=1e-6), name
             np.testing.assert_allclose(dZ, ref.xent_grad(Z, y), atol=1e-6, err_msg=name)
     dZ = np.empty((1, 5), dtype)
-    loss, _ = softmax.softmax_xent_grad(dZ, np.full((1, 5), 3.0, dtype), np.array([2], np.int32), 1.0)
+    loss, _ = softmax.softmax_xent_grad(dZ, np.full((1, 5), 3.0, dtype), np.array([2], np.int32),
+                                        NO_WEIGHTS, 1.0)
     assert loss == pytest.approx(np.log(5), rel=1e-6)
-    loss, _ = softmax.softmax_xent_grad(dZ[:, :3], np.array([[1e4, 0, -1e4]], dtype), np.array([2], np.int32), 1.0)
+    loss, _ = softmax.softmax_xent_grad(dZ[:, :3], np.array([[1e4, 0, -1e4]], dtype),
+                                        np.array([2], np.int32), NO_WEIGHTS, 1.0)
     assert loss == pytest.approx(2e4, rel=1e-6)  # log-sum-exp, not log(0)
 
 
@@ -317,9 +322,127 @@ def test_squared_error_grad(rng, dtype):
     Z = rng.standard_normal((33, 3)).astype(dtype)
     Y = rng.standard_normal((33, 3)).astype(dtype)
     dZ = np.empty_like(Z)
-    loss = softmax.squared_error_grad(dZ, Z, Y, 1.0 / 33)
+    loss = softmax.squared_error_grad(dZ, Z, Y, NO_WEIGHTS, 1.0 / 33)
     assert loss / 33 == pytest.approx(ref.squared_loss(Z, Y), rel=1e-5)
     np.testing.assert_allclose(dZ, ref.squared_grad(Z, Y), **tol(dtype))
+
+
+def _output_problem(rng, output, B, C, dtype, spread=3.0):
+    """Logits Z (B, C) and targets of output code `output`: class indices (softmax), 0/1
+    labels (logistic), counts with zeros (exp), reals (identity)."""
+    Z = (spread * rng.standard_normal((B, C))).astype(dtype)
+    if output == softmax.OUT_SOFTMAX:
+        return Z, rng.integers(0, C, B).astype(np.int32)
+    if output == softmax.OUT_LOGISTIC:
+        return Z, (rng.random((B, C)) < 0.5).astype(dtype)
+    if output == softmax.OUT_EXP:
+        return Z, rng.poisson(2.0, (B, C)).astype(dtype)
+    return Z, rng.standard_normal((B, C)).astype(dtype)
+
+
+def _fused(output, dZ, Z, target, w, scale):
+    """(summed loss, rows right) from the fused kernel of an output code."""
+    if output == softmax.OUT_SOFTMAX:
+        return softmax.softmax_xent_grad(dZ, Z, target, w, scale)
+    if output == softmax.OUT_LOGISTIC:
+        return softmax.logistic_xent_grad(dZ, Z, target, w, scale)
+    if output == softmax.OUT_EXP:
+        return softmax.poisson_grad(dZ, Z, target, w, scale), 0
+    return softmax.squared_error_grad(dZ, Z, target, w, scale), 0
+
+
+def _rows_right(output, Z, target):
+    if output == softmax.OUT_SOFTMAX:
+        return int((Z.argmax(axis=1) == target).sum())
+    if output == softmax.OUT_LOGISTIC:
+        return int(((Z > 0) == (target > 0.5)).all(axis=1).sum())
+    return 0
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", sorted(OUTPUT_NAMES), ids=OUTPUT_NAMES.get)
+@pytest.mark.parametrize("B", ODD)
+@pytest.mark.parametrize("C", [1, 3, 33])
+def test_fused_output_kernels_match_reference(rng, output, dtype, weighted, B, C):
+    if output == softmax.OUT_SOFTMAX and C == 1:
+        C = 2
+    Z, target = _output_problem(rng, output, B, C, dtype)
+    loss_fn, grad_fn, _ = ref.OUTPUTS[output]
+    # weights with zeros among them, as scikit-learn allows
+    w = rng.uniform(0, 3, B) * (rng.random(B) > 0.2) if weighted else None
+    if weighted and w.sum() == 0:
+        w[0] = 1.0
+    sw = w.sum() if weighted else B
+    dZ = np.full_like(Z, np.nan)
+    loss, right = _fused(output, dZ, Z, target, w if weighted else NO_WEIGHTS, 1.0 / sw)
+    np.testing.assert_allclose(dZ, grad_fn(Z, target, w), **tol(dtype))
+    rel = 1e-5 if dtype == np.float32 else 1e-12
+    assert loss / sw == pytest.approx(loss_fn(Z, target, w), rel=rel, abs=1e-12)
+    assert right == _rows_right(output, Z, target)
+    # in place (dZ is Z), as the kernels allow
+    Zc = Z.copy()
+    _fused(output, Zc, Zc, target, w if weighted else NO_WEIGHTS, 1.0 / sw)
+    assert np.array_equal(Zc, dZ)
+
+
+@pytest.mark.parametrize("output", [softmax.OUT_LOGISTIC, softmax.OUT_EXP],
+                         ids=["logistic", "exp"])
+def test_new_fused_gradients_match_finite_differences(rng, output):
+    # the kernels' dZ against central differences of the reference loss, weights included
+    Z, target = _output_problem(rng, output, 5, 3, np.float64, spread=1.0)
+    w = rng.uniform(0.1, 2, 5)
+    dZ = np.empty_like(Z)
+    _fused(output, dZ, Z, target, w, 1.0 / w.sum())
+    loss_fn = ref.OUTPUTS[output][0]
+    h = 1e-6
+    fd = np.empty_like(Z)
+    for i, k in itertools.product(range(5), range(3)):
+        E = np.zeros_like(Z)
+        E[i, k] = h
+        fd[i, k] = (loss_fn(Z + E, target, w) - loss_fn(Z - E, target, w)) / (2 * h)
+    np.testing.assert_allclose(dZ, fd, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_logistic_and_poisson_stability(dtype):
+    # logits far beyond exp's range: finite loss and gradient where log(sigmoid) would be -inf
+    Z = np.array([[1e4, -1e4, 0.0, 800.0, -800.0, 40.0]], dtype)
+    for labels in ([1, 0, 1, 0, 1, 0], [0, 1, 0, 1, 0, 1]):
+        Y = np.array([labels], dtype)
+        dZ = np.empty_like(Z)
+        loss, right = softmax.logistic_xent_grad(dZ, Z, Y, NO_WEIGHTS, 1.0)
+        assert np.isfinite(loss) and np.isfinite(dZ).all()
+        assert loss == pytest.approx(ref.binary_xent_loss(Z, Y), rel=1e-6)
+        np.testing.assert_allclose(dZ, ref.binary_xent_grad(Z, Y), atol=1e-7)
+    # a wrong label on z = 1e4 costs 1e4, not inf
+    dZ = np.empty((1, 1), dtype)
+    loss, right = softmax.logistic_xent_grad(dZ, np.array([[1e4]], dtype), np.zeros((1, 1), dtype),
+                                             NO_WEIGHTS, 1.0)
+    assert loss == pytest.approx(1e4, rel=1e-6) and right == 0 and dZ[0, 0] == 1
+    # Poisson: y log y is 0 at y = 0, mu rounding to 0 is no log(0)
+    Z = np.array([[-800.0, 0.0, 3.0, -50.0]], dtype)
+    Y = np.array([[0.0, 0.0, 5.0, 2.0]], dtype)
+    dZ = np.empty_like(Z)
+    loss = softmax.poisson_grad(dZ, Z, Y, NO_WEIGHTS, 1.0)
+    assert np.isfinite(loss) and np.isfinite(dZ).all()
+    assert loss == pytest.approx(ref.poisson_loss(Z, Y), rel=1e-6)
+    np.testing.assert_allclose(dZ, ref.poisson_grad(Z, Y), rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("output", sorted(OUTPUT_NAMES), ids=OUTPUT_NAMES.get)
+def test_output_activation_matches_reference(rng, dtype, output):
+    for B, C in [(1, 1), (7, 3), (33, 26), (257, 2)]:
+        Z = (4 * rng.standard_normal((B, C))).astype(dtype)
+        P = np.full_like(Z, np.nan)
+        softmax.output_activation(P, Z, output)
+        np.testing.assert_allclose(P, ref.OUTPUTS[output][2](Z), **tol(dtype))
+    # extreme logits: the sigmoid saturates without overflow
+    Z = np.array([[1e4, -1e4, 0.0]], dtype)
+    P = np.empty_like(Z)
+    softmax.output_activation(P, Z, softmax.OUT_LOGISTIC)
+    assert np.array_equal(P, np.array([[1.0, 0.0, 0.5]], dtype))
 
 
 def test_bias_grad_and_l2(rng):

@@ -5,10 +5,23 @@ copies of the flat buffers (theta, optimizer state) and the bookkeeping (epochs,
 learning-rate schedules); the engine owns whatever lives on the device and the scratch buffers.
 
     engine = Engine(spec)                       # NetSpec below
-    engine.start(theta, opt1, opt2, X, y, Y)    # once per fit: bind or upload
+    engine.start(theta, opt1, opt2, X, y, Y, sample_weight=None)   # once per fit: bind/upload
     totals = engine.train_epoch(perm_rng, shuffle, hyper, counters, progress)
+    f = engine.loss_gradient(theta, grad, alpha)  # L-BFGS: full-batch objective, grad filled
     engine.sync()                               # device -> host theta/opt state (no-op on CPU)
-    out = engine.predict(theta, X)              # probabilities or regression values
+    out = engine.predict(theta, X)              # the output activation of spec.output
+
+Data (start, predict, gradient):
+    X              (N, F) C-contiguous array of spec.dtype, or (CPU engine) a scipy.sparse CSR
+                   matrix or array, which the engine canonicalises (duplicates summed, indices
+                   sorted, int64 indices; a copy only where needed) and never densifies whole
+    y              (N,) int32 class indices for OUT_SOFTMAX, else empty
+    Y              (N, n_outputs) spec.dtype targets for the other outputs, else (N, 0)
+    sample_weight  None, or (N,) float64 >= 0 (not validated here: the estimator does)
+
+Weights follow scikit-learn: the weighted mean loss, L2 over the sum of weights. A minibatch
+whose weights sum to 0 is skipped (no update, no Adam step, nothing added to the loss; its rows
+count as seen); a full batch whose weights sum to 0 gives loss 0 and a zero gradient.
 """
 import time
 from dataclasses import dataclass
@@ -44,7 +57,8 @@ class Engine:
     def __init__(self, spec):
         self.spec = spec
 
-    def start(self, theta, opt1, opt2, X, y, Y):
+    def start(self, theta, opt1, opt2, X, y, Y, sample_weight=None):
+        """Bind (or upload) the parameters, optimizer state and training data of one fit."""
         raise NotImplementedError
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
@@ -63,6 +77,20 @@ class Engine:
         return None
 
     def predict(self, theta, X):
+        """(N, n_outputs) spec.dtype: the network's outputs through spec.output's activation
+        (OUT_IDENTITY: raw scores; OUT_SOFTMAX: class probabilities; OUT_LOGISTIC: sigmoid;
+        OUT_EXP: exp)."""
+        raise NotImplementedError
+
+    def gradient(self, theta, X, y, Y, alpha, sample_weight=None):
+        """(loss, grad): scikit-learn's full-batch objective on the given data at theta and its
+        gradient (flat, like theta), without an update."""
+        raise NotImplementedError
+
+    def loss_gradient(self, theta, grad, alpha):
+        """scikit-learn's full-batch objective on the data bound by start() at theta (weighted
+        mean loss + 0.5 * alpha * ||W||^2 / sum of weights), returned as a float, and its
+        gradient written into grad (flat like theta); for L-BFGS."""
         raise NotImplementedError
 
 

@@ -5,6 +5,7 @@ progress reports; chunks are sized from the time the previous one took so that r
 about every config.PROGRESS_SECONDS without paying a Python round trip per minibatch.
 """
 import os
+import sys
 
 import numba
 import numpy as np
@@ -30,6 +31,46 @@ def _after_fork_in_child():
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
+def _writable(a, dtype):
+    # a read-only input (a memory map, say) would make Numba compile the whole network a
+    # second time for its type, and so would another dtype: one writable copy is cheaper
+    return np.require(a, dtype, requirements=["C", "W"])
+
+
+def _is_sparse(X):
+    # without importing scipy: an X from scipy.sparse means the module is loaded already
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
+def as_data(spec, X, y=None, Y=None, sample_weight=None):
+    """The kernels' buffers.Data tuple for X (dense array or scipy.sparse CSR), y, Y and the
+    weights: every array C-contiguous, writable and of the type the kernels are compiled for,
+    copied only where it is not. A CSR X is canonicalised (duplicates summed, indices sorted:
+    on a copy, only when it is not canonical already), with int64 indices; the dense X is then
+    (0, F)."""
+    dtype = spec.dtype
+    empty_i = np.zeros(0, np.int64)
+    if _is_sparse(X):
+        if X.format != "csr":
+            X = X.tocsr()
+        if not X.has_canonical_format:
+            X = X.copy()
+            X.sum_duplicates()
+        n = X.shape[0]
+        dense = np.zeros((0, X.shape[1]), dtype)
+        data, indices = _writable(X.data, dtype), _writable(X.indices, np.int64)
+        indptr = _writable(X.indptr, np.int64)
+    else:
+        n = X.shape[0]
+        dense = _writable(X, dtype)
+        data, indices, indptr = np.zeros(0, dtype), empty_i, empty_i
+    y = np.zeros(0, np.int32) if y is None else _writable(y, np.int32)
+    Y = np.zeros((n, 0), dtype) if Y is None else _writable(Y, dtype)
+    w = np.zeros(0) if sample_weight is None else _writable(sample_weight, np.float64)
+    return buffers.Data(dense, data, indices, indptr, y, Y, w)
+
+
 class CPUEngine(Engine):
     name = "cpu"
 
@@ -37,7 +78,15 @@ class CPUEngine(Engine):
         s = self.spec
         return buffers.train_workspace(s.widths, s.dtype, n_targets, n_params, cap)
 
-    def start(self, theta, opt1, opt2, X, y, Y):
+    @property
+    def _output(self):
+        # an int for the kernels whatever the spec holds (True/False from older callers): one
+        # compiled version
+        return int(self.spec.output)
+
+    def start(self, theta, opt1, opt2, X, y, Y, sample_weight=None):
+        """Bind theta, the optimizer state and the data (see engine.base) for train_epoch and
+        loss_gradient. X dense or scipy.sparse CSR; sample_weight None or float64 (N,)."""
         if _forked_after_openmp:
             raise DeviceError(
                 "cannot train in a process forked after mlpfast trained in its parent (GNU "
@@ -45,26 +94,25 @@ class CPUEngine(Engine):
                 "or 'forkserver', or set NUMBA_THREADING_LAYER=workqueue before the first fit")
         spec = self.spec
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
-        # a read-only input (a memory map, say) would make Numba compile the whole network a
-        # second time for its type; one writable copy is cheaper
-        self.X, self.y, self.Y = (np.require(a, requirements=["C", "W"]) for a in (X, y, Y))
+        self.data = as_data(spec, X, y, Y, sample_weight)
+        self.n = buffers.n_rows_of(self.data)
         self.layout = layout_of(theta, spec)
         self.widths = spec.widths_array
         self.grad = np.zeros_like(theta)
-        self.ws = self._workspace(spec.batch_size, Y.shape[1], theta.shape[0])
-        self.perm = np.arange(X.shape[0], dtype=np.int64)
+        self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
+        self.perm = np.arange(self.n, dtype=np.int64)
 
     def _run(self, first, last, hyper, counters, rng, totals):
         s = self.spec
-        network.train_batches(self.ws, numba.get_num_threads(), self.X, self.y, self.Y,
-                              self.perm, first, last, s.batch_size, self.theta, self.grad,
-                              self.opt1, self.opt2, self.layout, self.widths, s.hidden,
-                              s.classify, s.solver, hyper, counters, rng, totals)
+        network.train_batches(self.ws, numba.get_num_threads(), self.data, self.perm, first,
+                              last, s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
+                              self.layout, self.widths, s.hidden, self._output, s.solver, hyper,
+                              counters, rng, totals)
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         if shuffle and start == 0:
             random.shuffle(self.perm, rng)
-        n = self.X.shape[0]
+        n = self.n
         n_batches = -(-n // self.spec.batch_size)
         totals = np.zeros(3, np.float64) if totals is None else np.array(totals, np.float64)
         if progress is None:
@@ -78,27 +126,59 @@ class CPUEngine(Engine):
     def order(self):
         return self.perm
 
-    def gradient(self, theta, X, y, Y, alpha):
-        """Full-batch loss and gradient (flat, like theta) at theta, without an update."""
-        n = X.shape[0]
+    def gradient(self, theta, X, y, Y, alpha, sample_weight=None):
+        """(loss, grad): scikit-learn's objective over all of X as one minibatch (weighted
+        mean loss + 0.5 * alpha * ||W||^2 / sum of weights) and its gradient (flat, like
+        theta), without an update. Its buffers grow with the rows (the chunks of one
+        minibatch): for checks; loss_gradient is the bounded one. Weights summing to 0: (0.0,
+        zeros)."""
         spec = self.spec
+        d = as_data(spec, X, y, Y, sample_weight)
+        n = buffers.n_rows_of(d)
+        theta = _writable(theta, spec.dtype)
         grad = np.zeros_like(theta)
-        loss, _ = network.batch_gradient(
-            self._workspace(n, Y.shape[1], theta.shape[0]), X, y, Y,
-            np.arange(n, dtype=np.int64), 0, n, theta, grad, layout_of(theta, spec),
-            spec.widths_array, spec.hidden, spec.classify, alpha, 0.0, np.zeros(1, np.uint64))
-        return loss / n, grad
+        total, sw, _ = network.batch_gradient(
+            self._workspace(n, d.Y.shape[1], theta.shape[0]), d, np.zeros(0, np.int64), 0, n,
+            theta, grad, layout_of(theta, spec), spec.widths_array, spec.hidden, self._output,
+            float(alpha), 0.0, np.zeros(1, np.uint64))
+        return (total / sw if sw else 0.0), grad
+
+    def loss_gradient(self, theta, grad, alpha):
+        """scikit-learn's full-batch objective at theta on the data bound by start() (weighted
+        mean loss + 0.5 * alpha * ||W||^2 / sum of weights, alpha an argument: the estimator's
+        alpha), returned as a float, and its gradient written into grad (P,), for L-BFGS.
+
+        theta and grad may be float64 whatever spec.dtype (scipy's L-BFGS works in float64):
+        theta is converted, and a grad that is not a writable C-contiguous spec.dtype array
+        gets the result copied in. Compiled in one call: blocks of spec.batch_size rows in
+        the training workspace (memory bounded by the batch, not the rows), each block's
+        chunks in parallel (up to MAX_CHUNKS threads for a batch of MAX_CHUNKS * CHUNK_ROWS
+        rows or more), summed in a fixed order: the same bits for any thread count. No
+        dropout. Weights summing to 0: 0.0 and a zero gradient."""
+        spec = self.spec
+        theta = _writable(theta, spec.dtype)
+        direct = (grad.dtype == spec.dtype and grad.flags.c_contiguous
+                  and grad.flags.writeable and grad is not self.grad)
+        out = grad if direct else np.empty(theta.shape[0], spec.dtype)
+        f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
+                                  self.grad, self.layout, self.widths, spec.hidden, self._output,
+                                  float(alpha), np.int64(spec.batch_size))
+        if not direct:
+            grad[:] = out
+        return float(f)
 
     def predict(self, theta, X):
+        """The outputs for X (dense or scipy.sparse CSR) through spec.output's activation."""
         spec = self.spec
         # the kernels are compiled for writable arrays (an unpickled model's may not be): one
         # copy of the weights rather than a second compilation of the network
-        theta = np.require(theta, requirements=["C", "W"])
-        X = np.require(X, requirements=["C", "W"])
-        ws = buffers.predict_workspace(spec.widths, spec.dtype, X.shape[0])
-        out = np.empty((X.shape[0], spec.widths[-1]), spec.dtype)
-        network.predict_raw(ws, out, X, theta, layout_of(theta, spec), spec.widths_array,
-                            spec.hidden, spec.classify)
+        theta = _writable(theta, spec.dtype)
+        d = as_data(spec, X)
+        n = buffers.n_rows_of(d)
+        ws = buffers.predict_workspace(spec.widths, spec.dtype, n)
+        out = np.empty((n, spec.widths[-1]), spec.dtype)
+        network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,
+                            spec.hidden, self._output)
         return out
 
 

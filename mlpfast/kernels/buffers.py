@@ -15,6 +15,7 @@ Workspace fields:
     work             (S, rows, NR) per chunk: panels of its weight-gradient products
     grads            (S - 1, P) the gradients of chunks 1.. (chunk 0 writes grad)
     ybuf, Ybuf       (S, chunk_cap) / (S, chunk_cap, n_outputs) the chunks' targets
+    wbuf             (S, chunk_cap) float64 the chunks' row weights (sample_weight)
     wpack, wpanels   the weights packed for every chunk's products: layer l's forward panels
                      (B = Wt.T) start at row wpanels[l, 0] of wpack, its input-gradient
                      panels (B = Wt) at wpanels[l, 1]
@@ -23,6 +24,15 @@ Workspace fields:
                      of squared weights per task
     chunk_rng        (S,) uint64 dropout streams, drawn from the fit's stream every step
     losses           (S, 2) float64 per chunk: summed loss, rows predicted right
+
+The training data reaches the kernels as one Data tuple, dense or sparse alike (one compiled
+version for both):
+    X                (N, F) dense rows, or (0, F) when the rows are sparse
+    data, indices, indptr   CSR rows (nnz,) spec dtype, (nnz,) int64 column indices sorted
+                     without duplicates, (N + 1,) int64; all three empty for dense X
+    y                (N,) int32 class indices (OUT_SOFTMAX), else empty
+    Y                (N, C) targets of the other outputs, else (N, 0)
+    w                (N,) float64 row weights (sample_weight), or empty for none
 
 The flat parameter buffer theta (P,) holds layer l's weight transposed, Wt (O, I), then its
 bias (O,), at the offsets of layout (L, 4) int64 rows (weight offset, bias offset, I, O).
@@ -36,8 +46,20 @@ from . import CACHE
 from .. import config
 from .matmul import nr_of, pack_b, pack_shape, packed_rows
 
-Workspace = namedtuple("Workspace", "acts deltas masks work grads ybuf Ybuf wpack wpanels tasks "
-                                    "task_sq chunk_rng losses")
+Workspace = namedtuple("Workspace", "acts deltas masks work grads ybuf Ybuf wbuf wpack wpanels "
+                                    "tasks task_sq chunk_rng losses")
+Data = namedtuple("Data", "X data indices indptr y Y w")
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def n_rows(d):
+    """Rows of a Data tuple, dense or CSR."""
+    return d.indptr.shape[0] - 1 if d.indptr.shape[0] > 0 else d.X.shape[0]
+
+
+def n_rows_of(d):
+    """n_rows in Python."""
+    return d.indptr.shape[0] - 1 if d.indptr.shape[0] > 0 else d.X.shape[0]
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
@@ -93,8 +115,10 @@ def workspace(widths, dtype, n_targets, n_params, chunks, chunk_cap):
         grads=np.zeros((chunks - 1, n_params), dtype),
         ybuf=np.zeros((chunks, chunk_cap), np.int32),
         Ybuf=np.zeros((chunks, chunk_cap, n_targets), dtype),
+        wbuf=np.zeros((chunks, chunk_cap), np.float64),
         wpack=np.zeros((max(1, wrows), nr_of(dtype)), dtype), wpanels=wpanels,
-        tasks=tasks, task_sq=np.zeros(len(tasks)), chunk_rng=np.zeros(chunks, np.uint64), losses=np.zeros((chunks, 2), np.float64))
+        tasks=tasks, task_sq=np.zeros(len(tasks)), chunk_rng=np.zeros(chunks, np.uint64),
+        losses=np.zeros((chunks, 2), np.float64))
 
 
 @nb.njit(error_model="numpy", cache=CACHE)

@@ -10,17 +10,27 @@ A minibatch is split into S row chunks (buffers.py). A step is two passes:
 - the update (update.py): the chunks' gradients summed in chunk order, L2, the optimizer, the
   weights packed for the next step, split across threads by blocks of output rows.
 The weights are packed once per step for every chunk's products (matmul.gemm_packed).
+
+The data come as a buffers.Data tuple: dense rows or CSR rows (a chunk's gather densifies
+only its own rows), targets for the output code `output` (softmax.OUT_*), and optional row
+weights. Weights follow scikit-learn: a minibatch's loss is the weighted mean of its rows'
+plus 0.5 * alpha * ||W||^2, both over the minibatch's sum of weights sw; row r's output delta
+is scaled by w_r / sw and L2's coefficient is alpha / sw. A minibatch whose weights sum to 0
+has no such mean: it is skipped (no gradient, no update, no Adam step, 0 added to the loss; its
+rows still count as seen). Without weights (an empty w) the arithmetic is the unweighted one,
+bit for bit.
 """
 import numba as nb
 import numpy as np
 
 from . import CACHE
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .buffers import chunk_rows, layer_block, layer_panels, layer_params, pack_weights
+from .buffers import chunk_rows, layer_block, layer_panels, layer_params, n_rows, pack_weights
 from .matmul import gemm_packed, gemm_tn
 from .optim import add_l2, bias_grad
 from .random import dropout_mask, next_u64
-from .softmax import softmax, softmax_xent_grad, squared_error_grad
+from .softmax import (OUT_EXP, OUT_IDENTITY, OUT_LOGISTIC, OUT_SOFTMAX, logistic_xent_grad,
+                      output_activation, poisson_grad, softmax_xent_grad, squared_error_grad)
 from .update import ADAM, SGD, update  # noqa: F401  (SGD, ADAM: the solver codes)
 
 # hyper (float64 array) slots
@@ -80,30 +90,69 @@ def backward(ws, c, grad, layout, widths, rows, hidden, dropout):
                 activation_backward(dA, A_in, hidden)
 
 
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _row_of(perm, i):
+    # the data row of position i: perm[i], or i itself where perm is empty (the data's order)
+    return perm[i] if perm.shape[0] > 0 else i
+
+
 @nb.njit(error_model="numpy", cache=CACHE)
-def chunk_gradient(ws, c, X, y, Y, perm, start, rows, scale, theta, grad, layout, widths,
-                   hidden, classify, dropout):
-    """Chunk c of a minibatch, rows perm[start:start+rows]: gather, forward, loss, backward.
-    Its share of the gradient of the mean loss (scale = 1 / minibatch rows, no L2) goes in
-    grad, (summed loss, rows predicted right) in ws.losses[c]."""
+def gather_row(xb, d, r):
+    """xb (F,) = the data's row r, densified from CSR when the data are sparse."""
+    if d.indptr.shape[0] > 0:
+        xb[:] = 0
+        for j in range(d.indptr[r], d.indptr[r + 1]):
+            xb[d.indices[j]] = d.data[j]
+    else:
+        xb[:] = d.X[r, :]
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def weight_sum(d, perm, start, rows):
+    """Sum of the weights of rows perm[start:start+rows] in that order (rows when unweighted)."""
+    if d.w.shape[0] == 0:
+        return np.float64(rows)
+    sw = 0.0
+    for i in range(rows):
+        sw += d.w[_row_of(perm, start + i)]
+    return sw
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def chunk_gradient(ws, c, d, perm, start, rows, scale, theta, grad, layout, widths, hidden,
+                   output, dropout):
+    """Chunk c of a minibatch, rows perm[start:start+rows] of the data d (start.. when perm is
+    empty): gather, forward, loss, backward. Its share of the gradient of the (weighted) mean
+    loss goes in grad (no L2): scale = 1 / minibatch rows, or 1 / the minibatch's sum of
+    weights when d.w is given, each row's delta times its weight then. (Summed loss, weighted
+    when d.w is given; rows predicted right) in ws.losses[c]."""
     cap = ws.ybuf.shape[1]
+    weighted = d.w.shape[0] > 0
     Xb = layer_block(ws.acts[c], widths, rows, cap, 0)
     for i in range(rows):
-        r = perm[start + i]
-        Xb[i, :] = X[r, :]
-        if classify:
-            ws.ybuf[c, i] = y[r]
+        r = _row_of(perm, start + i)
+        gather_row(Xb[i], d, r)
+        if output == OUT_SOFTMAX:
+            ws.ybuf[c, i] = d.y[r]
         else:
-            ws.Ybuf[c, i, :] = Y[r, :]
+            ws.Ybuf[c, i, :] = d.Y[r, :]
+        if weighted:
+            ws.wbuf[c, i] = d.w[r]
     forward(ws, c, theta, layout, widths, rows, hidden, dropout)
     L = layout.shape[0]
     Z = layer_block(ws.acts[c], widths, rows, cap, L)
     dZ = layer_block(ws.deltas[c], widths, rows, cap, L)
+    wb = ws.wbuf[c, :rows] if weighted else ws.wbuf[c, :0]
+    Yb = ws.Ybuf[c, :rows]
     correct = 0
-    if classify:
-        loss, correct = softmax_xent_grad(dZ, Z, ws.ybuf[c, :rows], scale)
+    if output == OUT_SOFTMAX:
+        loss, correct = softmax_xent_grad(dZ, Z, ws.ybuf[c, :rows], wb, scale)
+    elif output == OUT_LOGISTIC:
+        loss, correct = logistic_xent_grad(dZ, Z, Yb, wb, scale)
+    elif output == OUT_EXP:
+        loss = poisson_grad(dZ, Z, Yb, wb, scale)
     else:
-        loss = squared_error_grad(dZ, Z, ws.Ybuf[c, :rows], scale)
+        loss = squared_error_grad(dZ, Z, Yb, wb, scale)
     backward(ws, c, grad, layout, widths, rows, hidden, dropout)
     ws.losses[c, 0] = loss
     ws.losses[c, 1] = correct
@@ -128,46 +177,56 @@ def _loss_of_chunks(ws, S):
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
-def batch_gradient(ws, X, y, Y, perm, start, rows, theta, grad, layout, widths, hidden,
-                   classify, alpha, dropout, rng):
-    """Gradient of the mean loss (+ L2) over rows perm[start:start+rows] into grad, without
-    an update; the chunks one after the other (for checks: training runs them in parallel).
+def batch_gradient(ws, d, perm, start, rows, theta, grad, layout, widths, hidden, output, alpha,
+                   dropout, rng):
+    """Gradient of the (weighted) mean loss + L2 over rows perm[start:start+rows] (start.. when
+    perm is empty) into grad, without an update; the chunks one after the other (for checks:
+    training runs them in parallel).
 
-    Returns (rows * batch loss, rows predicted right), scikit-learn's loss convention:
-    mean loss + 0.5 * alpha * ||W||^2 / rows.
+    Returns (sw * batch loss, sw, rows predicted right) with sw the rows, or their sum of
+    weights, and scikit-learn's batch loss: (weighted summed loss + 0.5 * alpha * ||W||^2) / sw.
+    Weights summing to 0: grad = 0 and (0, 0, 0).
     """
+    sw = weight_sum(d, perm, start, rows)
+    if sw == 0:
+        grad[:] = 0
+        return 0.0, sw, 0
     pack_weights(ws, theta, layout, np.bool_(True))
     S, per = chunk_rows(rows, ws.acts.shape[0])
     _draw_streams(ws, S, dropout, rng)
     for c in range(S):
         lo = c * per
         g = grad if c == 0 else ws.grads[c - 1]
-        chunk_gradient(ws, c, X, y, Y, perm, start + lo, min(rows, lo + per) - lo, 1.0 / rows,
-                       theta, g, layout, widths, hidden, classify, dropout)
+        chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, 1.0 / sw, theta, g,
+                       layout, widths, hidden, output, dropout)
     # chunk order, as the update sums them
     for c in range(S - 1):
         g = ws.grads[c]
         for p in range(grad.shape[0]):
             grad[p] += g[p]
     loss, correct = _loss_of_chunks(ws, S)
-    sq = add_l2(grad, theta, layout, alpha / rows)
-    return loss + 0.5 * alpha * sq, correct
+    sq = add_l2(grad, theta, layout, alpha / sw)
+    return loss + 0.5 * alpha * sq, sw, correct
 
 
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
-def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt1, opt2, layout,
-                  widths, hidden, classify, solver, hyper, counters, rng, totals):
-    """Minibatches first..last-1 of the order `perm`: gradient, then one optimizer step each.
-    The chunks of a minibatch run in parallel, the update on up to `workers` threads.
+def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt2, layout,
+                  widths, hidden, output, solver, hyper, counters, rng, totals):
+    """Minibatches first..last-1 of the order `perm` over the data d: gradient, then one
+    optimizer step each. The chunks of a minibatch run in parallel, the update on up to
+    `workers` threads.
 
-    opt1/opt2 are SGD's velocity (opt2 unused) or Adam's m and v. Adds the summed loss, the
-    rows predicted right and the rows seen to totals.
+    opt1/opt2 are SGD's velocity (opt2 unused) or Adam's m and v. Adds to totals the rows times
+    the batch loss (scikit-learn's accumulation: without weights, the summed loss + 0.5 * alpha
+    * ||W||^2), the rows predicted right and the rows seen. With weights, a minibatch whose
+    weights sum to 0 is skipped: no update and no Adam step, nothing added but its rows seen.
 
     The parallel loop sits here rather than in a function of its own: Numba re-optimises
     everything a function calls when it compiles it, and each level of calls above the
     network cost seconds of the first fit's compilation.
     """
-    n = X.shape[0]
+    n = n_rows(d)
+    weighted = d.w.shape[0] > 0
     alpha = hyper[H_ALPHA]
     dropout = hyper[H_DROPOUT]
     # theta may have changed since the last call (warm start, partial_fit, set weights)
@@ -175,49 +234,123 @@ def train_batches(ws, workers, X, y, Y, perm, first, last, cap, theta, grad, opt
     for b in range(first, last):
         start = b * cap
         rows = min(cap, n - start)
+        # the minibatch's weight: its rows without weights (1 / rows is then the scale the
+        # unweighted code always had, bit for bit)
+        sw = weight_sum(d, perm, start, rows)
+        if sw == 0:
+            totals[T_ROWS] += rows
+            continue
         S, per = chunk_rows(rows, ws.acts.shape[0])
         _draw_streams(ws, S, dropout, rng)
         if S == 1:
             # no parallel region for one chunk: waking the other threads costs microseconds,
             # a fifth of a small network's step
-            chunk_gradient(ws, np.int64(0), X, y, Y, perm, start, rows, 1.0 / rows, theta,
-                           grad, layout, widths, hidden, classify, dropout)
+            chunk_gradient(ws, np.int64(0), d, perm, start, rows, 1.0 / sw, theta, grad, layout,
+                           widths, hidden, output, dropout)
         else:
             for c_ in nb.prange(S):
                 c = np.int64(c_)
                 lo = c * per
                 g = grad if c == 0 else ws.grads[c - 1]
-                chunk_gradient(ws, c, X, y, Y, perm, start + lo, min(rows, lo + per) - lo,
-                               1.0 / rows, theta, g, layout, widths, hidden, classify, dropout)
+                chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, 1.0 / sw,
+                               theta, g, layout, widths, hidden, output, dropout)
         loss, correct = _loss_of_chunks(ws, S)
         if solver == ADAM:
             counters[C_ADAM_T] += 1
-        sq = update(ws, workers, theta, grad, opt1, opt2, layout, S, alpha / rows, solver,
+        sq = update(ws, workers, theta, grad, opt1, opt2, layout, S, alpha / sw, solver,
                     hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON],
                     counters[C_ADAM_T], hyper[H_MOMENTUM], counters[C_NESTEROV] != 0)
-        totals[T_LOSS] += loss + 0.5 * alpha * sq
+        if weighted:
+            totals[T_LOSS] += rows * ((loss + 0.5 * alpha * sq) / sw)
+        else:
+            totals[T_LOSS] += loss + 0.5 * alpha * sq
         totals[T_CORRECT] += correct
         totals[T_ROWS] += rows
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
-def predict_raw(ws, out, X, theta, layout, widths, hidden, classify):
-    """out (N, C) = the network's output for X (N, I): class probabilities or regression values.
+@nb.njit(error_model="numpy", parallel=True, cache=CACHE)
+def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output, alpha, cap):
+    """scikit-learn's full-batch objective at theta over all the rows of d (weighted mean loss
+    + 0.5 * alpha * ||W||^2 / sw, sw the rows or their sum of weights), returned, and its
+    gradient into grad (P,); for L-BFGS. No dropout.
 
-    Works through X in blocks of chunk_cap rows in chunk 0's buffers, so that activations
-    stay in cache-sized blocks; a row's output does not depend on its block. On one thread:
-    a parallel loop here would add its own copy of the network to the first run's
+    The rows go through in blocks of cap, each split into chunks as a training minibatch is
+    (buffers.chunk_rows: from its size alone), the chunks in parallel in the training
+    workspace ws, so memory does not grow with the rows; chunk 0 writes part (P,), the
+    others ws.grads. Every block is added to grad in chunk order, block after block, and
+    the losses likewise: the result does not depend on the thread count. perm is empty (the
+    data's order). Weights summing to 0: 0, with grad = 0.
+    """
+    n = n_rows(d)
+    P = grad.shape[0]
+    grad[:] = 0
+    sw = weight_sum(d, perm, 0, n)
+    if sw == 0:
+        return 0.0
+    scale = 1.0 / sw
+    pack_weights(ws, theta, layout, np.bool_(True))
+    # slices of the parameters for the parallel sum of the chunks' gradients
+    per_slice = 4096
+    n_slices = (P + per_slice - 1) // per_slice
+    grads = ws.grads
+    loss = 0.0
+    for start in range(0, n, cap):
+        rows = min(cap, n - start)
+        S, per = chunk_rows(rows, ws.acts.shape[0])
+        if S == 1:
+            chunk_gradient(ws, np.int64(0), d, perm, start, rows, scale, theta, part, layout,
+                           widths, hidden, output, 0.0)
+        else:
+            for c_ in nb.prange(S):
+                c = np.int64(c_)
+                lo = c * per
+                g = part if c == 0 else grads[c - 1]
+                chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, scale,
+                               theta, g, layout, widths, hidden, output, 0.0)
+        for k in nb.prange(n_slices):
+            p0 = k * per_slice
+            p1 = min(P, p0 + per_slice)
+            acc = grad[p0:p1]
+            first = part[p0:p1]
+            for p in range(p1 - p0):
+                acc[p] += first[p]
+            for other in range(S - 1):
+                src = grads[other, p0:p1]
+                for p in range(p1 - p0):
+                    acc[p] += src[p]
+        block, _ = _loss_of_chunks(ws, S)
+        loss += block
+    sq = add_l2(grad, theta, layout, alpha / sw)
+    return (loss + 0.5 * alpha * sq) / sw
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def predict_raw(ws, out, d, theta, layout, widths, hidden, output):
+    """out (N, C) = the network's output for the rows of d (dense or CSR): the output
+    activation of code `output` (softmax.OUT_*: OUT_IDENTITY for the raw scores, class
+    probabilities for OUT_SOFTMAX, sigmoid for OUT_LOGISTIC, exp for OUT_EXP).
+
+    Works through the rows in blocks of chunk_cap rows in chunk 0's buffers, so that
+    activations stay in cache-sized blocks; a row's output does not depend on its block. On
+    one thread: a parallel loop here would add its own copy of the network to the first run's
     compilation (8 s of 2-core time) to save milliseconds on the files people predict."""
     pack_weights(ws, theta, layout, np.bool_(False))
     cap = ws.ybuf.shape[1]
     zero = np.int64(0)
     acts = ws.acts[0]
-    for start in range(0, X.shape[0], cap):
-        rows = min(cap, X.shape[0] - start)
-        layer_block(acts, widths, rows, cap, 0)[:, :] = X[start: start + rows, :]
+    n = n_rows(d)
+    sparse = d.indptr.shape[0] > 0
+    for start in range(0, n, cap):
+        rows = min(cap, n - start)
+        Xb = layer_block(acts, widths, rows, cap, 0)
+        if sparse:
+            for i in range(rows):
+                gather_row(Xb[i], d, start + i)
+        else:
+            Xb[:, :] = d.X[start: start + rows, :]
         forward(ws, zero, theta, layout, widths, rows, hidden, 0.0)
         Z = layer_block(acts, widths, rows, cap, layout.shape[0])
-        if classify:
-            softmax(out[start: start + rows], Z)
-        else:
+        if output == OUT_IDENTITY:
             out[start: start + rows, :] = Z
+        else:
+            output_activation(out[start: start + rows], Z, output)

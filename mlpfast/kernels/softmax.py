@@ -1,6 +1,11 @@
 """Output layers: stable softmax, and the losses fused with their gradient.
 
-Legend: B rows (batch), C classes or regression targets.
+Legend: B rows (batch), C classes, outputs or regression targets.
+
+Every fused kernel takes the row weights w (B,) float64, or an empty array for none (one
+compiled version for both), and a scale: row i's gradient is multiplied by w[i] * scale
+(scale = 1 / the minibatch's sum of weights) or by scale alone (1 / B), and its loss by w[i].
+Without weights the arithmetic is the one the kernels had before weights existed, bit for bit.
 
 Softmax + categorical cross-entropy. With S = softmax(z), dS_j/dz_k = S_j (delta_jk - S_k) and
 L = -log S_y; chained, dL/dz_k = sum_j (-delta_jy / S_j) S_j (delta_jk - S_k) = S_k - delta_ky.
@@ -12,6 +17,7 @@ fine), and the loss is taken as log-sum-exp minus the true logit, never as log(S
 import math
 
 import numba as nb
+import numpy as np
 
 from . import CACHE
 
@@ -44,14 +50,19 @@ def softmax(P, Z):
             P[i, k] *= inv
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
-def softmax_xent_grad(dZ, Z, y, scale):
-    """One pass per row: dZ (B, C) = (softmax(Z) - onehot(y)) * scale.
 
-    Z (B, C) logits, y (B,) class indices, scale usually 1/B. Returns (sum of the B row losses
-    -log softmax(Z)[y], number of rows whose argmax is y). dZ may be Z.
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def softmax_xent_grad(dZ, Z, y, w, scale):
+    """One pass per row: dZ (B, C) = (softmax(Z) - onehot(y)) * scale_i.
+
+    Z (B, C) logits, y (B,) class indices. w (B,) float64 row weights, or empty for none:
+    row i's scale_i is w[i] * scale (scale = 1 / sum of the weights), else scale (usually
+    1/B). Returns (sum of the B row losses -log softmax(Z)[y], each times w[i] when weighted;
+    number of rows whose argmax is y). dZ may be Z.
     """
     B, C = Z.shape
+    weighted = w.shape[0] > 0
     loss = 0.0
     correct = 0
     for i in range(B):
@@ -69,24 +80,138 @@ def softmax_xent_grad(dZ, Z, y, scale):
             e = math.exp(Z[i, k] - m)
             dZ[i, k] = e
             s += e
-        loss += math.log(s) + m - zt
+        row = math.log(s) + m - zt
+        rs = scale
+        if weighted:
+            rs = w[i] * scale
+            row = w[i] * row
+        loss += row
         if best == t:
             correct += 1
-        inv = scale / s
+        inv = rs / s
         for k in range(C):
             dZ[i, k] *= inv
-        dZ[i, t] -= scale
+        dZ[i, t] -= rs
     return loss, correct
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
-def squared_error_grad(dZ, Z, Y, scale):
-    """dZ (B, C) = (Z - Y) * scale; returns the sum over rows of 0.5 * ||Z_i - Y_i||^2."""
+def squared_error_grad(dZ, Z, Y, w, scale):
+    """dZ (B, C) = (Z - Y) * scale_i (w and scale_i as in softmax_xent_grad); returns the sum
+    over rows of 0.5 * ||Z_i - Y_i||^2, each times w[i] when weighted."""
     B, C = Z.shape
     loss = 0.0
+    if w.shape[0] == 0:
+        # the unweighted sum element by element, as it always was (bit for bit)
+        for i in range(B):
+            for k in range(C):
+                d = Z[i, k] - Y[i, k]
+                loss += 0.5 * d * d
+                dZ[i, k] = d * scale
+        return loss
     for i in range(B):
+        rs = w[i] * scale
+        row = 0.0
         for k in range(C):
             d = Z[i, k] - Y[i, k]
-            loss += 0.5 * d * d
-            dZ[i, k] = d * scale
+            row += 0.5 * d * d
+            dZ[i, k] = d * rs
+        loss += w[i] * row
     return loss
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def logistic_xent_grad(dZ, Z, Y, w, scale):
+    """One pass per row: dZ (B, C) = (sigmoid(Z) - Y) * scale_i (w and scale_i as in
+    softmax_xent_grad), each output its own binary problem (binary classification with one
+    output, multilabel with several).
+
+    With p = sigmoid(z), L = -(y log p + (1 - y) log(1 - p)): dL/dp = (p - y) / (p (1 - p))
+    and dp/dz = p (1 - p), so dL/dz = p - y and p (1 - p), which underflows to 0 for large
+    |z|, is never divided by. The loss is taken as softplus(z) - y z (log p = -softplus(-z),
+    log(1 - p) = -softplus(z), softplus(-z) = softplus(z) - z) with softplus(z) =
+    max(z, 0) + log1p(exp(-|z|)): finite for any z, where log(p) is -inf once p rounds to 0.
+    p comes from the same exp(-|z|) (1 / (1 + e) for z >= 0, e / (1 + e) below), which never
+    overflows. In float64 whatever the dtype.
+
+    Returns (sum over rows of the loss summed over outputs, each times w[i] when weighted;
+    rows whose every output is right: (z > 0) == (y > 0.5), subset accuracy). dZ may be Z.
+    """
+    B, C = Z.shape
+    weighted = w.shape[0] > 0
+    loss = 0.0
+    correct = 0
+    for i in range(B):
+        rs = scale
+        if weighted:
+            rs = w[i] * scale
+        row = 0.0
+        right = True
+        for k in range(C):
+            z = np.float64(Z[i, k])
+            t = np.float64(Y[i, k])
+            e = math.exp(-abs(z))
+            row += max(z, 0.0) + math.log1p(e) - t * z
+            p = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+            dZ[i, k] = (p - t) * rs
+            if (z > 0) != (t > 0.5):
+                right = False
+        if weighted:
+            row = w[i] * row
+        loss += row
+        if right:
+            correct += 1
+    return loss, correct
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def poisson_grad(dZ, Z, Y, w, scale):
+    """dZ (B, C) = (exp(Z) - Y) * scale_i (w and scale_i as in softmax_xent_grad): the half
+    Poisson deviance with the log link, mu = exp(z).
+
+    L = y log(y / mu) - y + mu = y log y - y z - y + exp(z), so dL/dz = exp(z) - y = mu - y:
+    exp is the canonical (inverse) link of the Poisson loss, as softmax is cross-entropy's.
+    The constant y log y - y is kept, as scikit-learn's poisson_loss keeps it, with
+    y log y = 0 at y = 0; the loss never takes a log of mu, so mu rounding to 0 is harmless.
+    In float64 whatever the dtype. Returns the sum over rows of the loss summed over outputs,
+    each times w[i] when weighted. dZ may be Z.
+    """
+    B, C = Z.shape
+    weighted = w.shape[0] > 0
+    loss = 0.0
+    for i in range(B):
+        rs = scale
+        if weighted:
+            rs = w[i] * scale
+        row = 0.0
+        for k in range(C):
+            z = np.float64(Z[i, k])
+            t = np.float64(Y[i, k])
+            mu = math.exp(z)
+            tlogt = t * math.log(t) if t > 0 else 0.0
+            row += tlogt - t * z - t + mu
+            dZ[i, k] = (mu - t) * rs
+        if weighted:
+            row = w[i] * row
+        loss += row
+    return loss
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def output_activation(P, Z, output):
+    """P (B, C) = the output activation of code `output` (OUT_*) applied to Z (B, C), row by
+    row; P may be Z. Sigmoid from exp(-|z|), which never overflows."""
+    if output == OUT_SOFTMAX:
+        softmax(P, Z)
+        return
+    B, C = Z.shape
+    for i in range(B):
+        for k in range(C):
+            z = np.float64(Z[i, k])
+            if output == OUT_LOGISTIC:
+                e = math.exp(-abs(z))
+                P[i, k] = 1.0 / (1.0 + e) if z >= 0 else e / (1.0 + e)
+            elif output == OUT_EXP:
+                P[i, k] = math.exp(z)
+            else:
+                P[i, k] = z
