@@ -28,12 +28,19 @@ def feature_names(X):
     return None
 
 
+def is_sparse(X):
+    """Whether X is a scipy.sparse matrix or array (without importing scipy)."""
+    import sys
+    sparse = sys.modules.get("scipy.sparse")
+    return sparse is not None and sparse.issparse(X)
+
+
 def check_X(X, dtype, n_features=None, what="X", owner="this model"):
-    """A C-contiguous 2-D float array of `dtype`, finite, with at least one row and column."""
-    if hasattr(X, "toarray") or type(X).__module__.startswith("scipy.sparse"):
-        raise TypeError(
-            "Sparse data was passed, but mlpfast needs dense data; use X.toarray()."
-        )
+    """A C-contiguous 2-D float array of `dtype`, finite, with at least one row and column;
+    or, for scipy.sparse input, a CSR matrix of `dtype` (never densified: the engines gather
+    the rows of each minibatch), its stored values finite."""
+    if is_sparse(X):
+        return _check_sparse(X, dtype, n_features, what, owner)
     if hasattr(X, "dtypes") and hasattr(X, "to_numpy"):
         # pandas' nullable columns hold pd.NA, which numpy cannot turn into a float: it
         # becomes NaN here, and is refused as NaN below (field case H9)
@@ -75,6 +82,27 @@ def check_X(X, dtype, n_features=None, what="X", owner="this model"):
             "features as input."
         )
     return arr
+
+
+def _check_sparse(X, dtype, n_features, what, owner):
+    if X.ndim != 2:
+        raise ValueError(f"Expected a 2D sparse matrix, got {X.ndim}D: {what}.shape={X.shape}.")
+    if X.dtype.kind not in "fiub":
+        raise ValueError(f"{what} holds values that are not real numbers ({X.dtype})")
+    X = X.tocsr()  # any sparse format (COO, DOK, LIL, ...); a CSR input is not copied
+    if X.dtype != dtype:
+        X = X.astype(dtype)
+    for axis, name in ((0, "sample"), (1, "feature")):
+        if X.shape[axis] < 1:
+            raise ValueError(f"Found array with 0 {name}(s) (shape={X.shape}) while a minimum "
+                             "of 1 is required.")
+    if not np.isfinite(X.data).all():
+        bad = "NaN" if np.isnan(X.data).any() else "infinity or a value too large for " + str(X.dtype)
+        raise ValueError(f"Input {what} contains {bad}.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X has {X.shape[1]} features, but {owner} is expecting {n_features} "
+                         "features as input.")
+    return X
 
 
 def column_or_1d(y, warn=True):

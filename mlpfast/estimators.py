@@ -29,15 +29,20 @@ import warnings
 
 import numpy as np
 
-from . import metrics, params
+from . import metrics, params, reference
+from . import config
 from ._validation import (check_classification_targets, check_random_state,
-                          check_regression_targets, check_X, column_or_1d, feature_names)
+                          check_regression_targets, check_X, column_or_1d, feature_names,
+                          is_sparse)
 from .engine import NetSpec, make_engine, resolve_device
 from .errors import DeviceError, DivergenceError, convergence_warning, not_fitted
 from .kernels import network
 from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
 log = logging.getLogger("mlpfast")
+
+# out_activation_ -> the kernels' output code (mlpfast.kernels.softmax.OUT_*)
+OUTPUT_CODES = {"identity": 0, "softmax": 1, "logistic": 2, "exp": 3}
 
 try:
     # scikit-learn is optional: where it imports, the estimators are its own kind (BaseEstimator
@@ -113,8 +118,8 @@ class _BaseMLP(_Base):
                  learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
                  random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
                  nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
-                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, device="cpu",
-                 dtype="float32", dropout=0.0):
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 device="cpu", dtype="float32", dropout=0.0):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.solver = solver
@@ -137,6 +142,7 @@ class _BaseMLP(_Base):
         self.beta_2 = beta_2
         self.epsilon = epsilon
         self.n_iter_no_change = n_iter_no_change
+        self.max_fun = max_fun
         self.device = device
         self.dtype = dtype
         self.dropout = dropout
@@ -285,9 +291,10 @@ class _BaseMLP(_Base):
         if any(not _is_int(h) or h <= 0 for h in hidden):
             raise ValueError(f"hidden_layer_sizes must be positive integers, got {self.hidden_layer_sizes!r}.")
         _choice("activation", self.activation, ACTIVATIONS)
-        if self.solver == "lbfgs":
-            raise ValueError("solver 'lbfgs' is not offered by mlpfast; use 'adam' or 'sgd'.")
-        _choice("solver", self.solver, SOLVERS)
+        _choice("solver", self.solver, {**SOLVERS, "lbfgs": None})
+        if not _is_int(self.max_fun) or self.max_fun < 1:
+            raise ValueError(f"max_fun must be an integer >= 1, got {self.max_fun!r}.")
+        self._check_task_params()
         _choice("learning_rate", self.learning_rate, LEARNING_RATES)
         _choice("device", self.device, DEVICES)
         _choice("dtype", _dtype_name(self.dtype), DTYPES)
@@ -312,16 +319,25 @@ class _BaseMLP(_Base):
 
     # ---- fitting
 
-    def fit(self, X, y, *, eval_set=None, callback=None):
+    def fit(self, X, y, sample_weight=None, *, eval_set=None, callback=None):
         """Train for up to max_iter epochs (warm_start=True: max_iter more, from the weights
         the estimator has; n_iter_ counts this fit's epochs, loss_curve_ and t_ go on).
         See the module docstring for eval_set and callback.
+
+        X: (n_samples, n_features) array-like or scipy.sparse matrix (never densified whole).
+        sample_weight: (n_samples,) finite weights >= 0, not all 0 (scikit-learn's semantics:
+        the loss is the weighted mean, L2 is divided by the sum of the batch's weights, so
+        weight 2 counts a row twice); early stopping's validation score is weighted too.
+        eval_set: (X_val, y_val) or (X_val, y_val, sample_weight_val).
+        solver='lbfgs' runs scipy's L-BFGS-B for up to max_iter iterations and max_fun
+        evaluations of the full-batch loss, evaluated in float64 (mlpfast.lbfgs).
 
         callback(estimator, event) gets event = {'kind': 'chunk', 'epoch', 'rows_done',
         'rows_total', 'loss'} during an epoch and {'kind': 'epoch', 'record'} after it; a
         callback that returns True stops training after the current epoch.
         """
-        return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback)
+        return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback,
+                         sample_weight=sample_weight)
 
     # ---- checkpoints: the whole state of a fit, for a resume that ends bit-identical
 
@@ -340,6 +356,9 @@ class _BaseMLP(_Base):
         See resume(). Raises NotFittedError before any fit, ValueError for a fit whose engine
         cannot give its row order (the CUDA engine)."""
         self._check_fitted()
+        if self.solver == "lbfgs":
+            raise ValueError("a fit with solver='lbfgs' cannot be checkpointed (scipy's "
+                             "optimizer keeps its state to itself); use 'adam' or 'sgd'")
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.sync()
@@ -353,6 +372,7 @@ class _BaseMLP(_Base):
         steps, totals = getattr(self, "_position", (0, None))
         values = {name: _jsonable(getattr(self, name, None)) for name in self._STATE_VALUES}
         values.update(params=self.get_params(), widths=list(self._widths), steps=int(steps),
+                      out_activation=self.out_activation_,
                       totals=None if totals is None else [float(t) for t in totals],
                       n_features_in_=int(self.n_features_in_),
                       data_digest=getattr(self, "_data_digest", None))
@@ -363,7 +383,7 @@ class _BaseMLP(_Base):
         state["values"] = np.array(json.dumps(values))
         return state
 
-    def resume(self, state, X, y, *, eval_set=None, callback=None):
+    def resume(self, state, X, y, sample_weight=None, *, eval_set=None, callback=None):
         """Continue the fit that checkpoint() described, on the same X, y (and eval_set),
         up to max_iter epochs in all. With the same data, an interrupted fit resumed this way
         ends with weights and per-epoch losses bit-identical to one that never stopped.
@@ -379,7 +399,8 @@ class _BaseMLP(_Base):
             raise ValueError(f"the checkpoint was made with other parameters: {shown}")
         self._check_params()
         classes = np.asarray(state["classes"]) if "classes" in state else None
-        self._restore(np.array(state["theta"]), values["widths"], classes=classes)
+        self._restore(np.array(state["theta"]), values["widths"], classes=classes,
+                      out_activation=values.get("out_activation"))
         for name in self._STATE_ARRAYS:
             setattr(self, name, np.array(state[name.strip("_")], copy=True))
         for name in self._STATE_VALUES:
@@ -395,10 +416,12 @@ class _BaseMLP(_Base):
             raise ValueError(f"the checkpointed fit finished after epoch {self.n_iter_}; there "
                              "is nothing to resume")
         return self._fit(X, y, incremental=False, eval_set=eval_set, callback=callback,
-                         position=(values["steps"], totals))
+                         position=(values["steps"], totals), sample_weight=sample_weight)
 
-    def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None, position=None):
+    def _fit(self, X, y, incremental, classes=None, eval_set=None, callback=None, position=None,
+             sample_weight=None):
         hidden = self._check_params()
+        lbfgs = self.solver == "lbfgs"
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         if y is None:
@@ -413,15 +436,30 @@ class _BaseMLP(_Base):
         # also when the weights were assigned by hand to an unfitted estimator
         fresh = first_pass or user_weights
         dtype = DTYPES[_dtype_name(self.dtype)] if first_pass else self._theta.dtype.type
+        # L-BFGS evaluates its objective in float64 (its line searches compare losses to
+        # about 1e-10), so it reads the data in float64 whatever the model's dtype
+        data_dtype = np.float64 if lbfgs else dtype
         names = feature_names(X)
-        X = check_X(X, dtype, None if first_pass else self._widths[0], owner=type(self).__name__)
-        y_idx, Y = self._encode_targets(y, dtype, first_pass, classes, incremental)
-        if len(y_idx if self._task == "classification" else Y) != X.shape[0]:
+        X = check_X(X, data_dtype, None if first_pass else self._widths[0],
+                    owner=type(self).__name__)
+        y_idx, Y = self._encode_targets(y, data_dtype, first_pass, classes, incremental)
+        n_targets = len(Y) if Y.shape[1] or not len(y_idx) else len(y_idx)
+        if n_targets != X.shape[0]:
             raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                             f"[{X.shape[0]}, {len(y_idx if self._task == 'classification' else Y)}]")
+                             f"[{X.shape[0]}, {n_targets}]")
+        w = _check_sample_weight(sample_weight, X.shape[0])
+        if self._task == "classification" and len(y_idx):
+            cw = self._class_weights(y_idx)
+            if cw is not None:
+                w = cw if w is None else w * cw
+                if not w.sum() > 0:
+                    raise ValueError("class_weight and sample_weight leave every row with "
+                                     "weight 0; give some rows a weight above 0")
+        if w is not None and (w == 1.0).all():
+            w = None  # unit weights are no weights (the unweighted kernels, the same result)
         if not incremental:
             # the data as given (before any early-stopping split): resume() must get the same
-            digest = _digest(X, y_idx if self._task == "classification" else Y)
+            digest = _digest(X, y_idx if len(y_idx) else Y, w)
             if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
                 raise ValueError("the data differ from the checkpointed fit's (other rows, or "
                                  "the same rows in another order)")
@@ -453,15 +491,26 @@ class _BaseMLP(_Base):
                                self.activation)
             random_state.randint(0, 2 ** 62)
 
+        if lbfgs:
+            return self._fit_lbfgs(X, y_idx, Y, w, callback)
         early_stopping = self.early_stopping
-        X_val = y_val = None
+        X_val = y_val = w_val = None
         if eval_set is not None:
+            if not isinstance(eval_set, (tuple, list)) or len(eval_set) not in (2, 3):
+                raise ValueError("eval_set must be (X_val, y_val) or (X_val, y_val, "
+                                 "sample_weight_val)")
             X_val = check_X(eval_set[0], dtype, self.n_features_in_, what="X_val")
             y_val = np.asarray(eval_set[1])
-            if self._task == "classification":
+            if self._task == "classification" and not self._multilabel():
                 y_val = column_or_1d(y_val, warn=False)
+            if len(y_val) != X_val.shape[0]:
+                raise ValueError(f"eval_set has {X_val.shape[0]} rows in X_val and "
+                                 f"{len(y_val)} in y_val")
+            if len(eval_set) == 3:
+                w_val = _check_sample_weight(eval_set[2], X_val.shape[0], "sample_weight_val")
         elif early_stopping:
-            X, y_idx, Y, X_val, y_val = self._split_validation(X, y_idx, Y, random_state)
+            X, y_idx, Y, w, X_val, y_val, w_val = self._split_validation(X, y_idx, Y, w,
+                                                                         random_state)
 
         n = X.shape[0]
         batch_size = self._batch_size(n)
@@ -469,10 +518,10 @@ class _BaseMLP(_Base):
         if device == "cuda" and self.device == "auto" and dtype != np.float32:
             device = "cpu"  # the CUDA engine trains in float32 only
         self.device_ = device
-        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation],
-                       self._task == "classification", dtype, SOLVERS[self.solver], batch_size)
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
+                       dtype, SOLVERS[self.solver], batch_size)
         engine = make_engine(device, spec)
-        engine.start(self._theta, self._opt1, self._opt2, X, y_idx, Y)
+        engine.start(self._theta, self._opt1, self._opt2, X, y_idx, Y, sample_weight=w)
         if position is not None:
             order = engine.order()
             if order is None or len(order) != len(self._order):
@@ -484,8 +533,8 @@ class _BaseMLP(_Base):
                           self.epsilon, self.dropout], np.float64)
         self.finished_ = False
         try:
-            diverged = self._epochs(engine, hyper, n, early_stopping, X_val, y_val, incremental,
-                                    callback, position)
+            diverged = self._epochs(engine, hyper, n, early_stopping, X_val, y_val, w_val,
+                                    incremental, callback, position)
         finally:
             engine.sync()
             order = engine.order()
@@ -511,14 +560,78 @@ class _BaseMLP(_Base):
                              "contain large values and need to be preprocessed.")
         return self
 
+    def _output_code(self):
+        return OUTPUT_CODES[self.out_activation_]
+
+    def _fit_lbfgs(self, X, y_idx, Y, w, callback):
+        """solver='lbfgs': scipy's L-BFGS-B over the full-batch objective, evaluated in float64
+        by the CPU engine (mlpfast.lbfgs). n_iter_ counts its iterations; loss_curve_ and
+        history_ get the loss after each."""
+        from . import lbfgs
+        if self.device == "cuda":
+            raise ValueError("solver='lbfgs' runs on the CPU; use device='cpu' or 'auto' (or a "
+                             "stochastic solver on the GPU)")
+        self.device_ = "cpu"
+        n = X.shape[0]
+        block = min(n, config.MAX_CHUNKS * config.CHUNK_ROWS)
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
+                       np.float64, SOLVERS["sgd"], block)
+        engine = make_engine("cpu", spec)
+        theta = self._theta.astype(np.float64)
+        engine.start(theta, theta[:0], theta[:0], X, y_idx, Y, sample_weight=w)
+        alpha = float(self.alpha)
+        stopped = []
+
+        def on_iteration(i, loss):
+            self.n_iter_ = i
+            self.loss_curve_.append(loss)
+            record = {"epoch": i, "train_loss": loss}
+            self.history_.append(record)
+            self._say("Iteration %d, loss = %.8f" % (i, loss))
+            if callback is not None and callback(self, {"kind": "epoch", "record": record}):
+                stopped.append(i)
+                raise StopIteration
+
+        self.finished_ = False
+        n_iter, loss = lbfgs.minimize(lambda th, g: engine.loss_gradient(th, g, alpha), theta,
+                                      max_iter=self.max_iter, max_fun=self.max_fun,
+                                      tol=self.tol, on_iteration=on_iteration)
+        self.n_iter_ = stopped[0] if stopped else n_iter
+        self.loss_ = loss
+        self.best_loss_ = min(self.loss_curve_[-self.n_iter_:] or [loss])
+        self.finished_ = True
+        self._theta[:] = theta
+        if not np.isfinite(self._theta).all():
+            raise ValueError("Solver produced non-finite parameter weights. The input data may "
+                             "contain large values and need to be preprocessed.")
+        return self
+
+    def _loss_grad_lbfgs(self, packed, X, Y, sample_weight=None, *unused):
+        """scikit-learn's private hook (its gradient test calls it): the full-batch objective
+        at `packed` (scikit-learn's packing: every coefs_ raveled, then every intercepts_) on
+        X and the binarized targets Y, and its gradient in the same packing; float64."""
+        self._check_fitted()
+        X = check_X(X, np.float64, self.n_features_in_)
+        Y = np.asarray(Y, np.float64).reshape(X.shape[0], -1)
+        order = params.packed_order(self._layout)
+        theta = np.empty(len(order))
+        theta[order] = packed
+        spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
+                       np.float64, SOLVERS["sgd"], X.shape[0])
+        y_idx = np.argmax(Y, axis=1).astype(np.int32) if self.out_activation_ == "softmax" else None
+        loss, grad = make_engine("cpu", spec).gradient(
+            theta, X, y_idx, None if y_idx is not None else Y, float(self.alpha),
+            _check_sample_weight(sample_weight, X.shape[0]))
+        return loss, grad[order]
+
     def _say(self, message):
         """A progress line: printed to stdout as scikit-learn's verbose mode does, and logged."""
         if self.verbose:
             print(message)
             log.info(message)
 
-    def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, incremental, callback,
-                position=None):
+    def _epochs(self, engine, hyper, n, early_stopping, X_val, y_val, w_val, incremental,
+                callback, position=None):
         """The epoch loop, up to max_iter epochs in this fit (a resumed one: in all). Returns
         the DivergenceError of an epoch whose loss was not finite under early stopping (which
         then stops there, with NaN as that epoch's validation score), else None."""
@@ -562,7 +675,7 @@ class _BaseMLP(_Base):
                 record["train_accuracy"] = float(totals[network.T_CORRECT] / n)
             if X_val is not None:
                 engine.sync()
-                record.update(self._validation_figures(X_val, y_val))
+                record.update(self._validation_figures(X_val, y_val, w_val))
             record.update(learning_rate=self._lr, epoch_seconds=seconds,
                           samples_per_second=n / seconds if seconds > 0 else float("inf"))
             self.history_.append(record)
@@ -676,8 +789,9 @@ class _BaseMLP(_Base):
             if not keep or getattr(self, name, None) is None:
                 setattr(self, name, value)
 
-    def _restore(self, theta, widths, classes=None):
-        """Rebuild a fitted estimator from saved weights (see mlpfast.model_io)."""
+    def _restore(self, theta, widths, classes=None, out_activation=None):
+        """Rebuild a fitted estimator from saved weights (see mlpfast.model_io). out_activation
+        None: the one its widths imply (a classifier with one output: logistic)."""
         self._check_params()
         self._widths = list(widths)
         self._layout, size = params.make_layout(self._widths)
@@ -689,10 +803,13 @@ class _BaseMLP(_Base):
         self.n_features_in_ = self._widths[0]
         self.n_layers_ = len(self._widths)
         self.n_outputs_ = self._widths[-1]
-        self.out_activation_ = self._out_activation()
         if classes is not None:
             self.classes_ = classes
-        else:
+            if out_activation is None:
+                out_activation = "logistic" if self._widths[-1] == 1 else "softmax"
+            self._multilabel_ = out_activation == "logistic" and self._widths[-1] > 1
+        self.out_activation_ = out_activation or self._out_activation()
+        if classes is None:
             self._Y_width = self._widths[-1]
             self._y_1d = self._Y_width == 1
 
@@ -712,7 +829,7 @@ class _BaseMLP(_Base):
                           "It is going to be clipped", stacklevel=4)
         return int(np.clip(self.batch_size, 1, n))
 
-    def _split_validation(self, X, y_idx, Y, random_state):
+    def _split_validation(self, X, y_idx, Y, w, random_state):
         n = X.shape[0]
         n_val = int(np.ceil(self.validation_fraction * n))
         if n - n_val < 1:
@@ -720,28 +837,39 @@ class _BaseMLP(_Base):
                              f"{self.validation_fraction}, the training set left by early "
                              "stopping's split would be empty. Lower 'validation_fraction' or "
                              "add rows.")
-        if self._task == "classification":
+        if self._task == "classification" and len(y_idx):
             counts = np.bincount(y_idx, minlength=len(self.classes_))
             few = (counts > 0) & (counts < 2)
             if few.any():
+                shown = self.classes_[few].tolist()
+                if self.out_activation_ == "logistic":
+                    # one logistic output: its target is y == classes_[1], True or False
+                    shown = (f"{[str(bool(i)) for i in np.flatnonzero(few)]} (the logistic "
+                             f"output's target for label(s) {shown})")
                 raise ValueError(
                     "The least populated classes in y have only 1 member, which is too few. "
                     "The minimum number of members in any class cannot be less than 2. Classes "
-                    f"with too few members are: {self.classes_[few].tolist()}")
+                    f"with too few members are: {shown}")
         if n_val < 2:
             raise ValueError("The validation set is too small. Increase 'validation_fraction' "
                              "or the size of your dataset.")
-        if self._task == "classification":
+        if self._task == "classification" and len(y_idx):
             val = _stratified_pick(y_idx, n_val, random_state)
         else:
             val = random_state.permutation(n)[:n_val]
         mask = np.zeros(n, bool)
         mask[val] = True
-        y_val = self.classes_[y_idx[mask]] if self._task == "classification" else self._unshape(Y[mask])
-        # a regressor has no class indices (y_idx is empty): only classifiers split them
+        if self._task == "regression":
+            y_val = self._unshape(Y[mask])
+        elif self._multilabel():
+            y_val = Y[mask].astype(int)
+        else:
+            y_val = self.classes_[y_idx[mask]]
+        # a regressor has no class indices (y_idx is empty), a softmax classifier no Y columns
         y_idx = y_idx[~mask] if len(y_idx) else y_idx
-        return (np.ascontiguousarray(X[~mask]), np.ascontiguousarray(y_idx),
-                np.ascontiguousarray(Y[~mask]), np.ascontiguousarray(X[mask]), y_val)
+        w_train, w_val = (None, None) if w is None else (w[~mask], w[mask])
+        return (_rows(X, ~mask), np.ascontiguousarray(y_idx), np.ascontiguousarray(Y[~mask]),
+                w_train, _rows(X, mask), y_val, w_val)
 
     # ---- prediction
 
@@ -798,11 +926,18 @@ class _BaseMLP(_Base):
         tags.target_tags.single_output = True
         tags.target_tags.multi_output = self._task == "regression"
         tags.non_deterministic = self.random_state is None
+        tags.input_tags.sparse = True  # scipy.sparse X: gathered a minibatch at a time
         return tags
 
 
 class MLPClassifier(_ClassifierBase, _BaseMLP):
-    """Multi-layer perceptron classifier: softmax output, cross-entropy loss.
+    """Multi-layer perceptron classifier, as scikit-learn's.
+
+    Output layer by target (scikit-learn's choice): several classes in a 1-D y: softmax and
+    categorical cross-entropy; two classes: one logistic output and binary cross-entropy;
+    a 2-D 0/1 indicator y (multilabel): one logistic output per label. class_weight (None,
+    'balanced' or {label: weight}; beyond scikit-learn's MLP) multiplies each row's
+    sample_weight by its class's weight; 'balanced' is n_samples / (n_classes * count).
 
     >>> from mlpfast import MLPClassifier
     >>> clf = MLPClassifier(hidden_layer_sizes=(64,), max_iter=20, random_state=0).fit(X, y)
@@ -810,17 +945,69 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
     """
     _task = "classification"
 
+    def __init__(self, hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 device="cpu", dtype="float32", dropout=0.0,
+                 class_weight=None):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, device=device,
+            dtype=dtype, dropout=dropout)
+        self.class_weight = class_weight
+
+    def _check_task_params(self):
+        cw = self.class_weight
+        if cw is None or (isinstance(cw, str) and cw == "balanced"):
+            return
+        if not isinstance(cw, dict):
+            raise ValueError(f"class_weight must be None, 'balanced' or a dict of label: weight, "
+                             f"got {cw!r}.")
+        for label, w in cw.items():
+            if isinstance(w, bool) or not isinstance(w, (int, float, np.integer, np.floating)) \
+                    or not np.isfinite(w) or w < 0:
+                raise ValueError(f"class_weight gives label {label!r} the weight {w!r}; weights "
+                                 "must be finite numbers >= 0.")
+
+    def _multilabel(self):
+        return self.__dict__.get("_multilabel_", False)
+
     def _n_outputs(self):
-        return len(self.classes_)
+        if self._multilabel():
+            return len(self.classes_)
+        # a softmax network (of an older mlpfast) keeps its output per class
+        if self.__dict__.get("out_activation_") == "softmax":
+            return len(self.classes_)
+        return 1 if len(self.classes_) <= 2 else len(self.classes_)
 
     def _outputs_needed(self):
-        return (f"the output layer needs {len(self.classes_)}, one per class in "
-                f"{self.classes_.tolist()!r}")
+        if self._n_outputs() == 1:
+            return f"the output layer needs 1 (a logistic output for classes {self.classes_.tolist()!r})"
+        return (f"the output layer needs {len(self.classes_)}, one per "
+                f"{'label' if self._multilabel() else 'class'} in {self.classes_.tolist()!r}")
 
     def _out_activation(self):
-        return "softmax"
+        if self.__dict__.get("out_activation_") == "softmax" and len(self.classes_) == 2 \
+                and getattr(self, "_widths", [0])[-1] == 2:
+            return "softmax"
+        return "logistic" if self._multilabel() or len(self.classes_) <= 2 else "softmax"
 
     def _encode_targets(self, y, dtype, reset, classes, incremental):
+        """(y_idx, Y): class indices (N,) int32 of a 1-D y, and the logistic outputs' targets
+        (N, 1) for two classes, (N, n_labels) for a multilabel y, else (N, 0)."""
+        y = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
+        if y.ndim == 2 and y.shape[1] > 1:
+            return self._encode_multilabel(y, dtype, reset, classes, incremental)
+        if not reset and self._multilabel():
+            raise ValueError(f"y is 1-D; this classifier was fitted on a multilabel y with "
+                             f"{len(self.classes_)} labels")
         y = column_or_1d(y)
         check_classification_targets(y)
         if not reset and isinstance(self.__dict__.get("classes_"), (list, tuple)):
@@ -829,9 +1016,9 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self.classes_ = _unique(np.asarray(classes) if classes is not None else y)
-            if len(self.classes_) < 2:
-                raise ValueError(f"y has only one class ({self.classes_.tolist()[0]!r}); a "
-                                 "classifier needs at least 2 classes to train.")
+            self._multilabel_ = False
+            if reset:  # a new network: its output follows these classes
+                self.__dict__.pop("out_activation_", None)
         elif classes is not None and not np.array_equal(_unique(np.asarray(classes)), self.classes_):
             raise ValueError(f"`classes={list(classes)!r}` is not the same as on the first call "
                              f"to partial_fit, which was {self.classes_.tolist()!r}")
@@ -843,7 +1030,51 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
         if len(unknown):
             raise ValueError(f"y contains labels not seen in classes_: {unknown[:5].tolist()}")
         y_idx = np.searchsorted(self.classes_, y).astype(np.int32)
+        if self._out_activation() == "logistic":
+            return y_idx, (y_idx == 1).astype(dtype).reshape(-1, 1)
         return y_idx, np.zeros((len(y), 0), dtype)
+
+    def _encode_multilabel(self, Y, dtype, reset, classes, incremental):
+        if Y.dtype.kind not in "biuf" or not np.isin(Y, (0, 1)).all():
+            raise ValueError("a 2-D y is a multilabel indicator matrix and must hold only 0 and "
+                             "1 (one column per label)")
+        if self.class_weight is not None:
+            raise ValueError("class_weight is not supported for a multilabel y; pass "
+                             "sample_weight")
+        labels = np.arange(Y.shape[1])
+        if reset or not hasattr(self, "classes_"):
+            if classes is not None and not np.array_equal(_unique(np.asarray(classes)), labels):
+                raise ValueError(f"classes={list(classes)!r}: a multilabel y with {Y.shape[1]} "
+                                 f"columns has the labels {labels.tolist()}")
+            self.classes_ = labels
+            self._multilabel_ = True
+        elif not self._multilabel() or len(self.classes_) != Y.shape[1]:
+            raise ValueError(f"y has {Y.shape[1]} label columns; this classifier was fitted on "
+                             + (f"{len(self.classes_)}" if self._multilabel() else "a 1-D y"))
+        return np.zeros(0, np.int32), np.ascontiguousarray(Y, dtype=dtype)
+
+    def _class_weights(self, y_idx):
+        """Each row's class weight (N,) float64, or None without class_weight."""
+        cw = self.class_weight
+        if cw is None:
+            return None
+        k = len(self.classes_)
+        if isinstance(cw, str):  # 'balanced', over the classes present in this y
+            counts = np.bincount(y_idx, minlength=k).astype(np.float64)
+            per = np.where(counts > 0, len(y_idx) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
+            return per[y_idx]
+        per = np.ones(k)
+        texts = [str(c) for c in self.classes_.tolist()]
+        for label, w in cw.items():
+            hits = np.flatnonzero(self.classes_ == label) if not isinstance(label, str) or \
+                self.classes_.dtype.kind in "OUS" else np.empty(0, int)
+            if not len(hits):  # a label written as text (a JSON key): by its text
+                hits = [i for i, t in enumerate(texts) if t == str(label)]
+            if not len(hits):
+                raise ValueError(f"class_weight names the label {label!r}, which is not a class; "
+                                 f"the classes are {self.classes_.tolist()!r}")
+            per[hits[0]] = float(w)
+        return per[y_idx]
 
     def _check_fitted(self):
         super()._check_fitted()
@@ -852,51 +1083,98 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
                              "'fit' or 'partial_fit' (with classes) before using it.")
 
     @_stochastic_only
-    def partial_fit(self, X, y, classes=None):
+    def partial_fit(self, X, y, sample_weight=None, classes=None):
         """Exactly one epoch over (X, y). `classes` (all labels) is required on the first call.
         n_iter_ is then 1, as in scikit-learn; t_ and loss_curve_ count every call."""
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
+
+    def _proba(self, Z):
+        """Probabilities from raw scores Z (float64, changed in place)."""
+        if self.out_activation_ == "softmax":
+            Z -= Z.max(axis=1, keepdims=True)
+            np.exp(Z, out=Z)
+            Z /= Z.sum(axis=1, keepdims=True)
+            return Z
+        P = _sigmoid(Z)
+        return P if self._multilabel() else np.hstack([_sigmoid(-Z), P])
 
     def predict_proba(self, X):
-        """Class probabilities (n_samples, n_classes) in float64, columns in the order of
-        classes_: the softmax, taken in float64, of the network's output scores."""
-        Z = self._raw(X)
-        Z -= Z.max(axis=1, keepdims=True)
-        np.exp(Z, out=Z)
-        Z /= Z.sum(axis=1, keepdims=True)
-        return Z
+        """(n_samples, n_classes) float64 class probabilities, columns in the order of
+        classes_ (softmax of the output scores; with two classes [1 - p, p] of the logistic
+        output); for a multilabel classifier (n_samples, n_labels), each label's probability.
+        Taken in float64 from the network's scores."""
+        return self._proba(self._raw(X))
 
     def predict_log_proba(self, X):
-        """log of predict_proba, taken from the scores (finite where a probability rounds to 0)."""
+        """log of predict_proba, taken from the scores (finite where a probability rounds
+        to 0)."""
         Z = self._raw(X)
-        Z -= Z.max(axis=1, keepdims=True)
-        return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        if self.out_activation_ == "softmax":
+            Z -= Z.max(axis=1, keepdims=True)
+            return Z - np.log(np.exp(Z).sum(axis=1, keepdims=True))
+        # the log of predict_proba's values, so that both rank the labels alike where
+        # probabilities round to 1; where one rounds to 0, -log(1 + exp(-z)) keeps it finite
+        exact = -np.logaddexp(0.0, -Z)
+        if not self._multilabel():
+            exact = np.hstack([-np.logaddexp(0.0, Z), exact])
+        P = self._proba(Z)
+        with np.errstate(divide="ignore"):
+            return np.where(P > 0, np.log(P), exact)
 
-    def predict(self, X):
-        proba = self.predict_proba(X)  # first: it says NotFittedError before classes_ is read
+    def _labels(self, proba):
+        if self._multilabel():
+            return (proba > 0.5).astype(int)
+        if proba.shape[1] == 2 and len(self.classes_) <= 2:
+            # scikit-learn's threshold for its logistic output: p > 0.5 is the second class
+            return self.classes_[(proba[:, 1] > 0.5).astype(int) if len(self.classes_) == 2
+                                 else np.zeros(len(proba), int)]
         return self.classes_[np.argmax(proba, axis=1)]
 
+    def predict(self, X):
+        """Labels (n_samples,), or the (n_samples, n_labels) 0/1 indicator of a multilabel
+        classifier."""
+        return self._labels(self.predict_proba(X))
+
     def score(self, X, y, sample_weight=None):
-        """Mean accuracy (weighted by sample_weight). Labels of another kind than classes_
-        (strings against numbers) raise ValueError, as scikit-learn's accuracy_score does."""
-        y = column_or_1d(y, warn=False)
+        """Mean accuracy (weighted by sample_weight); of a multilabel classifier, the share of
+        rows whose labels are all right (scikit-learn's subset accuracy). Labels of another
+        kind than classes_ (strings against numbers) raise ValueError, as scikit-learn's
+        accuracy_score does."""
         pred = self.predict(X)
+        if self._multilabel():
+            y = np.asarray(y)
+            if y.shape != pred.shape:
+                raise ValueError(f"y has shape {y.shape}; the predictions have {pred.shape}")
+            return float(np.average((pred == y).all(axis=1), weights=sample_weight))
+        y = column_or_1d(y, warn=False)
         if len(y) != len(pred):
             raise ValueError("Found input variables with inconsistent numbers of samples: "
                              f"[{len(y)}, {len(pred)}]")
         _check_label_kinds(y, pred)
         return float(np.average(pred == y, weights=sample_weight))
 
-    def _validation_figures(self, X_val, y_val):
+    def _validation_figures(self, X_val, y_val, w_val=None):
         Z = self._raw(X_val, check_names=False)
-        Z -= Z.max(axis=1, keepdims=True)
-        np.exp(Z, out=Z)
-        proba = Z / Z.sum(axis=1, keepdims=True)
-        pred = self.classes_[np.argmax(proba, axis=1)]
+        with np.errstate(all="ignore"):  # a diverged network's scores: NaN figures
+            return self._figures(Z, y_val, w_val)
+
+    def _figures(self, Z, y_val, w_val):
+        if self._multilabel():
+            Y = np.asarray(y_val, np.float64)
+            right = ((_sigmoid(Z) > 0.5) == (Y > 0.5)).all(axis=1)
+            return {"val_loss": reference.binary_xent_loss(Z, Y, w_val),
+                    "val_score": float(np.average(right, weights=w_val))}
+        pred = self._labels(self._proba(Z.copy()))
         known = np.isin(y_val, self.classes_)
         idx = np.searchsorted(self.classes_, y_val[known])
-        return {"val_loss": metrics.log_loss(proba[known], idx),
-                "val_score": metrics.accuracy(y_val, pred)}
+        w_known = None if w_val is None else w_val[known]
+        if self.out_activation_ == "softmax":
+            loss = reference.xent_loss(Z[known], idx, w_known)
+        else:
+            loss = reference.binary_xent_loss(Z[known], (idx == 1).astype(float).reshape(-1, 1),
+                                              w_known)
+        return {"val_loss": float(loss),
+                "val_score": float(np.average(np.asarray(y_val) == pred, weights=w_val))}
 
 
 class MLPRegressor(_RegressorBase, _BaseMLP):
@@ -907,6 +1185,30 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
     """
     _task = "regression"
 
+    def __init__(self, loss="squared_error", hidden_layer_sizes=(100,), activation="relu", *, solver="adam",
+                 alpha=0.0001, batch_size="auto", learning_rate="constant",
+                 learning_rate_init=0.001, power_t=0.5, max_iter=200, shuffle=True,
+                 random_state=None, tol=1e-4, verbose=False, warm_start=False, momentum=0.9,
+                 nesterovs_momentum=True, early_stopping=False, validation_fraction=0.1,
+                 beta_1=0.9, beta_2=0.999, epsilon=1e-8, n_iter_no_change=10, max_fun=15000,
+                 device="cpu", dtype="float32", dropout=0.0):
+        super().__init__(hidden_layer_sizes, activation, solver=solver, alpha=alpha, batch_size=batch_size,
+            learning_rate=learning_rate, learning_rate_init=learning_rate_init, power_t=power_t,
+            max_iter=max_iter, shuffle=shuffle, random_state=random_state, tol=tol,
+            verbose=verbose, warm_start=warm_start, momentum=momentum,
+            nesterovs_momentum=nesterovs_momentum, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, beta_1=beta_1, beta_2=beta_2,
+            epsilon=epsilon, n_iter_no_change=n_iter_no_change, max_fun=max_fun, device=device,
+            dtype=dtype, dropout=dropout)
+        self.loss = loss
+
+    def _check_task_params(self):
+        if not isinstance(self.loss, str):
+            raise ValueError(f"loss must be 'squared_error' or 'poisson', got {self.loss!r}: "
+                             "MLPRegressor's first positional argument is loss, as in "
+                             "scikit-learn; pass the layers as hidden_layer_sizes=...")
+        _choice("loss", self.loss, ("squared_error", "poisson"))
+
     def _n_outputs(self):
         return self._Y_width
 
@@ -914,10 +1216,13 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
         return f"y has {self._Y_width} target(s)"
 
     def _out_activation(self):
-        return "identity"
+        return "exp" if self.loss == "poisson" else "identity"
 
     def _encode_targets(self, y, dtype, reset, classes, incremental):
         y = check_regression_targets(y, dtype)
+        if self.loss == "poisson" and (y < 0).any():
+            raise ValueError(f"loss='poisson' needs y >= 0 (counts or rates); y has negative "
+                             f"values, the smallest {float(y.min())!r}")
         Y = np.ascontiguousarray(y.reshape(len(y), -1))
         if reset or not hasattr(self, "_Y_width"):
             self._Y_width = Y.shape[1]
@@ -931,16 +1236,19 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
         return Y.ravel() if one_d else Y
 
     @_stochastic_only
-    def partial_fit(self, X, y):
+    def partial_fit(self, X, y, sample_weight=None):
         """Exactly one epoch over (X, y). n_iter_ is then 1, as in scikit-learn; t_ and
         loss_curve_ count every call."""
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def predict(self, X):
         """Predictions in X's dtype when X is float32 or float64 (float64 otherwise), as
         scikit-learn's, whatever the dtype the network trained in."""
         out_dtype = _float_dtype_of(X)
-        return self._unshape(self._raw(X)).astype(out_dtype, copy=False)
+        Z = self._raw(X)
+        if self.out_activation_ == "exp":
+            np.exp(Z, out=Z)
+        return self._unshape(Z).astype(out_dtype, copy=False)
 
     def score(self, X, y, sample_weight=None):
         """R^2 (weighted by sample_weight), averaged uniformly over targets."""
@@ -953,12 +1261,17 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
             return metrics.r2(y, pred)
         return _weighted_r2(y, pred, sample_weight)
 
-    def _validation_figures(self, X_val, y_val):
-        pred = self._unshape(self._raw(X_val, check_names=False))
-        if not np.isfinite(pred).all():  # overflowing weights: no score (NaN), as sklearn
-            return {"val_loss": float("nan"), "val_score": float("nan")}
-        return {"val_loss": metrics.squared_loss(pred, y_val),
-                "val_score": metrics.r2(y_val, pred)}
+    def _validation_figures(self, X_val, y_val, w_val=None):
+        Z = self._raw(X_val, check_names=False)
+        Y = np.asarray(y_val, np.float64).reshape(len(Z), -1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = np.exp(Z) if self.out_activation_ == "exp" else Z
+            if not np.isfinite(pred).all():  # overflowing weights: no score (NaN), as sklearn
+                return {"val_loss": float("nan"), "val_score": float("nan")}
+            loss = (reference.poisson_loss if self.out_activation_ == "exp" else
+                    reference.squared_loss)(Z, Y, w_val)
+        return {"val_loss": float(loss), "val_score": _weighted_r2(Y, pred, np.ones(len(Y))
+                                                                   if w_val is None else w_val)}
 
 
 # ---- helpers
@@ -1008,6 +1321,12 @@ def _layer_array(name, value, ndim):
     if not np.isfinite(a).all():
         raise ValueError(f"{name} holds NaN or infinity")
     return a
+
+
+def _sigmoid(Z):
+    """1 / (1 + exp(-Z)) in float64, as exp(-log(1 + exp(-Z))): the exact exp of
+    predict_log_proba's value, without overflow."""
+    return np.exp(-np.logaddexp(0.0, -np.asarray(Z, np.float64)))
 
 
 def _float_dtype_of(X):
@@ -1093,12 +1412,46 @@ def _is_int(v):
     return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
-def _digest(X, y):
-    """A short fingerprint of a fit's data: blake2b of X's bytes and of its encoded targets
-    (class indices or float targets), in row order."""
+def _rows(X, mask):
+    """The rows of X (an array or a CSR matrix) where mask is True, as the engines take them."""
+    if is_sparse(X):
+        return X[mask]
+    return np.ascontiguousarray(X[mask])
+
+
+def _check_sample_weight(sample_weight, n, name="sample_weight"):
+    """sample_weight as float64 (n,), checked: numbers, finite, >= 0, not all 0; None stays
+    None. A scalar weighs every row alike (scikit-learn's convention)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.ndim == 0:
+        w = np.full(n, w)
+    try:
+        w = w.astype(np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} holds values that are not numbers") from None
+    if w.shape != (n,):
+        raise ValueError(f"{name}.shape == {w.shape}, expected ({n},)!")
+    if not np.isfinite(w).all():
+        raise ValueError(f"{name} contains NaN or infinity; weights must be finite numbers >= 0")
+    if (w < 0).any():
+        raise ValueError(f"{name} has negative values (the first at row "
+                         f"{int(np.flatnonzero(w < 0)[0])}: {w[w < 0][0]!r}); weights must be "
+                         ">= 0")
+    if not w.sum() > 0:
+        raise ValueError(f"{name}: every weight is zero; give some rows a weight above 0")
+    return w
+
+
+def _digest(X, y, w=None):
+    """A short fingerprint of a fit's data: blake2b of X's bytes (a CSR matrix's values,
+    indices and row pointers), of its encoded targets (class indices or float targets) and of
+    its sample weights, in row order. Unweighted data hash as before weights existed."""
     import hashlib
     h = hashlib.blake2b(digest_size=16)
-    for a in (X, y):
+    parts = [X.data, X.indices, X.indptr] if is_sparse(X) else [X]
+    for a in parts + [y] + ([] if w is None else [w]):
         h.update(np.ascontiguousarray(a).view(np.uint8).ravel())
     return h.hexdigest()
 
@@ -1157,8 +1510,8 @@ def _jsonable(v):
         return [_jsonable(x) for x in v]
     if isinstance(v, list):
         return [_jsonable(x) for x in v]
-    if isinstance(v, dict):
-        return {k: _jsonable(x) for k, x in v.items()}
+    if isinstance(v, dict):  # JSON keys are text: {2: 1.0} is kept as {'2': 1.0}
+        return {str(_jsonable(k)): _jsonable(x) for k, x in v.items()}
     if isinstance(v, (type, np.dtype)):
         return np.dtype(v).name
     if v is None or isinstance(v, (bool, int, float, str)):

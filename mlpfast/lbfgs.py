@@ -15,7 +15,7 @@ import warnings
 
 import numpy as np
 
-from .errors import ConvergenceWarning
+from .errors import convergence_warning
 
 
 def _scipy_minimize():
@@ -65,5 +65,5 @@ def minimize(objective, theta, *, max_iter, max_fun, tol, on_iteration=None):
         warnings.warn(f"lbfgs failed to converge after {n_iter} iteration(s) (status="
                       f"{result.status}): {message}. Increase the number of iterations "
                       "(max_iter) or of function evaluations (max_fun), or scale the data.",
-                      ConvergenceWarning, stacklevel=3)
+                      convergence_warning(), stacklevel=3)
     return n_iter, float(result.fun)

@@ -15,7 +15,10 @@ from .estimators import MLPClassifier, MLPRegressor
 
 FORMAT = "mlpfast-model"
 # 2: the stored schema of mlpfast.tabular (format 1 held the Preprocessor of mlpfast.data)
-FORMAT_VERSION = 2
+# 3: the output activation is stored (binary classifiers have one logistic output since 3;
+#    files of format 1 and 2 hold softmax classifiers and identity regressors)
+FORMAT_VERSION = 3
+OUT_ACTIVATIONS = ("softmax", "logistic", "identity", "exp")
 
 
 @contextlib.contextmanager
@@ -65,6 +68,7 @@ def save_model(path, estimator, schema, theta=None, meta=None):
         "format_version": np.array(FORMAT_VERSION),
         "theta": estimator._theta if theta is None else theta,
         "widths": np.asarray(estimator._widths, np.int64),
+        "out_activation": np.array(estimator.out_activation_),
         "params": np.array(json.dumps(estimator.get_params())),
         "meta": np.array(json.dumps(meta or {})),
         "versions": np.array(json.dumps({"mlpfast": __version__, "numpy": np.__version__})),
@@ -109,13 +113,19 @@ def load_model(path):
         if isinstance(params.get("hidden_layer_sizes"), list):
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         cls = MLPClassifier if pre.task == "classification" else MLPRegressor
+        out = (a["out_activation"].item() if "out_activation" in a else
+               "softmax" if pre.task == "classification" else "identity")
+        if out not in OUT_ACTIVATIONS:
+            raise ValueError(f"output activation {out!r}")
         est = cls(**params)
         est._restore(a["theta"], [int(w) for w in a["widths"]],
-                     classes=np.arange(len(pre.classes)) if pre.task == "classification" else None)
+                     classes=np.arange(len(pre.classes)) if pre.task == "classification" else None,
+                     out_activation=out)
         if est.n_features_in_ != pre.n_features:
             raise ValueError(f"the network takes {est.n_features_in_} features, the schema "
                              f"encodes {pre.n_features}")
-        if pre.task == "classification" and est.n_outputs_ != len(pre.classes):
+        if pre.task == "classification" and est.n_outputs_ != (
+                1 if out == "logistic" else len(pre.classes)):
             raise ValueError(f"the network has {est.n_outputs_} outputs for "
                              f"{len(pre.classes)} classes")
         meta = json.loads(a["meta"].item())
@@ -172,6 +182,8 @@ def check_sizes(path, limit=MAX_MODEL_BYTES):
 # name: (dtype kinds allowed, number of dimensions)
 _FIELDS = {"theta": ("f", 1), "widths": ("iu", 1), "format_version": ("iu", 0),
            "params": ("U", 0), "meta": ("U", 0)}
+# fields that files of older formats lack
+_OPTIONAL_FIELDS = {"out_activation": ("U", 0)}
 
 
 def _check_fields(a):
@@ -181,6 +193,10 @@ def _check_fields(a):
             raise ValueError(f"no field {name!r}")
         v = a[name]
         if v.dtype.kind not in kinds or v.ndim != ndim:
+            raise ValueError(f"field {name!r} is {v.dtype} with {v.ndim} dimension(s)")
+    for name, (kinds, ndim) in _OPTIONAL_FIELDS.items():
+        v = a.get(name)
+        if v is not None and (v.dtype.kind not in kinds or v.ndim != ndim):
             raise ValueError(f"field {name!r} is {v.dtype} with {v.ndim} dimension(s)")
     theta = a["theta"]
     if theta.dtype not in (np.float32, np.float64):

@@ -375,9 +375,9 @@ def test_early_stopping_never_keeps_a_nan_epoch(monkeypatch):
     X = np.random.default_rng(0).standard_normal((300, 3))
     y = X @ [1.0, 2.0, 3.0]
     monkeypatch.setattr(MLPRegressor, "_validation_figures",
-                        lambda self, X_val, y_val: {"val_loss": float("nan"), "val_score": float("nan")})
+                        lambda self, X_val, y_val, w_val=None: {"val_loss": float("nan"), "val_score": float("nan")})
     with pytest.raises(ValueError, match="the validation score was never finite"):
-        MLPRegressor((4,), early_stopping=True, max_iter=5, random_state=0).fit(X, y)
+        MLPRegressor(hidden_layer_sizes=(4,), early_stopping=True, max_iter=5, random_state=0).fit(X, y)
 
 
 @pytest.fixture

@@ -70,7 +70,7 @@ def test_resume_is_bit_identical(cls, kw, mid, threads):
     y = y_class if cls is MLPClassifier else y_reg
     numba.set_num_threads(threads)
     try:
-        make = lambda: cls((16,), max_iter=9, random_state=3, batch_size=16, **kw)  # noqa: E731
+        make = lambda: cls(hidden_layer_sizes=(16,), max_iter=9, random_state=3, batch_size=16, **kw)  # noqa: E731
         whole = make().fit(X, y)
         callback, saved = stop_at(4, mid)
         with pytest.raises(Stop):

@@ -62,7 +62,7 @@ def test_without_sklearn_the_hand_written_protocol_works(tmp_path):
         assert not estimators.HAVE_SKLEARN
         clf = MLPClassifier(hidden_layer_sizes=(4,), alpha=0.5, max_iter=3, random_state=0)
         assert repr(clf) == "MLPClassifier(alpha=0.5, hidden_layer_sizes=(4,), max_iter=3, random_state=0)", repr(clf)
-        assert clf.get_params()["alpha"] == 0.5 and len(clf.get_params()) == 25
+        assert clf.get_params()["alpha"] == 0.5 and len(clf.get_params()) == 27
         assert clf.set_params(alpha=0.25) is clf and clf.alpha == 0.25
         try:
             clf.set_params(nope=1)

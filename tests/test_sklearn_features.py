@@ -56,7 +56,7 @@ def test_weight_two_equals_the_row_repeated(rng):
     X, y = _blobs(rng, n=40)
     w = np.ones(len(y))
     w[:5] = 2.0
-    full = dict(STEP, batch_size=len(y) + 5, solver="sgd", momentum=0.0)
+    full = dict(STEP, batch_size="auto", solver="sgd", momentum=0.0)  # n < 200: full batch
     a = MLPClassifier(dtype="float64", **full).fit(X, y, sample_weight=w)
     b = MLPClassifier(dtype="float64", **full).fit(np.vstack([X, X[:5]]), np.r_[y, y[:5]])
     for p, q in zip(a.coefs_ + a.intercepts_, b.coefs_ + b.intercepts_):
