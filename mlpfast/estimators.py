@@ -1,18 +1,22 @@
 """MLPClassifier and MLPRegressor with scikit-learn's API, trained by mlpfast's engines.
 
-Parameters, defaults, fitted attributes and the epoch loop (loss bookkeeping, early stopping,
-learning-rate schedules, n_iter_no_change) follow sklearn.neural_network so that switching is
-a change of import. Differences, all deliberate:
-- classification always uses softmax + cross-entropy, binary included (two outputs, so
-  n_outputs_ is the number of classes);
-- the regressor's loss is 0.5 * squared error summed over outputs and averaged over rows, the
-  objective whose gradient scikit-learn uses (its reported loss also divides by n_outputs);
-- `device`, `dtype` (float32 by default) and `dropout` are added; solver 'lbfgs' is not offered;
+Parameters, defaults, fitted attributes and the training loop (loss bookkeeping, early
+stopping, learning-rate schedules, n_iter_no_change, warm_start, L-BFGS) follow
+sklearn.neural_network so that switching is a change of import; scikit-learn's own MLP tests
+run against these classes (tests/test_sklearn_suite.py). Output layers as scikit-learn's:
+softmax for several classes, one logistic output for two, one per label for a multilabel y,
+identity or exp (loss='poisson') for regression. Differences, all deliberate:
+- `dtype` (float32 by default) is the training dtype, where scikit-learn uses X's; a
+  regressor predicts in X's dtype, probabilities are float64;
+- the regressor's reported loss is 0.5 * squared error summed over outputs and averaged over
+  rows, the objective whose gradient scikit-learn uses (its reported loss also divides by
+  n_outputs);
+- `device`, `dtype`, `dropout` and (classifier) `class_weight` are added;
 - with early stopping, an epoch whose loss is not finite ends the fit (NaN as its validation
   score) with the best epoch's weights and a ConvergenceWarning; without it, DivergenceError;
-- weights train in `dtype`; predict_proba is float64, a regressor predicts in X's dtype;
-- fit() accepts `eval_set=(X_val, y_val)` (used for early stopping in place of a split, and for
-  per-epoch validation figures) and `callback`, called after every epoch and progress chunk.
+- fit() accepts `eval_set=(X_val, y_val[, sample_weight_val])` (used for early stopping in
+  place of a split, and for per-epoch validation figures) and `callback`, called after every
+  epoch and progress chunk.
 `verbose` prints scikit-learn's progress lines to stdout (and logs them to the 'mlpfast'
 logger); otherwise nothing is printed.
 

@@ -201,3 +201,11 @@ def test_verbose_prints_sklearn_lines(capsys, rng):
         warnings.simplefilter("ignore")
         MLPClassifier(max_iter=2, verbose=True, random_state=0).fit(X, y)
     assert "Iteration 1, loss = " in capsys.readouterr().out
+
+
+def test_lbfgs_without_scipy_names_the_extra(rng, monkeypatch):
+    import sys
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    X, y = _blobs(rng, n=30)
+    with pytest.raises(ImportError, match=r"pip install 'mlpfast\[lbfgs\]'"):
+        MLPClassifier(solver="lbfgs", max_iter=2).fit(X, y)
