@@ -1,5 +1,6 @@
 """A/B of whole CPU engines from several checkouts in one process: epochs alternate between
-them, so a machine whose speed drifts within minutes treats them alike; best us per step.
+them, so a machine whose speed drifts within minutes treats them alike; best and median us per
+step over the rounds (the first round, which compiles, left out).
 
     python benchmarks/ab_inprocess.py old=/path/to/old/checkout new=. [--wl W1,W4] [--rounds 12]
 
@@ -33,7 +34,9 @@ def load_copies(sources, root, patch=None):
 
 
 def race(packages, workloads, rounds):
-    """Print the best us per step of each package's CPU engine, epochs alternating."""
+    """Print the best and median us per step of each package's CPU engine, epochs
+    alternating; returns {workload: {tag: [us per step of each round]}}."""
+    out = {}
     hyper = np.array([1e-3, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
     for name in workloads:
         wl = bench.WORKLOADS[name]
@@ -52,15 +55,18 @@ def race(packages, workloads, rounds):
                     np.zeros((len(X), 0), np.float32))
             engines[tag] = e
         steps = -(-len(X) // wl.batch)
-        best = dict.fromkeys(engines, float("inf"))
+        times = {tag: [] for tag in engines}
         for r in range(rounds):
             for tag, e in engines.items():
                 counters, rng = np.zeros(2, np.int64), np.array([1], np.uint64)
                 t0 = time.perf_counter()
                 e.train_epoch(rng, False, hyper, counters)
                 if r:  # the first round compiles
-                    best[tag] = min(best[tag], (time.perf_counter() - t0) / steps * 1e6)
-        print(name, "  ".join(f"{t}: {b:.1f}" for t, b in best.items()), "us/step")
+                    times[tag].append((time.perf_counter() - t0) / steps * 1e6)
+        print(name, "  ".join(f"{t}: best {min(v):.1f} median {np.median(v):.1f}"
+                              for t, v in times.items()), "us/step", flush=True)
+        out[name] = times
+    return out
 
 
 def main():

@@ -16,31 +16,33 @@ import numpy as np
 
 from mlpfast import bench
 from mlpfast.engine import CPUEngine, NetSpec
+from mlpfast.engine.cpu import as_data
 from mlpfast.kernels import buffers, network, softmax, update
 from mlpfast.params import make_layout
 
 ZERO = np.int64(0)
 RELU = np.int64(1)
+SOFTMAX = np.int64(softmax.OUT_SOFTMAX)
 
 
 @numba.njit(parallel=True)
-def _chunk_pass(reps, ws, X, y, Y, perm, B, theta, grad, layout, w):
+def _chunk_pass(reps, ws, d, perm, B, theta, grad, layout, w):
     # the chunks of a minibatch as train_batches runs them
     S, per = buffers.chunk_rows(B, ws.acts.shape[0])
     for r in range(reps):
         for c_ in numba.prange(S):
             c = np.int64(c_)
             g = grad if c == 0 else ws.grads[c - 1]
-            network.chunk_gradient(ws, c, X, y, Y, perm, (r % 16) * B + c * per,
+            network.chunk_gradient(ws, c, d, perm, (r % 16) * B + c * per,
                                    min(B, (c + 1) * per) - c * per, 1.0 / B, theta, g, layout,
-                                   w, RELU, True, 0.0)
+                                   w, RELU, SOFTMAX, 0.0)
 
 
 @numba.njit
-def _chunk(reps, ws, X, y, Y, perm, per, B, theta, grad, layout, w):
+def _chunk(reps, ws, d, perm, per, B, theta, grad, layout, w):
     for r in range(reps):
-        network.chunk_gradient(ws, ZERO, X, y, Y, perm, (r % 16) * per, per, 1.0 / B, theta,
-                               grad, layout, w, RELU, True, 0.0)
+        network.chunk_gradient(ws, ZERO, d, perm, (r % 16) * per, per, 1.0 / B, theta,
+                               grad, layout, w, RELU, SOFTMAX, 0.0)
 
 
 @numba.njit
@@ -55,7 +57,7 @@ def _softmax(reps, ws, per, w, L):
     Z = buffers.layer_block(ws.acts[0], w, per, cap, L)
     dZ = buffers.layer_block(ws.deltas[0], w, per, cap, L)
     for _ in range(reps):
-        softmax.softmax_xent_grad(dZ, Z, ws.ybuf[0, :per], 1.0 / per)
+        softmax.softmax_xent_grad(dZ, Z, ws.ybuf[0, :per], ws.wbuf[0, :0], 1.0 / per)
 
 
 @numba.njit
@@ -98,14 +100,15 @@ def main(name):
     S, per = buffers.chunk_rows(B, ws.acts.shape[0])
     perm = np.arange(len(X), dtype=np.int64)
     buffers.pack_weights(ws, theta, layout, True)
+    d = as_data(NetSpec(widths, 1, 1, np.float32, network.ADAM, B), X, y, Y)
     threads = numba.get_num_threads()
     reps = max(10, int(1e8 // max(1, wl.flop_per_epoch(B))))
     L = len(widths) - 1
     parts = {
         f"chunk pass ({S} chunks, {threads} threads)":
-            lambda r: _chunk_pass(r, ws, X, y, Y, perm, B, theta, grad, layout, w),
-        f"  one chunk of {per} rows": lambda r: _chunk(r, ws, X, y, Y, perm, per, B, theta,
-                                                       grad, layout, w),
+            lambda r: _chunk_pass(r, ws, d, perm, B, theta, grad, layout, w),
+        f"  one chunk of {per} rows": lambda r: _chunk(r, ws, d, perm, per, B, theta, grad,
+                                                       layout, w),
         "    forward": lambda r: _forward(r, ws, per, theta, layout, w),
         "    softmax + CE gradient": lambda r: _softmax(r, ws, per, w, L),
         "    backward": lambda r: _backward(r, ws, per, grad, layout, w),

@@ -97,24 +97,14 @@ def _row_of(perm, i):
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
-def gather_row(xb, d, r):
-    """xb (F,) = the data's row r, densified from CSR when the data are sparse."""
-    if d.indptr.shape[0] > 0:
-        xb[:] = 0
-        for j in range(d.indptr[r], d.indptr[r + 1]):
-            xb[d.indices[j]] = d.data[j]
-    else:
-        xb[:] = d.X[r, :]
-
-
-@nb.njit(error_model="numpy", cache=CACHE)
 def weight_sum(d, perm, start, rows):
     """Sum of the weights of rows perm[start:start+rows] in that order (rows when unweighted)."""
-    if d.w.shape[0] == 0:
+    w = d.w
+    if w.shape[0] == 0:
         return np.float64(rows)
     sw = 0.0
     for i in range(rows):
-        sw += d.w[_row_of(perm, start + i)]
+        sw += w[_row_of(perm, start + i)]
     return sw
 
 
@@ -127,17 +117,27 @@ def chunk_gradient(ws, c, d, perm, start, rows, scale, theta, grad, layout, widt
     weights when d.w is given, each row's delta times its weight then. (Summed loss, weighted
     when d.w is given; rows predicted right) in ws.losses[c]."""
     cap = ws.ybuf.shape[1]
-    weighted = d.w.shape[0] > 0
+    # the Data fields and the tests on them taken out of the row loop: a call per row with
+    # the tuple, or the tests inside, cost W4 40 % and 8 % of its step
+    X, data, indices, indptr, y, Y, w = d.X, d.data, d.indices, d.indptr, d.y, d.Y, d.w
+    weighted = w.shape[0] > 0
+    sparse = indptr.shape[0] > 0
+    ordered = perm.shape[0] > 0
     Xb = layer_block(ws.acts[c], widths, rows, cap, 0)
     for i in range(rows):
-        r = _row_of(perm, start + i)
-        gather_row(Xb[i], d, r)
-        if output == OUT_SOFTMAX:
-            ws.ybuf[c, i] = d.y[r]
+        r = perm[start + i] if ordered else start + i
+        if sparse:
+            Xb[i, :] = 0
+            for j in range(indptr[r], indptr[r + 1]):
+                Xb[i, indices[j]] = data[j]
         else:
-            ws.Ybuf[c, i, :] = d.Y[r, :]
+            Xb[i, :] = X[r, :]
+        if output == OUT_SOFTMAX:
+            ws.ybuf[c, i] = y[r]
+        else:
+            ws.Ybuf[c, i, :] = Y[r, :]
         if weighted:
-            ws.wbuf[c, i] = d.w[r]
+            ws.wbuf[c, i] = w[r]
     forward(ws, c, theta, layout, widths, rows, hidden, dropout)
     L = layout.shape[0]
     Z = layer_block(ws.acts[c], widths, rows, cap, L)
@@ -339,15 +339,17 @@ def predict_raw(ws, out, d, theta, layout, widths, hidden, output):
     zero = np.int64(0)
     acts = ws.acts[0]
     n = n_rows(d)
-    sparse = d.indptr.shape[0] > 0
+    X, data, indices, indptr = d.X, d.data, d.indices, d.indptr
     for start in range(0, n, cap):
         rows = min(cap, n - start)
         Xb = layer_block(acts, widths, rows, cap, 0)
-        if sparse:
+        if indptr.shape[0] > 0:
+            Xb[:, :] = 0
             for i in range(rows):
-                gather_row(Xb[i], d, start + i)
+                for j in range(indptr[start + i], indptr[start + i + 1]):
+                    Xb[i, indices[j]] = data[j]
         else:
-            Xb[:, :] = d.X[start: start + rows, :]
+            Xb[:, :] = X[start: start + rows, :]
         forward(ws, zero, theta, layout, widths, rows, hidden, 0.0)
         Z = layer_block(acts, widths, rows, cap, layout.shape[0])
         if output == OUT_IDENTITY:
