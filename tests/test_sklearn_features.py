@@ -139,7 +139,11 @@ def test_lbfgs_follows_sklearn(rng, task):
     ours = make_ours(dtype="float64", **kw).fit(X, y)
     theirs = make_theirs(**kw).fit(X, y)
     assert ours.n_iter_ == theirs.n_iter_
-    _same_fit(ours, theirs, X, curve=False, rtol=1e-8)
+    _same_fit(ours, theirs, X, curve=False, rtol=1e-9)
+    # scikit-learn keeps no loss curve for lbfgs: its fits stopped after k iterations give it
+    theirs_curve = [make_theirs(**{**kw, "max_iter": k}).fit(X, y).loss_ for k in (1, 5, 10)]
+    np.testing.assert_allclose([ours.loss_curve_[k - 1] for k in (1, 5, 10)], theirs_curve,
+                               rtol=1e-9)
 
 
 def test_lbfgs_limits_and_warnings(rng):
