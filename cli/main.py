@@ -60,6 +60,7 @@ def cli():
       mlpfast train data.csv --target price --hidden 128,64 --epochs 30
       mlpfast predict runs/latest data.csv --proba --out predictions.csv
       mlpfast evaluate runs/latest test.csv --json | jq .accuracy
+      mlpfast plot runs/latest                  # learning curves: runs/latest/curves.png
     """
 
 
@@ -113,7 +114,7 @@ def main():
 
 
 # the commands attach themselves to `cli` when their modules load
-from . import apply, bench, train  # noqa: E402,F401
+from . import apply, bench, plot, train  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()
