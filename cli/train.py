@@ -176,8 +176,11 @@ def _hidden(ctx, param, value):
 @click.option("--device", type=click.Choice(list(DEVICES)), default="cpu", show_default=True)
 @click.option("--dtype", type=click.Choice(list(DTYPES)), default="float32", show_default=True)
 @click.option("--threads", type=click.IntRange(1), help="CPU threads. [default: all cores]")
+@click.option("--plot", is_flag=True,
+              help="Also draw the learning curves into the run folder as curves.png (as "
+                   "`mlpfast plot` does), also for a run stopped early. Needs matplotlib.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar or summary.")
-def train(data_file, out_dir, **opts):
+def train(data_file, out_dir, plot, **opts):
     """Train an MLP on a CSV file and write a run folder.
 
     DATA is a CSV file with a header row (or - for standard input; gzip, bz2, xz and zip files
@@ -196,11 +199,15 @@ def train(data_file, out_dir, **opts):
       mlpfast train claims.csv --target fraud --sample-weight exposure
       mlpfast train claims.csv --target fraud --class-weight balanced
       mlpfast train letters.csv --target Letter --class-weight 'A=2,B=0.5'
+      mlpfast train --epochs 30 --out runs/letters --plot   # and runs/letters/curves.png
     """
     from mlpfast import tabular
     from mlpfast.tabular.flow import new_run_folder
 
     ctx = click.get_current_context()
+    if plot:  # before any work: a missing extra fails in a second, not after training
+        from mlpfast.plots import require_matplotlib
+        require_matplotlib("--plot")
     if opts["threads"]:
         import numba
         numba.set_num_threads(min(opts["threads"], numba.config.NUMBA_NUM_THREADS))
@@ -239,7 +246,8 @@ def train(data_file, out_dir, **opts):
         sys.exit(exit_code(exc))
     except DivergenceError as exc:
         monitor.close()
-        kept = (f"; saved the metrics and the best model so far (epoch "
+        drawn = _plot(exc.run, out_dir, stopped=True) if plot and exc.folder else ""
+        kept = (f"; saved the metrics{drawn} and the best model so far (epoch "
                 f"{exc.run.summary['best']['epoch']}) to {out_dir}" if exc.folder else
                 "; nothing was saved")
         where = f"epoch {exc.epoch}" + (f", by step {exc.step}" if exc.step else "")
@@ -251,10 +259,12 @@ def train(data_file, out_dir, **opts):
             raise  # already worded for the user, or for main to word
         raise DataError(str(exc)) from None  # the estimator refused the options
     monitor.close()
+    drawn = (_plot(run, out_dir, stopped=run.interrupted is not None)
+             if plot and run.history else "")
     if run.interrupted is not None:
         best = run.summary["best"]
-        saved = (f"after epoch {run.history[-1]['epoch']}: saved the metrics so far, the best "
-                 f"model so far (epoch {best['epoch']})" if best else
+        saved = (f"after epoch {run.history[-1]['epoch']}: saved the metrics so far{drawn}, the "
+                 f"best model so far (epoch {best['epoch']})" if best else
                  f"during epoch {run.estimator.n_iter_ + 1}: saved the weights so far")
         source = run.summary["data"]["file"]
         then = (f"continue with mlpfast train --resume {out_dir}"
@@ -263,10 +273,24 @@ def train(data_file, out_dir, **opts):
         click.echo(f"Interrupted ({signal_name(run.interrupted)}) {saved} and a checkpoint to "
                    f"{out_dir}; {then}", err=True)
         sys.exit(exit_code(run.interrupted))
-    say(_summary(run, out_dir))
+    say(_summary(run, out_dir) + drawn)
 
 
 # ---- pieces of train
+
+def _plot(run, out_dir, stopped=False):
+    """Draw the run's curves into its folder (the run itself is saved already): ', curves.png'
+    for the report. A figure that cannot be written is an error saying the run is kept; for a
+    run that stopped early (interrupted, diverged), whose stop is the news, a remark instead."""
+    from mlpfast.plots import CURVES, learning_curves
+    try:
+        learning_curves(run, os.path.join(out_dir, CURVES))
+    except MLPFastError as exc:
+        if stopped:
+            return f" (not {CURVES}: {exc})"
+        raise DataError(f"{exc}; the run itself is saved in {out_dir}") from None
+    return f", {CURVES}"
+
 
 # this command's options -> mlpfast.tabular.train's keywords (the same name where not listed)
 LIBRARY_NAMES = {
