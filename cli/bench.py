@@ -35,7 +35,8 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
 @click.option("--json", "json_file", type=click.Path(dir_okay=False), help="Write results as JSON.")
 @click.option("--csv", "csv_file", type=click.Path(dir_okay=False), help="Write results as CSV.")
 @click.option("--plot", "plot_file", type=click.Path(dir_okay=False),
-              help="Draw samples/s per engine and workload (needs matplotlib).")
+              help="Draw samples/s per engine and workload, with each engine's speed-up, to "
+                   "a .png, .svg or .pdf file (needs matplotlib).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def bench_command(data_file, workloads, rows, devices, against, epochs, target, hidden,
                   batch_size, json_file, csv_file, plot_file, quiet, **fmt_opts):
@@ -52,11 +53,14 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
       mlpfast bench --workload all --against torch,sklearn --json bench.json
       mlpfast bench data.csv --target y --hidden 256,128 --device cpu
     """
-    if plot_file:
+    if plot_file:  # before any work: the extra, and a file the figure can go to
+        from mlpfast import plots
         try:
-            import matplotlib  # noqa: F401
-        except ImportError:
+            plots.require_matplotlib("--plot")
+        except plots.MissingMatplotlib:
+            # bench's peers (torch, scikit-learn) come with matplotlib in the bench extra
             raise DataError("--plot needs matplotlib: pip install 'mlpfast[bench]'") from None
+        plots.check_out(plot_file, "--plot")
     for d in devices:
         if d not in ("cpu", "cuda"):
             raise click.BadParameter(f"unknown device {d!r}; choose cpu and/or cuda",
@@ -113,8 +117,14 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
         write_json(json_file, {"machine": machine, "results": results})
     if csv_file:
         write_csv_rows(csv_file, FIELDS, [[_cell(r[k]) for k in FIELDS] for r in results])
-    if plot_file:
-        _plot(plot_file, results)
+    if plot_file and results:
+        from mlpfast.plots import bench_figure
+        gpu = machine["gpu"] if any(r["engine"].endswith("cuda") for r in results) else None
+        bench_figure(results, plot_file, title=f"{machine['cpu']}, {threads} threads"
+                     + (f"; {gpu}" if gpu else ""))
+    elif plot_file:
+        click.echo(f"note: no engine ran, so there is nothing to draw; {plot_file} not written",
+                   err=True)
 
 
 def _cases(data_file, workloads, rows, target, hidden, batch_size, fmt):
@@ -178,29 +188,3 @@ def _cell(v):
     if isinstance(v, float):
         return f"{v:.6g}"
     return "" if v is None else v
-
-
-def _plot(path, results):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from mlpfast.model_io import atomic_write
-    workloads = list(dict.fromkeys(r["workload"] for r in results))
-    engines = list(dict.fromkeys(r["engine"] for r in results))
-    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(workloads), 4))
-    width = 0.8 / max(len(engines), 1)
-    for k, e in enumerate(engines):
-        xs, ys = [], []
-        for i, w in enumerate(workloads):
-            for r in results:
-                if r["workload"] == w and r["engine"] == e:
-                    xs.append(i + k * width)
-                    ys.append(r["samples_per_second"])
-        ax.bar(xs, ys, width, label=e)
-    ax.set_yscale("log")
-    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(workloads))], workloads)
-    ax.set_ylabel("samples per second (log)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=120))
-    plt.close(fig)
