@@ -218,8 +218,9 @@ def learning_curves(source, out=None, *, best=None, title=None):
                         color="0.4", transform=ax.transAxes)
     if lr_changed:
         ax = axes[panel]
-        ax.step(epochs, lrs, where="post", color="C2", lw=1.6, gid="learning_rate",
-                label="learning rate")
+        # each epoch's rate as a level around its epoch (the rate it trained with)
+        ax.plot(epochs, lrs, drawstyle="steps-mid", color="C2", gid="learning_rate",
+                label="learning rate", **style)
         ax.set_ylabel("learning rate")
         if max(finite_lr) / max(min(finite_lr), 1e-300) > 10:
             ax.set_yscale("log")
