@@ -120,7 +120,8 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
     if plot_file and results:
         from mlpfast.plots import bench_figure
         gpu = machine["gpu"] if any(r["engine"].endswith("cuda") for r in results) else None
-        bench_figure(results, plot_file, title=f"{machine['cpu']}, {threads} threads"
+        bench_figure(results, plot_file, title=f"{machine['cpu']}, {threads} thread"
+                     + ("s" if threads != 1 else "")
                      + (f"; {gpu}" if gpu else ""))
     elif plot_file:
         click.echo(f"note: no engine ran, so there is nothing to draw; {plot_file} not written",

@@ -347,21 +347,29 @@ def bench_figure(results, out=None, *, title=None):
         for y, s in zip(ys, speeds):
             ax.text(s + max(speeds) * 0.01, y, f"{_si(s)}/s   {s / slowest:.1f}×",
                     va="center", ha="left", fontsize=9, gid="speed-up")
-        rows = rs[0].get("rows")
-        ax.set_title(f"{wl}" + (f", {rows:,} rows" if rows else ""), fontsize=10, loc="left")
+        ax.set_title(_workload_title(wl, rs[0].get("rows")), fontsize=10, loc="left")
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: _si(v)))
         ax.spines[["top", "right"]].set_visible(False)
         ax.grid(True, axis="x", color="0.9", lw=0.8)
         ax.set_axisbelow(True)
         ax.tick_params(axis="y", length=0)
-    axes[-1].set_xlabel("training samples per second (steady-state epochs); "
-                        "×: speed-up over the slowest engine")
+    axes[-1].set_xlabel("samples per second (steady-state epochs);  ×: speed-up over the slowest")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     if out is not None:
         save(fig, out)
     return fig
+
+
+def _workload_title(name, rows):
+    """'W1: 32 features, 128-128 hidden, 10 classes, batch 256; 20,000 rows' for the named
+    workloads of mlpfast.bench, the name (a data file) and rows for others."""
+    from .bench import WORKLOADS
+    wl = WORKLOADS.get(name)
+    shape = (f": {wl.features} features, {'-'.join(map(str, wl.hidden))} hidden, "
+             f"{wl.classes} classes, batch {wl.batch}" if wl is not None else "")
+    return f"{name}{shape}" + (f"; {rows:,} rows" if rows else "")
 
 
 def _si(v):

@@ -300,7 +300,9 @@ def test_bench_figure_is_linear_with_the_speed_ups_on_the_bars(tmp_path):
     fig = plots.bench_figure(BENCH, tmp_path / "b.png", title="a machine")
     assert (tmp_path / "b.png").read_bytes()[:8] == PNG
     w1, w4 = fig.axes
-    assert [ax.get_title(loc="left") for ax in fig.axes] == ["W1, 20,000 rows", "W4, 20,000 rows"]
+    assert [ax.get_title(loc="left") for ax in fig.axes] == [
+        "W1: 32 features, 128-128 hidden, 10 classes, batch 256; 20,000 rows",
+        "W4: 20 features, 64 hidden, 2 classes, batch 32; 20,000 rows"]
     for ax in fig.axes:
         assert ax.get_xscale() == "linear" and ax.get_xlim()[0] == 0
     bars = {p.get_gid(): p.get_width() for p in w1.patches}
@@ -310,6 +312,11 @@ def test_bench_figure_is_linear_with_the_speed_ups_on_the_bars(tmp_path):
     assert [t.get_text() for t in w4.texts] == ["690k/s   30.0×", "23k/s   1.0×"]
     assert [t.get_text() for t in w1.get_yticklabels()] == ["mlpfast-cpu", "numpy", "sklearn"]
     assert fig.get_suptitle() == "a machine"
+    # a CSV's bench (mlpfast bench data.csv) is named by its file
+    fig = plots.bench_figure([{"workload": "d.csv", "engine": "numpy", "rows": 90,
+                               "samples_per_second": 5.0}])
+    assert fig.axes[0].get_title(loc="left") == "d.csv; 90 rows"
+    assert [t.get_text() for t in fig.axes[0].texts] == ["5/s   1.0×"]
 
 
 def test_bench_plot_checks_its_file_before_the_benchmark_runs(tmp_path):
