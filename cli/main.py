@@ -113,7 +113,7 @@ def main():
 
 
 # the commands attach themselves to `cli` when their modules load
-from . import apply, bench, train  # noqa: E402,F401
+from . import apply, bench, export, train  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()
