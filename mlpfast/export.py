@@ -307,7 +307,9 @@ def _scaled(g, col, x, elem, dtype, markers):
         f = g.cast(f, dtype)
     miss = g.op("IsNaN", [x], "missing")
     for v in markers:
-        miss = g.op("Or", [miss, g.op("Equal", [x, g.const(v, "marker", elem)])], "missing")
+        with np.errstate(over="ignore"):  # a marker beyond float32 (1e300) is its inf
+            marker = g.const(v, "marker", elem)
+        miss = g.op("Or", [miss, g.op("Equal", [x, marker])], "missing")
     return g.op("Where", [miss, g.const(col.fill, "fill", dtype), f], "scaled")
 
 
@@ -377,8 +379,8 @@ def _network(g, est, X, dtype):
     h = X
     layers = list(zip(est.coefs_, est.intercepts_))
     for i, (W, b) in enumerate(layers):
-        h = g.op("Gemm", [h, g.const(np.asarray(W, dtype), "W"), g.const(np.asarray(b, dtype), "b")],
-                 f"layer{i + 1}")
+        weights = [g.const(np.asarray(W, dtype), "W"), g.const(np.asarray(b, dtype), "b")]
+        h = g.op("Gemm", [h] + weights, f"layer{i + 1}")
         if i == len(layers) - 1:
             break
         act = est.activation
@@ -444,7 +446,8 @@ def _estimator_labels(classes):
     c = np.asarray(classes)
     if c.dtype.kind in "US" or (c.dtype.kind == "O" and all(isinstance(v, str) for v in c)):
         return np.array([str(v) for v in c], dtype=object), "string"
-    if c.dtype.kind == "b" or (c.dtype.kind == "O" and all(isinstance(v, (bool, np.bool_)) for v in c)):
+    if c.dtype.kind == "b" or (c.dtype.kind == "O" and all(isinstance(v, (bool, np.bool_))
+                                                           for v in c)):
         return c.astype(np.bool_), np.bool_
     if c.dtype.kind in "iu" or (c.dtype.kind == "O" and all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in c)):

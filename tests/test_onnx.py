@@ -103,7 +103,8 @@ def check_against_run(run, data, proto=None, tol=1e-5, exact=True):
 @pytest.fixture(scope="module")
 def letters(tmp_path_factory):
     path = tmp_path_factory.mktemp("letters") / "letters.csv"
-    pd.read_csv(DATASETS / "letter-recognition.csv", dtype=str).iloc[:2000].to_csv(path, index=False)
+    rows = pd.read_csv(DATASETS / "letter-recognition.csv", dtype=str).iloc[:2000]
+    rows.to_csv(path, index=False)
     return path, tabular.train(str(path), target="Letter", hidden_layer_sizes=(24,), max_iter=3)
 
 
@@ -222,7 +223,8 @@ def test_category_canonical_keys_as_mlpfast(regression):
     _, run = regression
     texts = [
         ("red", "101"), (" red ", "101.0"), ("\tred\u00a0", " 1.01e2 "), ("red\u3000", "+101"),
-        ("Red", "1.01E+2"), ("dark blue", "101abc"), (" dark blue\n", "0x65"), ("dark  blue", "7.50"),
+        ("Red", "1.01E+2"), ("dark blue", "101abc"), (" dark blue\n", "0x65"),
+        ("dark  blue", "7.50"),
         ("", ""), ("  ", " "), ("NA", "NA"), (" N/A ", "nan"), ("?", "-999"), (" ? ", "-999.0"),
         ("nan", "?"), ("None", "1e1"), ("blue", ".75e1"), ("purple", "7.5\u2003"),
         ("-999", "inf"), ("-999.00", "102."), ("blue?", "\u00a07.5"),
@@ -330,7 +332,7 @@ def test_column_named_as_an_output(tmp_path):
     df = pd.DataFrame({"label": ["a", "b", "c"] * 20, "x": np.arange(60.0),
                        "y": ["p", "q"] * 30})
     run = tabular.train(df, target="y", hidden_layer_sizes=(4,), max_iter=1)
-    with pytest.raises(ExportError, match=r"column 'label' has the name of an output.*--drop 'label'"):
+    with pytest.raises(ExportError, match=r"'label' has the name of an output.*--drop 'label'"):
         to_onnx(run)
 
 
@@ -431,3 +433,19 @@ def test_write_onnx_and_metadata(tmp_path, regression):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         onnx.checker.check_model(str(path), full_check=True)
+
+
+def test_only_feature_columns_are_inputs():
+    """The target, a --sample-weight column, --drop'ped and left-out columns are no inputs."""
+    rng = np.random.default_rng(4)
+    n = 150
+    df = pd.DataFrame({"id": [f"row{k}" for k in range(n)], "x": rng.normal(size=n).round(2),
+                       "gone": rng.normal(size=n), "w": rng.integers(1, 3, n),
+                       "y": rng.choice(["a", "b", "c"], n)})
+    run = tabular.train(df, target="y", drop=["gone"], sample_weight="w",
+                        hidden_layer_sizes=(4,), max_iter=1)
+    proto = to_onnx(run)
+    assert [i.name for i in proto.graph.input] == ["x"]
+    frame = df.astype(str)
+    label, P = session(proto).run(None, graph_feeds(session(proto), frame))
+    np.testing.assert_allclose(P, run.predict_proba(frame), atol=1e-5)
