@@ -14,6 +14,9 @@ def __getattr__(name):
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import estimators
         return getattr(estimators, name)
+    if name == "to_onnx":  # needs the onnx extra: imported only when asked for
+        from .export import to_onnx
+        return to_onnx
     raise AttributeError(f"module 'mlpfast' has no attribute {name!r}")
 
 
@@ -26,5 +29,5 @@ def load(path):
     return _load(path)
 
 
-__all__ = ["MLPClassifier", "MLPRegressor", "load", "MLPFastError", "DataError", "DataNote",
+__all__ = ["MLPClassifier", "MLPRegressor", "load", "to_onnx", "MLPFastError", "DataError", "DataNote",
            "DeviceError", "DivergenceError", "ModelFileError", "NotFittedError", "__version__"]
