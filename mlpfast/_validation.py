@@ -4,7 +4,7 @@ import warnings
 
 import numpy as np
 
-from .errors import DataConversionWarning
+from .errors import data_conversion_warning
 
 
 def check_random_state(seed):
@@ -72,10 +72,15 @@ def check_X(X, dtype, n_features=None, what="X", owner="this model"):
         raise ValueError(
             f"Found array with 0 feature(s) (shape={arr.shape}) while a minimum of 1 is required."
         )
+    wide = arr
     arr = np.ascontiguousarray(arr, dtype=dtype)
     if not np.isfinite(arr).all():
         bad = "NaN" if np.isnan(arr).any() else "infinity or a value too large for " + str(arr.dtype)
-        raise ValueError(f"Input {what} contains {bad}.")
+        hint = ""
+        if wide.dtype.kind == "f" and wide.dtype.itemsize > arr.dtype.itemsize and \
+                np.isfinite(wide).all():
+            hint = " (finite in its own dtype: scale X, or train with dtype='float64')"
+        raise ValueError(f"Input {what} contains {bad}{hint}.")
     if n_features is not None and arr.shape[1] != n_features:
         raise ValueError(
             f"X has {arr.shape[1]} features, but {owner} is expecting {n_features} "
@@ -90,6 +95,11 @@ def _check_sparse(X, dtype, n_features, what, owner):
     if X.dtype.kind not in "fiub":
         raise ValueError(f"{what} holds values that are not real numbers ({X.dtype})")
     X = X.tocsr()  # any sparse format (COO, DOK, LIL, ...); a CSR input is not copied
+    try:
+        # indices within the columns, row pointers in order: compiled code trusts them
+        X.check_format(full_check=True)
+    except ValueError as exc:
+        raise ValueError(f"{what} is a malformed sparse matrix: {exc}") from None
     if X.dtype != dtype:
         X = X.astype(dtype)
     for axis, name in ((0, "sample"), (1, "feature")):
@@ -112,7 +122,7 @@ def column_or_1d(y, warn=True):
             warnings.warn(
                 "A column-vector y was passed when a 1d array was expected. Please change "
                 "the shape of y to (n_samples, ), for example using ravel().",
-                DataConversionWarning, stacklevel=3)
+                data_conversion_warning(), stacklevel=3)
         return y.ravel()
     if y.ndim != 1:
         raise ValueError(f"y should be a 1d array, got an array of shape {y.shape} instead.")
@@ -134,16 +144,28 @@ def check_classification_targets(y):
             raise ValueError("Input y contains NaN or None.")
 
 
+def dense_targets(y):
+    """y as an array: a scipy.sparse y (a multilabel indicator, say; n_samples x n_labels,
+    small) is made dense."""
+    return y.toarray() if is_sparse(y) else y
+
+
 def check_regression_targets(y, dtype):
-    y = np.asarray(y)
+    y = np.asarray(dense_targets(y))
     if y.ndim == 2 and y.shape[1] == 1:
         y = column_or_1d(y, warn=True)
     if y.ndim not in (1, 2):
         raise ValueError(f"y should be 1d or 2d, got shape {y.shape}.")
     try:
-        y = y.astype(dtype)
+        y64 = y.astype(np.float64)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"y holds values that are not numbers: {exc}") from None
-    if not np.isfinite(y).all():
+    if not np.isfinite(y64).all():
         raise ValueError("Input y contains NaN or infinity.")
+    with np.errstate(over="ignore"):
+        y = y64.astype(dtype)
+    if not np.isfinite(y).all():
+        raise ValueError(f"y holds values too large for {np.dtype(dtype).name} (the largest "
+                         f"{float(np.abs(y64).max()):.3g}): scale y, or train with "
+                         "dtype='float64'")
     return y

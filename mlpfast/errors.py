@@ -47,22 +47,29 @@ class ConvergenceWarning(UserWarning):
     diverging fit. The estimators warn with convergence_warning(), a subclass."""
 
 
-_sklearn_convergence = None
+_sklearn_twins = {}
+
+
+def _twin(ours, name):
+    """`ours`, made also scikit-learn's warning class of that name when scikit-learn is
+    loaded, so that a filter or pytest.warns on either class catches it; scikit-learn is not
+    imported here for that."""
+    sk = sys.modules.get("sklearn.exceptions")
+    if sk is None:
+        return ours
+    if name not in _sklearn_twins:
+        _sklearn_twins[name] = type(name, (ours, getattr(sk, name)), {"__module__": __name__})
+    return _sklearn_twins[name]
 
 
 def convergence_warning():
-    """The category the estimators warn with: ConvergenceWarning, made also scikit-learn's
-    ConvergenceWarning when scikit-learn is loaded, so that a filter or pytest.warns on either
-    class catches it; scikit-learn is not imported here for that."""
-    global _sklearn_convergence
-    sk = sys.modules.get("sklearn.exceptions")
-    if sk is None:
-        return ConvergenceWarning
-    if _sklearn_convergence is None:
-        _sklearn_convergence = type("ConvergenceWarning",
-                                    (ConvergenceWarning, sk.ConvergenceWarning),
-                                    {"__module__": __name__})
-    return _sklearn_convergence
+    """The category the estimators warn with for convergence (see _twin)."""
+    return _twin(ConvergenceWarning, "ConvergenceWarning")
+
+
+def data_conversion_warning():
+    """The category of a column-vector y's warning (see _twin)."""
+    return _twin(DataConversionWarning, "DataConversionWarning")
 
 
 class DataNote(UserWarning):

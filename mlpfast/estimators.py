@@ -33,11 +33,10 @@ import warnings
 
 import numpy as np
 
-from . import metrics, params, reference
-from . import config
+from . import config, params, reference
 from ._validation import (check_classification_targets, check_random_state,
-                          check_regression_targets, check_X, column_or_1d, feature_names,
-                          is_sparse)
+                          check_regression_targets, check_X, column_or_1d, dense_targets,
+                          feature_names, is_sparse)
 from .engine import NetSpec, make_engine, resolve_device
 from .errors import DeviceError, DivergenceError, convergence_warning, not_fitted
 from .kernels import network
@@ -167,6 +166,10 @@ class _BaseMLP(_Base):
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        # a pickle of an older mlpfast lacks the parameters added since: their defaults
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in self.__dict__:
+                setattr(self, name, p.default)
         if "_theta" in state:
             self._bind_views()
 
@@ -426,6 +429,23 @@ class _BaseMLP(_Base):
              sample_weight=None):
         hidden = self._check_params()
         lbfgs = self.solver == "lbfgs"
+        if lbfgs:
+            from .lbfgs import _scipy_minimize
+            _scipy_minimize()  # scipy missing: say so before anything changes
+            if self.dropout > 0:
+                raise ValueError("dropout needs a stochastic solver ('adam' or 'sgd'); "
+                                 "solver='lbfgs' trains without it")
+            if eval_set is not None:
+                raise ValueError("eval_set gives per-epoch validation figures and early "
+                                 "stopping to the stochastic solvers; solver='lbfgs' has no "
+                                 "epochs")
+        else:
+            device = resolve_device(self.device)  # no usable GPU: said before anything changes
+        if incremental and isinstance(self.__dict__.get("class_weight"), str):
+            raise ValueError("class_weight='balanced' is computed from the whole y, and "
+                             "partial_fit sees one batch: pass a dict of class weights (e.g. "
+                             "from sklearn.utils.class_weight.compute_class_weight on all the "
+                             "labels)")
         if incremental and self.early_stopping:
             raise ValueError("partial_fit does not support early_stopping=True")
         if y is None:
@@ -465,8 +485,8 @@ class _BaseMLP(_Base):
             # the data as given (before any early-stopping split): resume() must get the same
             digest = _digest(X, y_idx if len(y_idx) else Y, w)
             if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
-                raise ValueError("the data differ from the checkpointed fit's (other rows, or "
-                                 "the same rows in another order)")
+                raise ValueError("the data differ from the checkpointed fit's (other rows, other "
+                                 "sample weights, or the same rows in another order)")
             self._data_digest = digest
         random_state = check_random_state(self.random_state)
         if first_pass:
@@ -510,6 +530,7 @@ class _BaseMLP(_Base):
             if len(y_val) != X_val.shape[0]:
                 raise ValueError(f"eval_set has {X_val.shape[0]} rows in X_val and "
                                  f"{len(y_val)} in y_val")
+            y_val = self._check_y_val(y_val)
             if len(eval_set) == 3:
                 w_val = _check_sample_weight(eval_set[2], X_val.shape[0], "sample_weight_val")
         elif early_stopping:
@@ -518,7 +539,6 @@ class _BaseMLP(_Base):
 
         n = X.shape[0]
         batch_size = self._batch_size(n)
-        device = resolve_device(self.device)
         if device == "cuda" and self.device == "auto" and dtype != np.float32:
             device = "cpu"  # the CUDA engine trains in float32 only
         self.device_ = device
@@ -872,6 +892,11 @@ class _BaseMLP(_Base):
         # a regressor has no class indices (y_idx is empty), a softmax classifier no Y columns
         y_idx = y_idx[~mask] if len(y_idx) else y_idx
         w_train, w_val = (None, None) if w is None else (w[~mask], w[mask])
+        for part, weights in (("training", w_train), ("validation", w_val)):
+            if weights is not None and not weights.sum() > 0:
+                raise ValueError(f"early stopping's split left every {part} row with sample "
+                                 "weight 0; give more rows a weight above 0, or change "
+                                 "validation_fraction or random_state")
         return (_rows(X, ~mask), np.ascontiguousarray(y_idx), np.ascontiguousarray(Y[~mask]),
                 w_train, _rows(X, mask), y_val, w_val)
 
@@ -887,14 +912,15 @@ class _BaseMLP(_Base):
         X = check_X(X, self._theta.dtype, self.n_features_in_, owner=type(self).__name__)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], 0,
                        self._theta.dtype.type, SOLVERS.get(self.solver, 0), 1)
-        engine = make_engine(self._predict_device(), spec)
+        engine = make_engine(self._predict_device(sparse=is_sparse(X)), spec)
         return engine.predict(self._theta, X).astype(np.float64)
 
-    def _predict_device(self):
+    def _predict_device(self, sparse=False):
         """Where the model trained, if that device is still usable (a model trained on a GPU
         and loaded elsewhere predicts on the CPU)."""
-        if getattr(self, "device_", "cpu") != "cuda" or self._theta.dtype != np.float32:
-            return "cpu"
+        if getattr(self, "device_", "cpu") != "cuda" or self._theta.dtype != np.float32 or \
+                sparse:
+            return "cpu"  # the CUDA engine takes dense X only
         try:
             return resolve_device(self.device)
         except DeviceError:
@@ -1006,6 +1032,7 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
     def _encode_targets(self, y, dtype, reset, classes, incremental):
         """(y_idx, Y): class indices (N,) int32 of a 1-D y, and the logistic outputs' targets
         (N, 1) for two classes, (N, n_labels) for a multilabel y, else (N, 0)."""
+        y = dense_targets(y)
         y = np.asarray(y) if not hasattr(y, "to_numpy") else y.to_numpy()
         if y.ndim == 2 and y.shape[1] > 1:
             return self._encode_multilabel(y, dtype, reset, classes, incremental)
@@ -1047,6 +1074,8 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
                              "sample_weight")
         labels = np.arange(Y.shape[1])
         if reset or not hasattr(self, "classes_"):
+            if incremental and classes is None:
+                raise ValueError("classes must be passed on the first call to partial_fit.")
             if classes is not None and not np.array_equal(_unique(np.asarray(classes)), labels):
                 raise ValueError(f"classes={list(classes)!r}: a multilabel y with {Y.shape[1]} "
                                  f"columns has the labels {labels.tolist()}")
@@ -1056,6 +1085,21 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
             raise ValueError(f"y has {Y.shape[1]} label columns; this classifier was fitted on "
                              + (f"{len(self.classes_)}" if self._multilabel() else "a 1-D y"))
         return np.zeros(0, np.int32), np.ascontiguousarray(Y, dtype=dtype)
+
+    def _check_y_val(self, y_val):
+        """eval_set's labels, checked as fit checks y: what the validation score compares."""
+        if self._multilabel():
+            y_val = np.asarray(dense_targets(y_val))
+            if y_val.ndim != 2 or y_val.shape[1] != len(self.classes_) or \
+                    not np.isin(y_val, (0, 1)).all():
+                raise ValueError(f"eval_set's y_val must be a 0/1 indicator with "
+                                 f"{len(self.classes_)} columns, as y, got shape {y_val.shape}")
+            return y_val
+        unknown = [v for v in _unique_list(y_val) if not np.isin([v], self.classes_)[0]]
+        if unknown:
+            raise ValueError(f"eval_set's y_val has labels that are not classes: "
+                             f"{unknown[:5]!r}; the classes are {self.classes_.tolist()!r}")
+        return y_val
 
     def _class_weights(self, y_idx):
         """Each row's class weight (N,) float64, or None without class_weight."""
@@ -1068,6 +1112,7 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
             per = np.where(counts > 0, len(y_idx) / (np.count_nonzero(counts) * np.maximum(counts, 1)), 0.0)
             return per[y_idx]
         per = np.ones(k)
+        seen = {}
         texts = [str(c) for c in self.classes_.tolist()]
         for label, w in cw.items():
             hits = np.flatnonzero(self.classes_ == label) if not isinstance(label, str) or \
@@ -1077,6 +1122,10 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
             if not len(hits):
                 raise ValueError(f"class_weight names the label {label!r}, which is not a class; "
                                  f"the classes are {self.classes_.tolist()!r}")
+            if hits[0] in seen:
+                raise ValueError(f"class_weight names the class {self.classes_[hits[0]]!r} "
+                                 f"twice ({seen[hits[0]]!r} and {label!r})")
+            seen[hits[0]] = label
             per[hits[0]] = float(w)
         return per[y_idx]
 
@@ -1145,17 +1194,18 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
         kind than classes_ (strings against numbers) raise ValueError, as scikit-learn's
         accuracy_score does."""
         pred = self.predict(X)
+        w = _check_sample_weight(sample_weight, len(pred))
         if self._multilabel():
-            y = np.asarray(y)
+            y = np.asarray(dense_targets(y))
             if y.shape != pred.shape:
                 raise ValueError(f"y has shape {y.shape}; the predictions have {pred.shape}")
-            return float(np.average((pred == y).all(axis=1), weights=sample_weight))
+            return float(np.average((pred == y).all(axis=1), weights=w))
         y = column_or_1d(y, warn=False)
         if len(y) != len(pred):
             raise ValueError("Found input variables with inconsistent numbers of samples: "
                              f"[{len(y)}, {len(pred)}]")
         _check_label_kinds(y, pred)
-        return float(np.average(pred == y, weights=sample_weight))
+        return float(np.average(pred == y, weights=w))
 
     def _validation_figures(self, X_val, y_val, w_val=None):
         Z = self._raw(X_val, check_names=False)
@@ -1256,14 +1306,32 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
 
     def score(self, X, y, sample_weight=None):
         """R^2 (weighted by sample_weight), averaged uniformly over targets."""
-        y = np.asarray(y)
         pred = self.predict(X)
+        y = self._check_y_val(y, what="y")
         if len(y) != len(pred):
             raise ValueError("Found input variables with inconsistent numbers of samples: "
                              f"[{len(y)}, {len(pred)}]")
-        if sample_weight is None:
-            return metrics.r2(y, pred)
-        return _weighted_r2(y, pred, sample_weight)
+        w = _check_sample_weight(sample_weight, len(pred))
+        return _weighted_r2(y, pred, np.ones(len(y)) if w is None else w)
+
+    def _check_y_val(self, y_val, what="eval_set's y_val"):
+        """Targets to score against: finite numbers, as many columns as the model has
+        outputs (>= 0 for loss='poisson')."""
+        try:
+            y = np.asarray(dense_targets(y_val), np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{what} holds values that are not numbers") from None
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y.ravel()
+        width = 1 if y.ndim == 1 else y.shape[1]
+        if y.ndim not in (1, 2) or width != self._widths[-1]:
+            raise ValueError(f"{what} has shape {y.shape}; the model has {self._widths[-1]} "
+                             "output(s)")
+        if not np.isfinite(y).all():
+            raise ValueError(f"Input {what} contains NaN or infinity.")
+        if self.out_activation_ == "exp" and (y < 0).any():
+            raise ValueError(f"{what} has negative values; loss='poisson' needs y >= 0")
+        return y
 
     def _validation_figures(self, X_val, y_val, w_val=None):
         Z = self._raw(X_val, check_names=False)
@@ -1429,6 +1497,8 @@ def _check_sample_weight(sample_weight, n, name="sample_weight"):
     if sample_weight is None:
         return None
     w = np.asarray(sample_weight)
+    if np.iscomplexobj(w):
+        raise ValueError(f"{name} holds complex numbers; weights must be real numbers >= 0")
     if w.ndim == 0:
         w = np.full(n, w)
     try:
@@ -1441,10 +1511,15 @@ def _check_sample_weight(sample_weight, n, name="sample_weight"):
         raise ValueError(f"{name} contains NaN or infinity; weights must be finite numbers >= 0")
     if (w < 0).any():
         raise ValueError(f"{name} has negative values (the first at row "
-                         f"{int(np.flatnonzero(w < 0)[0])}: {w[w < 0][0]!r}); weights must be "
-                         ">= 0")
-    if not w.sum() > 0:
+                         f"{int(np.flatnonzero(w < 0)[0])}: {float(w[w < 0][0])!r}); weights "
+                         "must be >= 0")
+    with np.errstate(over="ignore"):
+        total = w.sum()
+    if not total > 0:
         raise ValueError(f"{name}: every weight is zero; give some rows a weight above 0")
+    if not np.isfinite(total):
+        raise ValueError(f"{name} sums to more than float64 holds (the largest weight is "
+                         f"{float(w.max()):.3g}); scale the weights down")
     return w
 
 

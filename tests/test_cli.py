@@ -291,7 +291,7 @@ def test_device_cuda_without_gpu(tmp_path, small_csv, monkeypatch):
     r = run("train", small_csv, "--device", "cuda", "--out", out)
     assert r.exit_code == 1
     assert r.stderr.strip().splitlines()[-1] == (
-        "Error: device 'cuda' is not usable: no CUDA GPU or driver was found; use --device cpu (or 'auto')")
+        "Error: device 'cuda' is not usable: no CUDA GPU or driver was found; use device='cpu' or 'auto' (--device cpu)")
     assert not out.exists()  # refused before the run folder is made
     r = run("train", small_csv, "--device", "auto", "--out", out, "--epochs", 2)
     assert r.exit_code == 0 and json.loads((out / "run.json").read_text())["device"] == "cpu"

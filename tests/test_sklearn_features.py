@@ -213,3 +213,123 @@ def test_lbfgs_without_scipy_names_the_extra(rng, monkeypatch):
     X, y = _blobs(rng, n=30)
     with pytest.raises(ImportError, match=r"pip install 'mlpfast\[lbfgs\]'"):
         MLPClassifier(solver="lbfgs", max_iter=2).fit(X, y)
+
+
+# ---- hostile inputs (found by trying the drop-in as a user would): a clear error, never a
+# silent answer or a crash in compiled code
+
+def test_score_checks_its_targets_and_weights(rng):
+    X = rng.standard_normal((40, 3))
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="NaN"):
+        reg.score(X, np.r_[np.nan, X[1:, 0]])
+    with pytest.raises(ValueError, match="output"):
+        reg.score(X, np.c_[X[:, 0], X[:, 0]])
+    for bad in (np.r_[np.nan, np.ones(39)], np.zeros(40), np.ones(39)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            reg.score(X, X[:, 0], sample_weight=bad)
+    y = (X[:, 0] > 0).astype(int)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    for bad in (np.r_[np.nan, np.ones(39)], np.zeros(40), np.ones(39)):
+        with pytest.raises(ValueError, match="sample_weight"):
+            clf.score(X, y, sample_weight=bad)
+    assert clf.score(X, y, sample_weight=2.0) == clf.score(X, y)
+
+
+def test_early_stopping_split_leaving_no_weight_is_refused(rng):
+    X = rng.standard_normal((100, 3))
+    w = np.zeros(100)
+    w[0] = 1.0  # one row of weight: one side of the split has none
+    for est, y in ((MLPRegressor(early_stopping=True, validation_fraction=0.9, max_iter=3,
+                                 random_state=0), X[:, 0]),
+                   (MLPClassifier(early_stopping=True, max_iter=3, random_state=0),
+                    (X[:, 0] > 0).astype(int))):
+        with pytest.raises(ValueError, match="split left every (training|validation) row"):
+            est.fit(X, y, sample_weight=w)
+
+
+def test_eval_set_is_checked_as_y_is(rng):
+    X = rng.standard_normal((60, 3))
+    y = rng.integers(0, 3, 60)
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match="not classes"):
+        clf.fit(X, y, eval_set=(X, y.astype(str)))
+    with pytest.raises(ValueError, match="not classes"):
+        clf.fit(X, y, eval_set=(X, np.r_[7, y[1:]]))
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0)
+    with pytest.raises(ValueError, match="NaN"):
+        reg.fit(X, X[:, 0], eval_set=(X, np.r_[np.nan, X[1:, 0]]))
+    with pytest.raises(ValueError, match="output"):
+        reg.fit(X, X[:, 0], eval_set=(X, np.c_[X[:, 0], X[:, 0]]))
+    Y = (X > 0).astype(int)
+    with pytest.raises(ValueError, match="indicator"):
+        clf.fit(X, Y, eval_set=(X, Y[:, :2]))
+
+
+def test_a_fit_that_cannot_start_leaves_the_estimator_unfitted(rng, monkeypatch):
+    import sys
+
+    from mlpfast.errors import NotFittedError
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)
+    X, y = _blobs(rng, n=30)
+    clf = MLPClassifier(solver="lbfgs")
+    with pytest.raises(ImportError):
+        clf.fit(X, y)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)
+
+
+def test_impossible_combinations_are_refused(rng):
+    X, y = _blobs(rng, n=60)
+    with pytest.raises(ValueError, match="sums to more than float64"):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=np.full(60, 1e307))
+    with pytest.raises(ValueError, match="dropout"):
+        MLPClassifier(solver="lbfgs", dropout=0.5).fit(X, y)
+    with pytest.raises(ValueError, match="no epochs"):
+        MLPClassifier(solver="lbfgs").fit(X, y, eval_set=(X, y))
+    with pytest.raises(ValueError, match="balanced"):
+        MLPClassifier(class_weight="balanced").partial_fit(X, y, classes=[0, 1, 2])
+    with pytest.raises(ValueError, match="twice"):
+        MLPClassifier(class_weight={1: 5.0, "1": 1.0}, max_iter=1).fit(X, y)
+    with pytest.raises(ValueError, match="complex"):
+        MLPClassifier(max_iter=1).fit(X, y, sample_weight=np.ones(60) + 1j)
+    with pytest.raises(ValueError, match="float64"):
+        MLPRegressor(max_iter=1).fit(X, X[:, 0] * 1e39)
+
+
+def test_a_malformed_sparse_matrix_is_an_error_not_a_crash(rng):
+    idx = np.tile(np.arange(5), 8)
+    idx[3] = 10 ** 6
+    X = scipy_sparse.csr_matrix((np.ones(40), idx, np.arange(41)), shape=(40, 5))
+    with pytest.raises(ValueError, match="malformed sparse"):
+        MLPClassifier(max_iter=1).fit(X, rng.integers(0, 2, 40))
+
+
+def test_sparse_multilabel_y_and_sparse_prediction_after_a_gpu_fit(rng):
+    X = rng.standard_normal((60, 4))
+    Y = (X[:, :3] > 0).astype(int)
+    a = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(X, Y)
+    b = MLPClassifier(hidden_layer_sizes=(5,), max_iter=3, random_state=0).fit(
+        X, scipy_sparse.csr_matrix(Y))
+    assert np.array_equal(a._theta, b._theta)
+    # the CUDA engine takes dense X only: a GPU-trained model predicts sparse X on the CPU
+    # (the CUDA simulator stands in for the GPU in the tests)
+    gpu = MLPClassifier(hidden_layer_sizes=(5,), max_iter=1, random_state=0,
+                        device="cuda").fit(X, Y[:, 0])
+    np.testing.assert_allclose(gpu.predict_proba(scipy_sparse.csr_matrix(X)),
+                               gpu.predict_proba(X), rtol=1e-5, atol=1e-7)
+
+
+def test_a_pickle_of_an_older_version_gets_the_new_parameters(rng):
+    import pickle
+    X = rng.standard_normal((40, 3))
+    reg = MLPRegressor(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, X[:, 0])
+    state = reg.__getstate__()
+    for added in ("loss", "max_fun"):
+        state.pop(added)
+    old = MLPRegressor.__new__(MLPRegressor)
+    old.__setstate__(state)
+    back = pickle.loads(pickle.dumps(old))
+    assert back.loss == "squared_error" and back.max_fun == 15000
+    assert "MLPRegressor" in repr(back)
+    back.partial_fit(X, X[:, 0])

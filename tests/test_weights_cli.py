@@ -519,3 +519,15 @@ def test_a_weighted_run_resumes_bit_identical(tmp_path, data):
     assert np.array_equal(done.estimator._theta, whole.estimator._theta)
     assert [h["val_loss"] for h in done.history] == [h["val_loss"] for h in whole.history]
 
+
+
+def test_a_weight_too_large_for_the_sums_is_one_line(tmp_path):
+    # weights of 1e300 overflow the weighted sums of the metrics (an OverflowError traceback
+    # once): refused when the column is read, in every file
+    path = tmp_path / "huge.csv"
+    rows = ["a,b,w,y"] + [f"{i % 7},{i % 3},1e300,{i % 5}" for i in range(60)]
+    path.write_text("\n".join(rows) + "\n")
+    r = run("train", str(path), "--target", "y", "--sample-weight", "w", "--epochs", "1",
+            "--out", str(tmp_path / "run"))
+    assert error_line(r).endswith("has '1e300' at line 2, above 1e+150: the weighted sums of "
+                                  "the loss and metrics would overflow; scale the column down")

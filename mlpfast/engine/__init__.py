@@ -56,7 +56,7 @@ def resolve_device(device):
         return "cpu"
     if usable:
         why = "the CUDA engine could not be imported"
-    raise DeviceError(f"device 'cuda' is not usable: {why}; use --device cpu (or 'auto')")
+    raise DeviceError(f"device 'cuda' is not usable: {why}; use device='cpu' or 'auto' (--device cpu)")
 
 
 def _cuda_engine_class():

@@ -283,6 +283,13 @@ class _Scores:
         self.total += float(w.sum())
 
     def result(self, labels):
+        sums = np.array([self.total, self.sse, self.sae, self.y_sum, self.y_sq, self.log_loss],
+                        np.float64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            square = sums[3] ** 2 / max(sums[0], 1.0)
+        if not np.isfinite(sums).all() or (self.task == "regression" and not np.isfinite(square)):
+            raise DataError("the weighted sums of the metrics overflow float64: the weights "
+                            "(or the targets) are too large; scale the weight column down")
         n = float(self.total) if self.total > 0 else 1.0
         if self.task == "regression":
             ss_tot = self.y_sq - self.y_sum ** 2 / n

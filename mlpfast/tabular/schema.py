@@ -218,6 +218,11 @@ class Schema:
         return cls(columns, str(a["target"]), task, classes, numbers)
 
 
+# the largest row weight a file may give: weighted sums of squares (R^2's) stay finite for any
+# float32-sized target over a billion rows
+MAX_WEIGHT = 1e150
+
+
 def parse_weights(arr, fmt, missing, at, where, first_row=0):
     """Row weights (float64) of one block of a weight column. A weight is a number as the
     file writes numbers (fmt's decimal mark and thousands separator), finite and >= 0; a
@@ -228,7 +233,7 @@ def parse_weights(arr, fmt, missing, at, where, first_row=0):
     miss = missing.mask(s, fmt)
     v = parse.numbers(s, fmt)
     with np.errstate(invalid="ignore"):
-        bad = miss | ~np.isfinite(v) | (v < 0)
+        bad = miss | ~np.isfinite(v) | (v < 0) | (v > MAX_WEIGHT)
     if not bad.any():
         return v
     k = int(np.argmax(bad))
@@ -245,6 +250,9 @@ def parse_weights(arr, fmt, missing, at, where, first_row=0):
                         (f" (or pass {hint})" if hint else ""))
     if not np.isfinite(v[k]):
         raise DataError(f"{at} has {text!r} at {line}, which is not a finite number; {rule}")
+    if v[k] > MAX_WEIGHT:
+        raise DataError(f"{at} has {text!r} at {line}, above {MAX_WEIGHT:g}: the weighted sums "
+                        "of the loss and metrics would overflow; scale the column down")
     raise DataError(f"{at} has the negative weight {text!r} at {line}; {rule}")
 
 
