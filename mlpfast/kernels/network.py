@@ -97,7 +97,7 @@ def _row_of(perm, i):
     return perm[i] if perm.shape[0] > 0 else i
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def weight_sum(d, perm, start, rows):
     """Sum of the weights of rows perm[start:start+rows] in that order (rows when unweighted)."""
     w = d.w
