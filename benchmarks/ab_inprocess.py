@@ -1,6 +1,7 @@
 """A/B of whole CPU engines from several checkouts in one process: epochs alternate between
 them, so a machine whose speed drifts within minutes treats them alike; best and median us per
-step over the rounds (the first round, which compiles, left out).
+step over the rounds (the first round, which compiles, left out), and the median over rounds
+of each checkout's time over the first one's.
 
     python benchmarks/ab_inprocess.py old=/path/to/old/checkout new=. [--wl W1,W4] [--rounds 12]
 
@@ -63,8 +64,13 @@ def race(packages, workloads, rounds):
                 e.train_epoch(rng, False, hyper, counters)
                 if r:  # the first round compiles
                     times[tag].append((time.perf_counter() - t0) / steps * 1e6)
+        first, *others = times
+        # epochs of one round ran back to back: their ratio cancels a drift of the machine
+        ratios = "".join(
+            f"  {t}/{first} per round: median {np.median(np.divide(times[t], times[first])):.3f}"
+            for t in others)
         print(name, "  ".join(f"{t}: best {min(v):.1f} median {np.median(v):.1f}"
-                              for t, v in times.items()), "us/step", flush=True)
+                              for t, v in times.items()), "us/step" + ratios, flush=True)
         out[name] = times
     return out
 

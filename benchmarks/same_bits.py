@@ -3,7 +3,7 @@ another checkout's on the unweighted dense path (what the sample-weight and spar
 keep): three shuffled epochs, engine.gradient and engine.predict, in float32 and float64, with
 Adam and SGD, dropout, one chunk and several, a serial and a parallel update.
 
-    python benchmarks/same_bits.py /path/to/old/checkout      # e.g. git worktree add /tmp/old 64b6047
+    python benchmarks/same_bits.py /path/to/old/checkout   # git worktree add /tmp/old 64b6047
 
 Both packages are copied and imported side by side (ab_inprocess.load_copies); the old one must
 take NetSpec(widths, hidden, output_or_classify, dtype, solver, batch) and

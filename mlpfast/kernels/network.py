@@ -24,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from . import CACHE
+from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
 from .buffers import chunk_rows, layer_block, layer_panels, layer_params, n_rows, pack_weights
 from .matmul import gemm_packed, gemm_tn
@@ -96,7 +97,7 @@ def _row_of(perm, i):
     return perm[i] if perm.shape[0] > 0 else i
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def weight_sum(d, perm, start, rows):
     """Sum of the weights of rows perm[start:start+rows] in that order (rows when unweighted)."""
     w = d.w
@@ -268,6 +269,19 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
         totals[T_ROWS] += rows
 
 
+@nb.njit(error_model="numpy", cache=CACHE)
+def _add_chunks(grad, part, grads, S, p0, p1):
+    # grad[p0:p1] += part (chunk 0's), then chunks 1..S-1's in chunk order
+    acc = grad[p0:p1]
+    first = part[p0:p1]
+    for p in range(p1 - p0):
+        acc[p] += first[p]
+    for c in range(S - 1):
+        src = grads[c, p0:p1]
+        for p in range(p1 - p0):
+            acc[p] += src[p]
+
+
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output, alpha, cap):
     """scikit-learn's full-batch objective at theta over all the rows of d (weighted mean loss
@@ -307,17 +321,13 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
                 g = part if c == 0 else grads[c - 1]
                 chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, scale,
                                theta, g, layout, widths, hidden, output, 0.0)
-        for k in nb.prange(n_slices):
-            p0 = k * per_slice
-            p1 = min(P, p0 + per_slice)
-            acc = grad[p0:p1]
-            first = part[p0:p1]
-            for p in range(p1 - p0):
-                acc[p] += first[p]
-            for other in range(S - 1):
-                src = grads[other, p0:p1]
-                for p in range(p1 - p0):
-                    acc[p] += src[p]
+        if S == 1 or P < config.PARALLEL_MIN_PARAMS:
+            # a parallel region per block costs more than it saves here (W4: 15x the block)
+            _add_chunks(grad, part, grads, S, 0, P)
+        else:
+            for k in nb.prange(n_slices):
+                p0 = k * per_slice
+                _add_chunks(grad, part, grads, S, p0, min(P, p0 + per_slice))
         block, _ = _loss_of_chunks(ws, S)
         loss += block
     sq = add_l2(grad, theta, layout, alpha / sw)

@@ -7,6 +7,10 @@ compiled version for both), and a scale: row i's gradient is multiplied by w[i] 
 (scale = 1 / the minibatch's sum of weights) or by scale alone (1 / B), and its loss by w[i].
 Without weights the arithmetic is the one the kernels had before weights existed, bit for bit.
 
+The kernels added with the output kinds (logistic_xent_grad, poisson_grad, output_activation)
+are inlined into their callers by Numba (inline="always"): compiled as functions of their own
+they added 0.5 s to the first fit's compilation and 0.25 s to the first predict's (2 cores).
+
 Softmax + categorical cross-entropy. With S = softmax(z), dS_j/dz_k = S_j (delta_jk - S_k) and
 L = -log S_y; chained, dL/dz_k = sum_j (-delta_jy / S_j) S_j (delta_jk - S_k) = S_k - delta_ky.
 So the gradient of the mean loss over a batch is (y_hat - y) / B, and the C x C Jacobian is never
@@ -120,7 +124,7 @@ def squared_error_grad(dZ, Z, Y, w, scale):
     return loss
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def logistic_xent_grad(dZ, Z, Y, w, scale):
     """One pass per row: dZ (B, C) = (sigmoid(Z) - Y) * scale_i (w and scale_i as in
     softmax_xent_grad), each output its own binary problem (binary classification with one
@@ -164,7 +168,7 @@ def logistic_xent_grad(dZ, Z, Y, w, scale):
     return loss, correct
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def poisson_grad(dZ, Z, Y, w, scale):
     """dZ (B, C) = (exp(Z) - Y) * scale_i (w and scale_i as in softmax_xent_grad): the half
     Poisson deviance with the log link, mu = exp(z).
@@ -197,7 +201,7 @@ def poisson_grad(dZ, Z, Y, w, scale):
     return loss
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def output_activation(P, Z, output):
     """P (B, C) = the output activation of code `output` (OUT_*) applied to Z (B, C), row by
     row; P may be Z. Sigmoid from exp(-|z|), which never overflows."""
