@@ -596,7 +596,10 @@ class _BaseMLP(_Base):
             raise ValueError("solver='lbfgs' runs on the CPU; use device='cpu' or 'auto' (or a "
                              "stochastic solver on the GPU)")
         self.device_ = "cpu"
+        # early stopping is the stochastic solvers' (scikit-learn ignores it for lbfgs)
+        self.validation_scores_ = self.best_validation_score_ = None
         n = X.shape[0]
+        # blocks of rows for the objective: memory bounded by the block, its chunks parallel
         block = min(n, config.MAX_CHUNKS * config.CHUNK_ROWS)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
                        np.float64, SOLVERS["sgd"], block)
