@@ -1129,7 +1129,7 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
                 raise ValueError(f"class_weight names the label {label!r}, which is not a class; "
                                  f"the classes are {self.classes_.tolist()!r}")
             if hits[0] in seen:
-                raise ValueError(f"class_weight names the class {self.classes_[hits[0]]!r} "
+                raise ValueError(f"class_weight names the class {self.classes_.tolist()[hits[0]]!r} "
                                  f"twice ({seen[hits[0]]!r} and {label!r})")
             seen[hits[0]] = label
             per[hits[0]] = float(w)

@@ -160,6 +160,13 @@ def write_onnx(model, path, force=False):
     if os.path.exists(path):
         if own and os.path.exists(own) and os.path.samefile(path, own):
             raise ExportError(f"{path} is the model file itself; write the ONNX file elsewhere")
+        # the run folder's own files (run.json, metrics.csv, checkpoint.npz, ...) are never
+        # replaced, even with --force; an .onnx file there is
+        real = os.path.realpath(path)
+        if folder and os.path.dirname(real) == os.path.realpath(folder) and \
+                not real.endswith(".onnx"):
+            raise ExportError(f"{path} is a file of the run folder {folder}; write the ONNX "
+                              "file elsewhere (or name it .onnx)")
         if not force:
             raise ExportError(f"{path} already exists; pass --force to replace it")
     proto = to_onnx(model)

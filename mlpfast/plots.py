@@ -393,6 +393,12 @@ def check_out(out, option=None):
     fmt = os.path.splitext(out)[1].lower().lstrip(".")
     if fmt not in FORMATS:
         raise DataError(f"{named}: name a .png, .svg or .pdf file")
+    # a link is written through: where it leads must be a figure's name too (a link named
+    # x.png onto a model or a data file would be overwritten)
+    real = os.path.realpath(out)
+    if os.path.splitext(real)[1].lower().lstrip(".") not in FORMATS:
+        raise DataError(f"{named} is a link to {real}, which is no .png, .svg or .pdf file; "
+                        "name another file")
     if os.path.isdir(out):
         raise DataError(f"{named} is a folder; name a file")
     parent = os.path.dirname(os.path.abspath(out))

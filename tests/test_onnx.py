@@ -384,6 +384,7 @@ def test_cli_export_writes_once_and_refuses_to_overwrite(tmp_path, adult):
     assert oct(os.stat(target).st_mode & 0o777) == "0o640"   # a replaced file keeps its mode
     for args, message in (
             ((folder, "--onnx", folder / "model.npz", "--force"), "is the model file itself"),
+            ((folder, "--onnx", folder / "run.json", "--force"), "is a file of the run folder"),
             ((folder, "--onnx", tmp_path / "nowhere" / "m.onnx"), "cannot write"),
             ((tmp_path / "missing", "--onnx", tmp_path / "m.onnx"), "model file not found")):
         r = run_cli("export", *args)

@@ -328,3 +328,15 @@ def test_bench_plot_checks_its_file_before_the_benchmark_runs(tmp_path):
                "--against", "numpy", "--plot", png)
     assert r.exit_code == 0, r.output
     assert png.read_bytes()[:8] == PNG
+
+
+def test_a_link_named_like_a_figure_onto_another_file_is_refused(tmp_path):
+    from mlpfast.errors import DataError
+    from mlpfast.plots import check_out
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"keep me")
+    link = tmp_path / "evil.png"
+    link.symlink_to(target)
+    with pytest.raises(DataError, match="is a link to"):
+        check_out(link)
+    assert target.read_bytes() == b"keep me"
