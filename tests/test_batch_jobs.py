@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -499,3 +500,25 @@ def test_resume_names_conflicts_as_options_are_written(stopped_run):
     assert r.exit_code == 2 and "leave out --out" in r.stderr
     r = cli_run("train", "--resume", stopped_run, "--checkpoint-every", "nan")
     assert r.exit_code == 2 and "nan is not a finite number" in r.stderr
+
+
+def test_weights_past_float_range_are_never_checkpointed(tmp_path):
+    # an epoch whose loss is still finite can end with infinite weights (validation NaN); a
+    # checkpoint of them left a folder saying 'running' for a run reported as saving nothing
+    import mlpfast
+    from mlpfast import tabular
+    rng = np.random.default_rng(0)
+    path = tmp_path / "d.csv"
+    X = rng.standard_normal((600, 3))
+    with open(path, "w") as f:
+        f.write("a,b,c,y\n")
+        for r in X:
+            f.write(f"{r[0]:.5f},{r[1]:.5f},{r[2]:.5f},{r @ [3.0, -1.0, 2.0] + 15:.5f}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(mlpfast.DivergenceError) as caught:
+            tabular.train(str(path), target="y", solver="sgd", learning_rate_init=1e4,
+                          max_iter=5, out=str(tmp_path / "run"))
+    assert caught.value.folder is not None or not (tmp_path / "run").exists()
+    if (tmp_path / "run").exists():
+        assert np.isfinite(mlpfast.load(str(tmp_path / "run")).estimator._theta).all()

@@ -313,6 +313,10 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
         run.summary["status"] = status
 
     def saver(est):
+        if not np.isfinite(est._theta).all():
+            # weights past float range (the loss diverges next): nothing worth keeping or
+            # resuming, and a folder written now would say 'running' for a dead run
+            return
         run.best_theta = watch.theta
         describe("running")
         run.checkpoint = _checkpoint_of(est, watch)
