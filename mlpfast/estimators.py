@@ -44,6 +44,9 @@ from .registry import ACTIVATIONS, DEVICES, DTYPES, LEARNING_RATES, SOLVERS
 
 log = logging.getLogger("mlpfast")
 
+# what _encode_targets sets from y
+_TARGET_STATE = ("classes_", "_multilabel_", "out_activation_", "_Y_width", "_y_1d")
+
 # out_activation_ -> the kernels' output code (mlpfast.kernels.softmax.OUT_*)
 OUTPUT_CODES = {"identity": 0, "softmax": 1, "logistic": 2, "exp": 3}
 
@@ -466,28 +469,37 @@ class _BaseMLP(_Base):
         names = feature_names(X)
         X = check_X(X, data_dtype, None if first_pass else self._widths[0],
                     owner=type(self).__name__)
-        y_idx, Y = self._encode_targets(y, data_dtype, first_pass, classes, incremental)
-        n_targets = len(Y) if Y.shape[1] or not len(y_idx) else len(y_idx)
-        if n_targets != X.shape[0]:
-            raise ValueError(f"Found input variables with inconsistent numbers of samples: "
-                             f"[{X.shape[0]}, {n_targets}]")
-        w = _check_sample_weight(sample_weight, X.shape[0])
-        if self._task == "classification" and len(y_idx):
-            cw = self._class_weights(y_idx)
-            if cw is not None:
-                w = cw if w is None else w * cw
-                if not w.sum() > 0:
-                    raise ValueError("class_weight and sample_weight leave every row with "
-                                     "weight 0; give some rows a weight above 0")
-        if w is not None and (w == 1.0).all():
-            w = None  # unit weights are no weights (the unweighted kernels, the same result)
-        if not incremental:
-            # the data as given (before any early-stopping split): resume() must get the same
-            digest = _digest(X, y_idx if len(y_idx) else Y, w)
-            if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
-                raise ValueError("the data differ from the checkpointed fit's (other rows, other "
-                                 "sample weights, or the same rows in another order)")
-            self._data_digest = digest
+        # what the targets decide (classes_, the output kind) is put back if the data are
+        # refused: a refit that fails must not leave the old network with new labels
+        saved = {k: self.__dict__[k] for k in _TARGET_STATE if k in self.__dict__}
+        try:
+            y_idx, Y = self._encode_targets(y, data_dtype, first_pass, classes, incremental)
+            n_targets = len(Y) if Y.shape[1] or not len(y_idx) else len(y_idx)
+            if n_targets != X.shape[0]:
+                raise ValueError(f"Found input variables with inconsistent numbers of samples: "
+                                 f"[{X.shape[0]}, {n_targets}]")
+            w = _check_sample_weight(sample_weight, X.shape[0])
+            if self._task == "classification" and len(y_idx):
+                cw = self._class_weights(y_idx)
+                if cw is not None:
+                    w = cw if w is None else w * cw
+                    if not w.sum() > 0:
+                        raise ValueError("class_weight and sample_weight leave every row with "
+                                         "weight 0; give some rows a weight above 0")
+            if w is not None and (w == 1.0).all():
+                w = None  # unit weights are no weights (the unweighted kernels, the same result)
+            if not incremental:
+                # the data as given (before any early-stopping split): resume() must get the same
+                digest = _digest(X, y_idx if len(y_idx) else Y, w)
+                if position is not None and getattr(self, "_data_digest", None) not in (None, digest):
+                    raise ValueError("the data differ from the checkpointed fit's (other rows, other "
+                                     "sample weights, or the same rows in another order)")
+                self._data_digest = digest
+        except BaseException:
+            for k in _TARGET_STATE:
+                self.__dict__.pop(k, None)
+            self.__dict__.update(saved)
+            raise
         random_state = check_random_state(self.random_state)
         if first_pass:
             self._set_feature_names(names)

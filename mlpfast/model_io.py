@@ -26,8 +26,14 @@ def replace_with(path):
     """A binary file object on a temporary file beside `path`, renamed onto `path` when the
     block ends without an error (and removed when it does not), so that a reader never sees a
     half-written file. A new file gets the permissions the umask gives, as open() would; a
-    replaced one keeps its own."""
+    replaced one keeps its own. An existing device or FIFO is written through instead."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        # a device or a FIFO (/dev/null, a pipe): written through, as a stream; a rename would
+        # replace the device itself with a regular file
+        with open(path, "wb") as f:
+            yield f
+        return
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
     try:

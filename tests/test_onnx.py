@@ -450,3 +450,15 @@ def test_only_feature_columns_are_inputs():
     frame = df.astype(str)
     label, P = session(proto).run(None, graph_feeds(session(proto), frame))
     np.testing.assert_allclose(P, run.predict_proba(frame), atol=1e-5)
+
+
+def test_export_to_a_device_writes_through_it(tmp_path, adult):
+    # a rename onto /dev/null once replaced the device with a regular file (as root)
+    train, _, _ = adult
+    folder = tmp_path / "run"
+    r = run_cli("train", train, "--target", "income", "--out", folder, "--hidden", "4",
+                "--epochs", "1", "--quiet")
+    assert r.exit_code == 0, r.output
+    r = run_cli("export", folder, "--onnx", "/dev/null", "--force")
+    assert r.exit_code == 0, r.output
+    assert not os.path.isfile("/dev/null") and os.path.exists("/dev/null")

@@ -333,3 +333,14 @@ def test_a_pickle_of_an_older_version_gets_the_new_parameters(rng):
     assert back.loss == "squared_error" and back.max_fun == 15000
     assert "MLPRegressor" in repr(back)
     back.partial_fit(X, X[:, 0])
+
+
+def test_a_refit_refused_for_its_data_keeps_the_old_classes(rng):
+    X = rng.standard_normal((60, 3))
+    y = np.array(list("abc"))[rng.integers(0, 3, 60)]
+    clf = MLPClassifier(hidden_layer_sizes=(4,), max_iter=2, random_state=0).fit(X, y)
+    before = clf.predict(X)
+    with pytest.raises(ValueError, match="negative"):
+        clf.fit(X, np.array(list("xyz"))[rng.integers(0, 3, 60)], sample_weight=-np.ones(60))
+    assert list(clf.classes_) == ["a", "b", "c"]
+    assert (clf.predict(X) == before).all()
