@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from . import config, params, reference
+from . import config, metrics, params, reference
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, dense_targets,
                           feature_names, is_sparse)
@@ -1333,7 +1333,7 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
             raise ValueError("Found input variables with inconsistent numbers of samples: "
                              f"[{len(y)}, {len(pred)}]")
         w = _check_sample_weight(sample_weight, len(pred))
-        return _weighted_r2(y, pred, np.ones(len(y)) if w is None else w)
+        return metrics.r2(y, pred, w)
 
     def _check_y_val(self, y_val, what="eval_set's y_val"):
         """Targets to score against: finite numbers, as many columns as the model has
@@ -1363,8 +1363,7 @@ class MLPRegressor(_RegressorBase, _BaseMLP):
                 return {"val_loss": float("nan"), "val_score": float("nan")}
             loss = (reference.poisson_loss if self.out_activation_ == "exp" else
                     reference.squared_loss)(Z, Y, w_val)
-        return {"val_loss": float(loss), "val_score": _weighted_r2(Y, pred, np.ones(len(Y))
-                                                                   if w_val is None else w_val)}
+        return {"val_loss": float(loss), "val_score": metrics.r2(Y, pred, w_val)}
 
 
 # ---- helpers
@@ -1456,20 +1455,6 @@ def _shown_labels(values):
         return str(np.unique(values))
     except TypeError:
         return str(_unique_list(values))
-
-
-def _weighted_r2(y_true, y_pred, sample_weight):
-    """R^2 with rows weighted, averaged uniformly over targets (scikit-learn's r2_score)."""
-    w = np.asarray(sample_weight, np.float64).reshape(-1, 1)
-    yt = np.asarray(y_true, np.float64).reshape(len(y_true), -1)
-    yp = np.asarray(y_pred, np.float64).reshape(len(y_true), -1)
-    ss_res = (w * (yt - yp) ** 2).sum(axis=0)
-    mean = (w * yt).sum(axis=0) / w.sum()
-    ss_tot = (w * (yt - mean) ** 2).sum(axis=0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        score = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
-                         np.where(ss_res > 0, 0.0, 1.0))
-    return float(score.mean())
 
 
 def _unique(values):

@@ -8,36 +8,21 @@ def log_loss(proba, y_idx):
     return float(-np.log(np.clip(p, 1e-300, None)).mean())
 
 
-def squared_loss(pred, Y):
-    """0.5 * squared error summed over outputs, averaged over rows (the regressor's loss)."""
-    D = np.asarray(pred, np.float64).reshape(len(Y), -1) - np.asarray(Y, np.float64).reshape(len(Y), -1)
-    return float(0.5 * (D * D).sum() / len(D))
-
-
-def accuracy(y_true, y_pred):
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
-
-
-def r2(y_true, y_pred):
-    """Coefficient of determination, averaged uniformly over outputs (scikit-learn's default)."""
+def r2(y_true, y_pred, sample_weight=None):
+    """Coefficient of determination, rows weighted by sample_weight (N,) when given, averaged
+    uniformly over outputs (scikit-learn's r2_score default). A constant target scores 1 when
+    predicted exactly, else 0."""
     yt = np.asarray(y_true, np.float64).reshape(len(y_true), -1)
     yp = np.asarray(y_pred, np.float64).reshape(len(y_true), -1)
-    ss_res = ((yt - yp) ** 2).sum(axis=0)
-    ss_tot = ((yt - yt.mean(axis=0)) ** 2).sum(axis=0)
+    w = (np.ones(len(yt)) if sample_weight is None else
+         np.asarray(sample_weight, np.float64)).reshape(-1, 1)
+    ss_res = (w * (yt - yp) ** 2).sum(axis=0)
+    mean = (w * yt).sum(axis=0) / w.sum()
+    ss_tot = (w * (yt - mean) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
         score = np.where(ss_tot > 0, 1.0 - ss_res / np.where(ss_tot > 0, ss_tot, 1.0),
                          np.where(ss_res > 0, 0.0, 1.0))
     return float(score.mean())
-
-
-def mse(y_true, y_pred):
-    d = np.asarray(y_true, np.float64) - np.asarray(y_pred, np.float64).reshape(np.shape(y_true))
-    return float((d * d).mean())
-
-
-def mae(y_true, y_pred):
-    d = np.asarray(y_true, np.float64) - np.asarray(y_pred, np.float64).reshape(np.shape(y_true))
-    return float(np.abs(d).mean())
 
 
 def confusion_matrix(y_idx, pred_idx, n_classes):

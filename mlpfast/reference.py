@@ -1,7 +1,9 @@
 """Plain NumPy float64 versions of every kernel and of a whole forward/backward pass.
 
 Slow and obvious on purpose: tests compare the compiled kernels with these, and check these
-against central finite differences. Shapes use the same legend as mlpfast.kernels. Weights here
+against central finite differences. The estimators take their per-epoch validation losses from
+the output losses here too (float64, weighted), so validation and training share one
+definition of each loss. Shapes use the same legend as mlpfast.kernels. Weights here
 are in scikit-learn's orientation, W (I, O).
 """
 import numpy as np
