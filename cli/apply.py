@@ -11,32 +11,100 @@ from .main import cli
 
 @cli.command()
 @click.argument("model", type=click.Path())
-@click.argument("data_file", metavar="DATA", type=click.Path(dir_okay=False))
+@click.argument("data_files", metavar="DATA...", nargs=-1, required=True)
 @click.option("--out", "out_file", type=click.Path(),
               help="CSV file to write, replaced only when complete; - or a device such as "
                    "/dev/null is written through. [default: stdout, written once complete]")
+@click.option("--out-dir", type=click.Path(file_okay=False),
+              help="Predict every DATA file (globs allowed) into this folder, as <name>.csv "
+                   "each, in parallel on a local dask cluster (or --scheduler's).")
+@click.option("--scheduler", metavar="ADDRESS",
+              help="With --out-dir: a running dask scheduler (e.g. tcp://host:8786) whose "
+                   "workers see the files.")
+@click.option("--workers", type=click.IntRange(1),
+              help="With --out-dir: worker processes of the local cluster. [default: one per "
+                   "core, up to the files]")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @csv_options(model=True)
-def predict(model, data_file, out_file, proba, **fmt_opts):
+def predict(model, data_files, out_file, out_dir, scheduler, workers, proba, **fmt_opts):
     """Predict every row of DATA with MODEL (a run folder or its model.npz).
 
     Writes one row per input row, in order: the predicted label (column `prediction`) and,
     with --proba, `proba_<class>` columns. DATA (a file, or - for standard input) is read in
     blocks by the schema stored in the model, exactly as training read its file; columns the
     model does not use (the target and a --sample-weight column among them) are ignored.
+    Several files or globs with --out-dir: each into --out-dir/<name>.csv (replaced when
+    complete), one task per file on dask (pip install 'mlpfast[dask]'); a file that fails is
+    reported and the others go on.
 
     \b
     Examples:
       mlpfast predict runs/letters datasets/letter-recognition.csv --proba --out pred.csv
       mlpfast predict runs/letters/model.npz new.csv | head
+      mlpfast predict runs/shops 'shops/*.csv' --out-dir preds/
     """
     from mlpfast import tabular
     from mlpfast.tabular.output import text_output
+    if out_dir is not None or len(data_files) > 1 or _is_glob(data_files[0]):
+        return _predict_many(model, data_files, out_file, out_dir, scheduler, workers, proba,
+                             fmt_opts)
+    if scheduler or workers:
+        raise click.UsageError("--scheduler and --workers go with --out-dir (many files)")
+    data_file = data_files[0]
     run = tabular.load(model)
     fmt = csv_format(fmt_opts, run.schema.csv)
     model_file = os.path.join(model, "model.npz") if os.path.isdir(model) else model
     with notes_to_stderr(), text_output(out_file, inputs=(data_file, model_file)) as stream:
         run.predict_csv(data_file, stream, proba=proba, csv=fmt)
+
+
+def _is_glob(path):
+    import glob
+    return glob.has_magic(path) and not os.path.exists(path)
+
+
+def _predict_many(model, data_files, out_file, out_dir, scheduler, workers, proba, fmt_opts):
+    import sys
+
+    from mlpfast.tabular.many import predict_files
+
+    from .signals import STOP, exit_code, signal_name
+    if out_dir is None:
+        raise click.UsageError(f"{len(data_files)} files ({', '.join(data_files[:3])}"
+                               f"{' ...' if len(data_files) > 3 else ''}) need --out-dir "
+                               "(each file's predictions go to <out-dir>/<name>.csv)")
+    if out_file is not None:
+        raise click.UsageError("give --out (one file) or --out-dir (many), not both")
+    if "-" in data_files:
+        raise click.UsageError("standard input (-) is one stream; predict it alone with --out")
+    given = {k: v for k, v in fmt_opts.items() if v is not None}
+    fmt = None
+    if given:
+        from mlpfast import tabular
+        fmt = csv_format(fmt_opts, tabular.load(model).schema.csv)
+    STOP.deferred = STOP.progressed = True  # a signal leaves the files not started
+    failed = []
+
+    def report(entry, done, total):
+        for text in entry.get("notes", ()):
+            click.echo(f"note: {text}", err=True)
+        if entry["status"] == "failed":
+            failed.append(entry)
+            click.echo(f"failed: {entry['data']}: {entry['error']}", err=True)
+
+    with notes_to_stderr():
+        results = predict_files(model, list(data_files), out_dir, proba=proba, csv=fmt,
+                                scheduler=scheduler, workers=workers, callback=report, stop=STOP)
+    written = [r for r in results if r["status"] == "written"]
+    if STOP.is_set():
+        click.echo(f"Interrupted ({signal_name(None)}): wrote {len(written)} of {len(results)} "
+                   f"files to {out_dir}; each written file is complete", err=True)
+        sys.exit(exit_code(None))
+    click.echo(f"wrote {len(written)} files ({sum(r['rows'] for r in written):,} rows) to "
+               f"{out_dir}", err=True)
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(results)} files failed (first: "
+                                   f"{failed[0]['data']}: {failed[0]['error']})")
 
 
 @cli.command()

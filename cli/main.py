@@ -114,7 +114,7 @@ def main():
 
 
 # the commands attach themselves to `cli` when their modules load
-from . import apply, bench, export, plot, train  # noqa: E402,F401
+from . import apply, bench, export, plot, sweep, train  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,9 @@ def __getattr__(name):
     if name in ("MLPClassifier", "MLPRegressor"):
         from . import estimators
         return getattr(estimators, name)
+    if name == "sweep":  # runs on dask.distributed (the dask extra)
+        from .sweep import sweep
+        return sweep
     if name == "to_onnx":  # needs the onnx extra: imported only when asked for
         from .export import to_onnx
         return to_onnx
@@ -29,5 +32,5 @@ def load(path):
     return _load(path)
 
 
-__all__ = ["MLPClassifier", "MLPRegressor", "load", "to_onnx", "MLPFastError", "DataError", "DataNote",
+__all__ = ["MLPClassifier", "MLPRegressor", "load", "sweep", "to_onnx", "MLPFastError", "DataError", "DataNote",
            "DeviceError", "DivergenceError", "ModelFileError", "NotFittedError", "__version__"]

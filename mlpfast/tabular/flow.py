@@ -223,10 +223,17 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     missing = parse.Missing(na_values, default_na)
     if on_missing not in ("impute", "error"):
         raise ValueError(f"on_missing must be 'impute' or 'error', not {on_missing!r}")
-    with Source(data, rereadable=True, name=source_name) as src:
-        schema, y_all, notes, info = learn_schema(
-            src, fmt, target, features, drop, categorical, task, max_categories, missing,
-            block_bytes, refuse_missing=on_missing == "error", weight=sample_weight)
+    dtype = np.dtype(params.get("dtype", "float32"))
+    key = _CACHE.key(data, source_name, fmt, target, features, drop, categorical, task,
+                     max_categories, na_values, default_na, on_missing, sample_weight, dtype,
+                     block_bytes)
+    with Source(data, rereadable=True, name=source_name) as src, _CACHE.reading(key) as cached:
+        if cached is None:
+            schema, y_all, notes, info = learn_schema(
+                src, fmt, target, features, drop, categorical, task, max_categories, missing,
+                block_bytes, refuse_missing=on_missing == "error", weight=sample_weight)
+        else:
+            schema, y_all, notes, info = cached.fresh()
         for text in notes:
             note(text)
         class_index = _class_weights(class_weight, schema, src.name)
@@ -249,14 +256,23 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
             note(f"{src.name}: {'class' if len(small) == 1 else f'{len(small)} classes'} of target "
                  f"{schema.target!r} with 1 row: {shown}{more}: kept in the training rows, so "
                  "validation holds none of them")
-        dtype = np.dtype(params.get("dtype", "float32"))
         positions = np.empty(n, np.int64)
         positions[tr] = np.arange(len(tr))
         positions[va] = len(tr) + np.arange(len(va))
         X = allocate(n, schema.n_features, dtype, src.name)
-        read_fmt = _with_sep(fmt, info["sep"])
-        encode_file(src, read_fmt, schema, X, positions, dtype, provisional=True,
-                    block_bytes=block_bytes)
+        if cached is not None:
+            X[positions] = cached.X  # the rows as the file's pass two encoded them
+        elif key is not None and _CACHE.fits(X):
+            # in the file's order once, kept for the next trial on these data (a row's
+            # provisional encoding does not depend on where it goes)
+            in_order = allocate(n, schema.n_features, dtype, src.name)
+            encode_file(src, _with_sep(fmt, info["sep"]), schema, in_order, None, dtype,
+                        provisional=True, block_bytes=block_bytes)
+            X[positions] = in_order
+            _CACHE.store(key, schema, y_all, notes, info, in_order, _sha256(src.file))
+        else:
+            encode_file(src, _with_sep(fmt, info["sep"]), schema, X, positions, dtype,
+                        provisional=True, block_bytes=block_bytes)
         for name, (count, value) in finish_numeric(schema, X, len(tr), dtype).items():
             note(f"{src.name}: column {name!r}: {count} missing value(s) {value}")
         y = np.empty_like(y_all)
@@ -273,7 +289,7 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
             schema.target_center, schema.target_scale = center, (sd if sd > 0 else 1.0)
             y = schema.scale_y(y)
         data_name, data_path = src.name, (None if data == "-" else os.path.abspath(data))
-        sha = _sha256(src.file)
+        sha = cached.sha if cached is not None else _CACHE.sha_of(key) or _sha256(src.file)
     X_train, y_train = X[:n_train], y[:n_train]
     X_val, y_val = (X[n_train:], y[n_train:]) if len(va) else (None, None)
     w_train, w_val = (None, None) if w is None else (w[:n_train], w[n_train:])
@@ -358,6 +374,93 @@ def _train(data, target, *, features, drop, categorical, task, val_fraction, val
     if test is not None and run.interrupted is None and run.diverged is None:
         run.summary["test"] = run.evaluate(test, csv=fmt)
     return run
+
+
+class _Cached:
+    """A data file as pass one learnt it and pass two encoded it (in the file's order)."""
+
+    def __init__(self, schema, y_all, notes, info, X, sha):
+        self.schema, self.y_all, self.notes, self.info = schema, y_all, notes, info
+        self.X, self.sha = X, sha
+        for a in (y_all, X):
+            a.flags.writeable = False  # shared by every trial: nobody writes into them
+
+    def fresh(self):
+        """(schema, y, notes, info) for one more run: the schema a copy (training fills in
+        its statistics)."""
+        import copy
+        return copy.deepcopy(self.schema), self.y_all, list(self.notes), dict(self.info)
+
+
+class _DataCache:
+    """Encoded data files kept between runs in one process, for sweeps (cache_data): many
+    trials on one file read and encode it once. Keyed by the file (path, size, modification
+    time) and every option that changes how it is read; least recently used first out, within
+    a memory budget. Off unless a sweep's worker turns it on."""
+
+    def __init__(self):
+        import threading
+        self.on = False
+        self.entries = {}
+        self.lock = threading.Lock()
+        self.budget = 0
+
+    def key(self, data, source_name, fmt, *options):
+        if not self.on or source_name is not None or not isinstance(data, (str, os.PathLike)):
+            return None
+        path = os.path.abspath(data)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        import stat
+        if not stat.S_ISREG(st.st_mode):
+            return None  # a pipe reads once
+        return repr((path, st.st_size, st.st_mtime_ns, fmt, options))
+
+    @contextlib.contextmanager
+    def reading(self, key):
+        """The cached entry of `key` (None: not kept), the cache held while a run reads, so
+        that two runs of one process starting on the same file read it once."""
+        if key is None:
+            yield None
+            return
+        with self.lock:
+            entry = self.entries.pop(key, None)
+            if entry is not None:
+                self.entries[key] = entry  # most recently used last
+            yield entry
+
+    def fits(self, X):
+        return 2 * X.nbytes <= self.budget
+
+    def store(self, key, schema, y_all, notes, info, X, sha):
+        import copy
+        self.entries[key] = _Cached(copy.deepcopy(schema), y_all.copy(), list(notes),
+                                    dict(info), X, sha)
+        while sum(e.X.nbytes for e in self.entries.values()) > self.budget:
+            self.entries.pop(next(iter(self.entries)))
+
+    def sha_of(self, key):
+        entry = self.entries.get(key) if key is not None else None
+        return entry.sha if entry is not None else None
+
+
+_CACHE = _DataCache()
+
+
+def cache_data(on=True, budget=None):
+    """Keep encoded data files between runs in this process (see _DataCache): for a sweep's
+    workers. budget: bytes (default an eighth of the machine's memory). off clears it."""
+    _CACHE.on = bool(on)
+    if budget is None:
+        try:
+            budget = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 8
+        except (ValueError, OSError, AttributeError):
+            budget = 1 << 30
+    _CACHE.budget = int(budget)
+    if not on:
+        _CACHE.entries.clear()
 
 
 def arrays(data, target=None, csv=None, task=None):
