@@ -56,7 +56,7 @@ def sweep(spec, out_dir, scheduler, workers, threads, together, quiet):
       mlpfast sweep spec.toml --out sweeps/shops --workers 2
       mlpfast sweep spec.toml --scheduler tcp://10.0.0.5:8786
     """
-    from mlpfast.sweep import RESULTS_CSV, load_spec, sweep as run_sweep
+    from mlpfast.sweeps import RESULTS_CSV, load_spec, sweep as run_sweep
     name = load_spec(spec)[2] if os.path.isfile(spec) else "sweep"
     out_dir = os.path.abspath(out_dir or os.path.join("sweeps", name))
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))

@@ -9,6 +9,7 @@ import click
 from mlpfast.datasets_path import bundled_dataset
 from mlpfast.errors import DataError, DivergenceError, MLPFastError
 from mlpfast.registry import ACTIVATIONS, DEVICES, DTYPES, SOLVERS
+from mlpfast.tabular import options
 
 from .common import comma_list, csv_format, csv_options, notes_to_stderr
 from .main import cli
@@ -292,18 +293,10 @@ def _plot(run, out_dir, stopped=False):
     return f", {CURVES}"
 
 
-# this command's options -> mlpfast.tabular.train's keywords (the same name where not listed)
-LIBRARY_NAMES = {
-    "target": "target", "features": "features", "drop": "drop", "categorical": "categorical",
-    "task": "task", "val_fraction": "val_fraction", "val_file": "val", "test_file": "test",
-    "on_missing": "on_missing", "na_values": "na_values", "default_na": "default_na",
-    "max_categories": "max_categories", "scale_target": "scale_target", "sep": "sep",
-    "encoding": "encoding", "decimal": "decimal", "thousands": "thousands", "seed": "seed",
-    "hidden": "hidden_layer_sizes", "activation": "activation", "optimizer": "solver",
-    "lr": "learning_rate_init", "batch_size": "batch_size", "epochs": "max_iter",
-    "momentum": "momentum", "alpha": "alpha", "dropout": "dropout",
-    "early_stopping": "early_stopping", "patience": "n_iter_no_change", "device": "device",
-    "dtype": "dtype", "sample_weight": "sample_weight", "class_weight": "class_weight"}
+# this command's options -> mlpfast.tabular.train's keywords (mlpfast.tabular.options, where
+# the files are --val and --test)
+LIBRARY_NAMES = {{"val": "val_file", "test": "test_file"}.get(k, k): v
+                 for k, v in options.LIBRARY_NAMES.items()}
 OPTION_NAMES = {v: "--" + k.replace("_file", "").replace("_", "-") for k, v in LIBRARY_NAMES.items()}
 OPTION_NAMES["data"] = "DATA"
 

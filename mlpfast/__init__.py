@@ -15,7 +15,7 @@ def __getattr__(name):
         from . import estimators
         return getattr(estimators, name)
     if name == "sweep":  # runs on dask.distributed (the dask extra)
-        from .sweep import sweep
+        from .sweeps import sweep
         return sweep
     if name == "to_onnx":  # needs the onnx extra: imported only when asked for
         from .export import to_onnx

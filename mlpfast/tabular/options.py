@@ -62,11 +62,15 @@ def library_options(values, where="options"):
 
     def number(name, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
         v = opts[name]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or (integer and v != int(v)):
-            try:
-                v = int(v) if integer else float(v)
-            except (TypeError, ValueError):
-                raise bad(name, "a whole number" if integer else "a number") from None
+        kind = "a whole number" if integer else "a number"
+        if isinstance(v, bool):
+            raise bad(name, kind)
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise bad(name, kind) from None
+        if integer and math.isfinite(v) and v != int(v):
+            raise bad(name, kind)
         if not math.isfinite(v) or (lo is not None and (v < lo or (lo_open and v == lo))) or (
                 hi is not None and (v > hi or (hi_open and v == hi))):
             rng = ("" if lo is None else (">" if lo_open else ">=") + f" {lo}") + \
