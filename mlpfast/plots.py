@@ -1,5 +1,6 @@
-"""Figures: a run's learning curves (`mlpfast plot`, `mlpfast train --plot`) and the engines'
-speeds of `mlpfast bench --plot`.
+"""Figures: a run's learning curves (`mlpfast plot`, `mlpfast train --plot`), a sweep's metric
+against each varied option (`mlpfast plot SWEEP`) and the engines' speeds of `mlpfast bench
+--plot`.
 
 Each function returns a matplotlib Figure drawn on the Agg backend (no display needed) and,
 given `out`, writes it there atomically (a temporary file beside it, renamed into place; the
@@ -9,7 +10,8 @@ functions raise MissingMatplotlib, whose message says what to install. Nothing h
 The artists carry gids that say what they show, so that a figure can be checked through
 matplotlib's objects: the curves 'train_loss', 'val_loss', 'train_accuracy', 'val_accuracy',
 'val_r2', 'learning_rate'; the vertical line 'best-epoch' on every panel; in the bench
-figure the bars 'bar:<workload>:<engine>'.
+figure the bars 'bar:<workload>:<engine>'; in the sweep figure the points
+'points:<option>:<data file>'.
 """
 import csv
 import json
@@ -362,6 +364,136 @@ def bench_figure(results, out=None, *, title=None):
     return fig
 
 
+SWEEP = "sweep.png"
+# the metric a sweep's trials are compared by, in order of preference (mlpfast.sweeps ranks
+# the best trial by the same)
+_SWEEP_METRICS = (("val_accuracy", "validation accuracy"), ("val_r2", "validation R2"),
+                  ("test_accuracy", "test accuracy"), ("test_r2", "test R2"),
+                  ("train_loss", "training loss (best epoch)"))
+
+
+def read_sweep(folder):
+    """(rows, varied options) of a sweep folder's results.json (mlpfast.sweeps): the rows as
+    dicts, the varied options in spec order. DataError for a folder that holds no readable
+    sweep results."""
+    path = os.path.join(os.fspath(folder), "results.json")
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        rows = list(data["trials"])
+    except OSError:
+        raise DataError(f"{folder}: no results.json; not a sweep folder (mlpfast sweep writes "
+                        "one)") from None
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{path} is damaged; run the sweep again to rewrite it") from None
+    fixed = {"trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
+             "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
+             "seconds", "folder"}
+    varied = list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
+    return rows, varied
+
+
+def sweep_figure(source, out=None, *, title=None):
+    """A sweep's results (a sweep folder, or the DataFrame mlpfast.sweep returns): the metric
+    against each varied option, a panel per option, a point per finished trial, a colour per
+    data file. The metric is the first the trials have of validation accuracy, validation R2,
+    test accuracy, test R2 and best training loss; numeric options on a linear axis (a log
+    axis when they span over a factor of 20, all positive), others as categories in the order
+    of the spec. Trials that did not finish are left out and counted in the title. Returns
+    the Figure; written to `out` when given. DataError when no trial finished or nothing
+    varied."""
+    if isinstance(source, (str, os.PathLike)):
+        rows, varied = read_sweep(source)
+    else:
+        rows = source.to_dict("records")
+        fixed = set(_SWEEP_FIXED)
+        varied = [c for c in source.columns if c not in fixed]
+    done = [r for r in rows if r.get("status") in ("finished", "skipped")]
+    if not done:
+        counts = {}
+        for r in rows:
+            counts[r.get("status")] = counts.get(r.get("status"), 0) + 1
+        shown = ", ".join(f"{v} {k}" for k, v in counts.items()) or "no trials"
+        raise DataError(f"no finished trial to plot ({shown}); run the sweep again to finish "
+                        "its trials")
+    if not varied:
+        raise DataError("the sweep varies no option: nothing to plot against")
+    key, label = next(((k, lab) for k, lab in _SWEEP_METRICS
+                       if any(_finite(r.get(k)) for r in done)), (None, None))
+    if key is None:
+        raise DataError("the finished trials have no metric to plot")
+    require_matplotlib()
+    from matplotlib.figure import Figure
+    files = list(dict.fromkeys(r["data"] for r in done))
+    colors = ["#1f5fa6", "#d9730d", "#2a9d4b", "#b3261e", "#7b4fa8", "#6d6d6d"]
+    n = len(varied)
+    fig = Figure(figsize=(3.2 * n + 0.6, 3.4), dpi=100)
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
+    for ax, option in zip(axes, varied):
+        values = [r.get(option) for r in done]
+        # a few values (a grid's) as categories, evenly spaced; many (random draws) on an axis
+        numeric = all(_finite(v) for v in values) and len(set(values)) > 8
+        if numeric:
+            xs = [float(v) for v in values]
+            if min(xs) > 0 and max(xs) / min(xs) > 20:
+                ax.set_xscale("log")
+        else:
+            order = list(dict.fromkeys(values))
+            if all(_finite(v) for v in order):
+                order.sort()
+            xs = [order.index(v) + 0.12 * (files.index(r["data"]) - (len(files) - 1) / 2)
+                  for v, r in zip(values, done)]  # each file's points beside the others'
+            order = [_shown(v) for v in order]
+            ax.set_xticks(range(len(order)), order)
+            ax.set_xlim(-0.5, len(order) - 0.5)
+        for k, data in enumerate(files):
+            pts = [(x, r[key]) for x, r in zip(xs, done) if r["data"] == data and _finite(r[key])]
+            if pts:
+                ax.scatter(*zip(*pts), s=22, alpha=0.8, color=colors[k % len(colors)],
+                           label=os.path.basename(data), gid=f"points:{option}:{data}")
+        ax.set_xlabel(option)
+        ax.spines[["top", "right"]].set_visible(False)
+        ax.grid(True, color="0.92", lw=0.8)
+        ax.set_axisbelow(True)
+    axes[0].set_ylabel(label)
+    if len(files) > 1:
+        axes[-1].legend(fontsize=8, frameon=False)
+    left = len(rows) - len(done)
+    fig.suptitle((title + ": " if title else "") + f"{len(done)} trials" +
+                 (f" ({left} not finished, not shown)" if left else ""), fontsize=10)
+    fig.tight_layout()
+    if out is not None:
+        save(fig, out)
+    return fig
+
+
+_SWEEP_FIXED = ("trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
+                "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
+                "seconds", "folder")
+
+
+def _shown(v):
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def plot_sweep(folder, out=None, *, option=None):
+    """Write the figure of the sweep folder `folder` (sweep_figure) to `out` (default:
+    folder/sweep.png) and return the path written; checked before drawing as plot_run is."""
+    rows, varied = read_sweep(folder)
+    out = os.path.join(os.fspath(folder), SWEEP) if out is None else os.fspath(out)
+    require_matplotlib()
+    check_out(out, option)
+    try:
+        sweep_figure(folder, out, title=os.path.basename(os.path.abspath(os.fspath(folder))))
+    except DataError as exc:
+        raise DataError(f"{os.fspath(folder)}: {exc}") from None
+    return out
+
+
 def _workload_title(name, rows):
     """'W1: 32 features, 128-128 hidden, 10 classes, batch 256; 20,000 rows' for the named
     workloads of mlpfast.bench, the name (a data file) and rows for others."""
@@ -432,5 +564,5 @@ def _metadata(fmt):
     return {"Creator": None, "Date": None}
 
 
-__all__ = ["learning_curves", "plot_run", "bench_figure", "read_run", "best_epoch", "save",
+__all__ = ["learning_curves", "plot_run", "sweep_figure", "plot_sweep", "read_sweep", "bench_figure", "read_run", "best_epoch", "save",
            "check_out", "require_matplotlib", "MissingMatplotlib"]

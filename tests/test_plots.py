@@ -340,3 +340,79 @@ def test_a_link_named_like_a_figure_onto_another_file_is_refused(tmp_path):
     with pytest.raises(DataError, match="is a link to"):
         check_out(link)
     assert target.read_bytes() == b"keep me"
+
+
+# ---- a sweep's results (mlpfast sweep writes results.json; made here by hand, as it writes it)
+
+def _sweep_folder(tmp_path, rows):
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "results.json").write_text(json.dumps({"spec": {}, "trials": rows, "best": {}}))
+    return folder
+
+
+def _trial(k, data, status="finished", **varied):
+    return {"trial": f"t{k}", "data": data, **varied, "status": status, "error": "",
+            "epochs_run": 3, "best_epoch": 3, "train_loss": 1.0 / (k + 1), "val_loss": 0.5,
+            "val_accuracy": 0.5 + k / 100, "val_r2": None, "test_loss": None,
+            "test_accuracy": None, "test_r2": None, "seconds": 1.0, "folder": f"f{k}"}
+
+
+def test_sweep_figure_draws_the_metric_against_each_varied_option(tmp_path):
+    rows = [_trial(k, f"/d/{'ab'[k % 2]}.csv", hidden=["64", "128,64"][k // 2 % 2],
+                   lr=[0.001, 0.003][k // 4 % 2]) for k in range(8)]
+    rows.append(_trial(8, "/d/a.csv", status="failed", hidden="64", lr=0.001))
+    folder = _sweep_folder(tmp_path, rows)
+    fig = plots.sweep_figure(folder)
+    axes = fig.get_axes()
+    assert [ax.get_xlabel() for ax in axes] == ["hidden", "lr"]
+    assert axes[0].get_ylabel() == "validation accuracy"
+    for ax, option in zip(axes, ["hidden", "lr"]):
+        pts = {c.get_gid(): c.get_offsets() for c in ax.collections}
+        assert set(pts) == {f"points:{option}:/d/a.csv", f"points:{option}:/d/b.csv"}
+        # every finished trial once, at its metric; the failed one left out
+        ys = sorted(float(y) for p in pts.values() for y in p[:, 1])
+        assert ys == sorted(r["val_accuracy"] for r in rows[:8])
+    assert [t.get_text() for t in axes[0].get_xticklabels()] == ["64", "128,64"]
+    assert [t.get_text() for t in axes[1].get_xticklabels()] == ["0.001", "0.003"]
+    assert "8 trials (1 not finished, not shown)" in fig._suptitle.get_text()
+
+
+def test_sweep_figure_puts_many_random_draws_on_a_log_axis_and_falls_back_to_training_loss(tmp_path):
+    rows = [dict(_trial(k, "/d/a.csv", lr=1e-4 * 1.8 ** k), val_accuracy=None)
+            for k in range(12)]
+    fig = plots.sweep_figure(_sweep_folder(tmp_path, rows))
+    (ax,) = fig.get_axes()
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "training loss (best epoch)"
+    (pts,) = [c.get_offsets() for c in ax.collections]
+    assert sorted(pts[:, 0]) == pytest.approx(sorted(r["lr"] for r in rows))
+
+
+def test_plot_command_on_a_sweep_folder(tmp_path):
+    rows = [_trial(k, "/d/a.csv", seed=k) for k in range(3)]
+    folder = _sweep_folder(tmp_path, rows)
+    r = invoke("plot", folder)
+    assert r.exit_code == 0, r.output
+    assert (folder / "sweep.png").read_bytes()[:8] == PNG
+    r = invoke("plot", folder, "--out", tmp_path / "s.svg")
+    assert r.exit_code == 0 and (tmp_path / "s.svg").exists()
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([_trial(0, "/d/a.csv", status="interrupted", seed=0)],
+     "no finished trial to plot (1 interrupted); run the sweep again"),
+    ([_trial(0, "/d/a.csv")], "varies no option"),
+])
+def test_plot_of_a_sweep_without_anything_to_draw_says_why(tmp_path, rows, message):
+    folder = _sweep_folder(tmp_path, rows)
+    r = invoke("plot", folder)
+    assert r.exit_code == 1 and r.output.startswith(f"Error: {folder}: ") and message in r.output
+    assert not (folder / "sweep.png").exists()
+
+
+def test_plot_of_a_damaged_sweep_results_file(tmp_path):
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "results.json").write_text("{not json")
+    r = invoke("plot", folder)
+    assert r.exit_code == 1 and "is damaged; run the sweep again" in r.output
