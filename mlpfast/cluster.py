@@ -78,13 +78,13 @@ def executor(client=None, scheduler=None, workers=None, threads=None, tasks=1):
     workers, threads = plan(tasks, workers, threads)
     import dask
     # worker processes of their own (Numba's threads are per process); no dashboard (a port
-    # taken by another program is not our business), and nothing spilled: a trial's data are
-    # small and a spilling worker would only be slower
+    # taken by another program is not our business); the workers' logs silenced (what fails
+    # in a task comes back as its result's one-line error, not as a logged traceback)
     import logging
     with dask.config.set({"distributed.worker.daemon": False}):
         cluster = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=logging.ERROR, env={"NUMBA_NUM_THREADS": str(threads),
+            silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": str(threads),
                                        "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                                        "OPENBLAS_NUM_THREADS": "1"})
     with cluster, distributed.Client(cluster) as client:

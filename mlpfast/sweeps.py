@@ -427,10 +427,14 @@ def run_group(group, out, stop_name, threads):
     stop = _RemoteStop(stop_name) if stop_name else None
     if len(group) == 1:
         return [run_trial(group[0], out, stop)]
-    from .engine.together import run_together
-    results = run_together([lambda t=t: run_trial(t, out, stop) for t in group])
+    try:
+        from .engine.together import run_together
+        results = run_together([lambda t=t: run_trial(t, out, stop) for t in group])
+    except Exception:  # noqa: BLE001 (trials that cannot train together train one by one)
+        results = [run_trial(t, out, stop) for t in group]
     return [r if not isinstance(r, BaseException) else
-            _failed(t, out, f"{type(r).__name__}: {r}", 0.0) for t, r in zip(group, results)]
+            _failed(t, out, f"{type(r).__name__}: {_one_line(r)}", 0.0)
+            for t, r in zip(group, results)]
 
 
 def run_trial(trial, out, stop=None):
