@@ -339,3 +339,35 @@ def test_without_dask_sweep_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     with pytest.raises(mlpfast.MLPFastError, match=r"pip install 'mlpfast\[dask\]'"):
         mlpfast.sweep({"data": "x.csv"})
+
+
+def test_a_file_is_read_once_per_process_with_the_cache_and_trains_the_same(shops, monkeypatch):
+    from mlpfast.tabular import flow
+    calls = []
+    real = flow.learn_schema
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    path = str(shops / "shops" / "s0.csv")
+    plain = [tabular.train(path, target="y", max_iter=2, hidden_layer_sizes=(8,), seed=s)
+             for s in (0, 1)]
+    monkeypatch.setattr(flow, "learn_schema", counted)
+    flow.cache_data(True)
+    try:
+        cached = [tabular.train(path, target="y", max_iter=2, hidden_layer_sizes=(8,), seed=s)
+                  for s in (0, 1)]
+        assert len(calls) == 1  # read (both passes) once, not once per run
+        # another option that changes how the file is read is another entry
+        tabular.train(path, target="y", max_iter=1, hidden_layer_sizes=(8,), drop=["d"])
+        assert len(calls) == 2
+        # a changed file is read again
+        _shop(shops / "shops" / "s0.csv", 5)
+        tabular.train(path, target="y", max_iter=1, hidden_layer_sizes=(8,))
+        assert len(calls) == 3
+    finally:
+        flow.cache_data(False)
+    for a, b in zip(plain, cached):
+        assert all(np.array_equal(x, y) for x, y in zip(a.estimator.coefs_, b.estimator.coefs_))
+        assert a.schema.columns[0].m == b.schema.columns[0].m
