@@ -26,8 +26,8 @@ import numpy as np
 from . import CACHE
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .buffers import (Workspace, chunk_rows, layer_block, layer_panels, layer_params, n_rows,
-                      pack_weights)
+from .buffers import (Data, Workspace, chunk_rows, layer_block, layer_panels, layer_params,
+                      n_rows, pack_weights)
 from .matmul import gemm_packed, gemm_tn
 from .optim import add_l2, bias_grad
 from .random import dropout_mask, next_u64
@@ -296,26 +296,27 @@ def _prefetch_rows(d, perm, start, rows):
 
 
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
-def train_batches_many(wss, S, R, d, perms, firsts, lasts, cap, thetas, grads, opt1s, opt2s, P,
-                       layout, widths, hidden, output, solver, hypers, counters, rngs, totals,
-                       order, bounds):
+def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, grads, opt1s,
+                       opt2s, P, layout, widths, hidden, output, solver, hypers, counters, rngs,
+                       totals, order, bounds):
     """train_batches for K models at once, each on one thread: model k runs its minibatches
-    firsts[k]..lasts[k]-1 of the order perms[k] over the shared data d in its own buffers,
-    its chunks one after the other and its update on one thread, so that every model gets
-    the bits train_batches gives it alone (which do not depend on the thread count).
+    firsts[k]..lasts[k]-1 of the order perms[k] over the data dsel[k] of ds in its own
+    buffers, its chunks one after the other and its update on one thread, so that every
+    model gets the bits train_batches gives it alone (which do not depend on the thread
+    count).
 
-    The models share the network (layout, widths, hidden, output, solver), the batch cap and
-    the data; each has its own row k of: wss (buffers.train_workspaces, S chunks and R wpack
-    rows per model: buffers.workspace_sizes), perms (K, N), thetas, grads, opt1s, opt2s
-    (K, >= P; opt2s (K, 0) for SGD), hypers (K, >= 7), counters (K, >= 2), rngs (K, >= 1) and
-    totals (K, >= 3), read and written as train_batches reads and writes its own.
+    ds is a buffers.Data tuple of D data sets of one shape stacked along a leading axis (X
+    (D, N, F), y (D, N), ...; D = 1 and views of one data set when the models share it).
+    The models share the network (layout, widths, hidden, output, solver) and the batch
+    cap; each has its own row k of: wss (buffers.train_workspaces, S chunks and R wpack rows
+    per model: buffers.workspace_sizes), perms (K, N), thetas, grads, opt1s, opt2s (K, >= P;
+    opt2s (K, 0) for SGD), hypers (K, >= 7), counters (K, >= 2), rngs (K, >= 1) and totals
+    (K, >= 3), read and written as train_batches reads and writes its own.
 
     Thread t runs models order[bounds[t]:bounds[t+1]] one after the other, each over its
     whole range: one parallel region per call, no synchronisation per step. The totals and
     the Adam step count stay in registers and are written back at the end (the same
     additions in the same order); the next minibatch's rows are prefetched during a step."""
-    n = n_rows(d)
-    weighted = d.w.shape[0] > 0
     T = wss.tasks.shape[0]
     P1 = min(P, opt1s.shape[1])
     P2 = min(P, opt2s.shape[1])
@@ -328,6 +329,11 @@ def train_batches_many(wss, S, R, d, perms, firsts, lasts, cap, thetas, grads, o
                            wss.Ybuf[k, :S], wss.wbuf[k, :S], wss.wpack[k, :R], wss.wpanels,
                            wss.tasks, wss.task_sq[k, :T], wss.chunk_rng[k, :S],
                            wss.losses[k, :S])
+            j = dsel[k]
+            d = Data(ds.X[j], ds.data[j], ds.indices[j], ds.indptr[j], ds.y[j], ds.Y[j],
+                     ds.w[j])
+            n = n_rows(d)
+            weighted = d.w.shape[0] > 0
             perm = perms[k]
             theta = thetas[k, :P]
             grad = grads[k, :P]
