@@ -14,13 +14,17 @@ How: in a thread started here, CPUEngine._run (a run of minibatches: an epoch, o
 chunk of one) posts its arguments to the group's rendezvous and waits. Once every participant
 still running has posted, the thread that completes the round runs them all: the posted runs
 are grouped by what one compiled call can share (widths, hidden activation, output, dtype,
-solver, batch size, and the same training data: equal arrays, compared once per fit), each
-group of two or more goes through network.train_batches_many in one call (one model per
-thread, each over its whole range, no synchronisation per step), and a run alone in its
-group through train_batches as outside run_together. Then every participant copies nothing
-and goes on: its arrays were written in place. Results never depend on the grouping (every
-model gets train_batches' bits, which do not depend on the thread count), only the speed
-does. Participants may post different ranges (progress chunks are sized by time).
+solver, batch size, and training data of one shape), each group of two or more goes through
+network.train_batches_many in one call (one model per thread, each over its whole range, no
+synchronisation per step), and a run alone in its group through train_batches as outside
+run_together; the results are copied back into each fit's own arrays before it goes on.
+Training sets are told apart by content (equal arrays are one set, compared once per fit);
+fits on different sets of one shape (early stopping's splits by different seeds) share a
+call through one stacked copy of the sets, made once, unless the copies would pass
+config.TOGETHER_COPY_BYTES (then each set's fits have calls of their own). Results never
+depend on the grouping (every model gets train_batches' bits, which do not depend on the
+thread count), only the speed does. Participants may post different ranges (progress chunks
+are sized by time): the models of a call are spread over the threads longest first.
 
 A participant that finishes or raises leaves the group and is not waited for. One doing long
 work that cannot be pooled (L-BFGS's full-batch gradients, a CUDA epoch) steps aside while it
@@ -41,6 +45,7 @@ import threading
 import numba
 import numpy as np
 
+from .. import config
 from ..kernels import buffers, network
 
 _local = threading.local()
@@ -74,6 +79,8 @@ def run_together(fns):
     group = _Group(len(fns), threads)
     results = [None] * len(fns)
 
+    finished = [threading.Event() for _ in fns]
+
     def body(i, fn):
         _local.group = group
         try:
@@ -84,19 +91,23 @@ def run_together(fns):
         finally:
             _local.group = None
             group.leave()
+            finished[i].set()
 
-    workers = [threading.Thread(target=body, args=(i, fn), name=f"mlpfast-together-{i}",
-                                daemon=True) for i, fn in enumerate(fns)]
-    for t in workers:
-        t.start()
+    def wait_all():
+        # Event.wait rather than Thread.join: a join interrupted by Ctrl-C marks a thread
+        # still running as finished (CPython 3.11, bpo-45274), and a later join returns at once
+        for ev in finished:
+            while not ev.wait(0.2):
+                pass
+
+    for i, fn in enumerate(fns):
+        threading.Thread(target=body, args=(i, fn), name=f"mlpfast-together-{i}",
+                         daemon=True).start()
     try:
-        for t in workers:
-            while t.is_alive():
-                t.join(0.2)
+        wait_all()
     except KeyboardInterrupt as exc:
         group.cancel()
-        for t in workers:
-            t.join()
+        wait_all()
         exc.results = results
         raise
     return results
@@ -123,7 +134,8 @@ class _Group:
         self.cancelled = False
         self.threads = threads
         self._datas = []         # the distinct training data seen, by content
-        self._stacks = {}        # (call key, models) -> _Stack
+        self._stacks = {}        # call key -> _Stack
+        self._data_stacks = {}   # call key -> (data indices, their stacked buffers.Data)
 
     # ---- the rendezvous
 
@@ -200,20 +212,26 @@ class _Group:
         for job in batch:
             calls.setdefault(self._key(job.engine), []).append(job)
         for key, jobs in calls.items():
-            if len(jobs) == 1:
-                j = jobs[0]
-                j.engine._train(j.first, j.last, j.hyper, j.counters, j.rng, j.totals)
-            else:
-                self._train_many(key, jobs)
+            slots = [self._data_index(j.engine) for j in jobs]
+            stacked = self._stacked(key, slots)
+            if stacked is not None:
+                self._call(key, jobs, *stacked)
+                continue
+            by_data = {}
+            for j, slot in zip(jobs, slots):
+                by_data.setdefault(slot, []).append(j)
+            for slot, some in by_data.items():
+                self._call(key, some, _one(self._datas[slot]), np.zeros(len(some), np.int64))
 
     def _key(self, engine):
-        """What one compiled call shares: the network, the batch size, the data."""
+        """What one compiled call shares: the network, the batch size, the data's shapes."""
         s = engine.spec
         return (tuple(int(w) for w in s.widths), int(s.hidden), int(s.output),
-                np.dtype(s.dtype).str, int(s.solver), int(s.batch_size),
-                engine.theta.shape[0], self._data_index(engine))
+                np.dtype(s.dtype).str, int(s.solver), int(s.batch_size), engine.theta.shape[0],
+                tuple((a.shape, a.dtype.str) for a in engine.data))
 
     def _data_index(self, engine):
+        """The index of the engine's training data among those seen (equal data, one index)."""
         d = engine.data
         tag = getattr(engine, "_together_data", None)
         if tag is not None and tag[0] is self and tag[1] is d:
@@ -227,15 +245,40 @@ class _Group:
         engine._together_data = (self, d, i)
         return i
 
-    def _train_many(self, key, jobs):
+    def _stacked(self, key, slots):
+        """(ds, dsel) for runs on the data `slots`: views of the one data set they share, or
+        the data sets copied into one stack (kept for later rounds); None when the copies
+        would pass config.TOGETHER_COPY_BYTES."""
+        distinct = list(dict.fromkeys(slots))
+        if len(distinct) == 1:
+            return _one(self._datas[distinct[0]]), np.zeros(len(slots), np.int64)
+        have, ds = self._data_stacks.get(key, ((), None))
+        if not set(distinct) <= set(have):
+            have = list(have) + [i for i in distinct if i not in have]
+            size = sum(a.nbytes for a in self._datas[have[0]])
+            if size * len(have) > config.TOGETHER_COPY_BYTES:
+                return None
+            self._data_stacks.pop(key, None)  # the old stack goes before the new one is made
+            ds = buffers.Data(*(np.stack([self._datas[i][f] for i in have])
+                                for f in range(len(buffers.Data._fields))))
+            self._data_stacks[key] = (have, ds)
+        where = {i: p for p, i in enumerate(have)}
+        return ds, np.array([where[i] for i in slots], np.int64)
+
+    def _call(self, key, jobs, ds, dsel):
+        if len(jobs) == 1:
+            j = jobs[0]
+            j.engine._train(j.first, j.last, j.hyper, j.counters, j.rng, j.totals)
+            return
         K = len(jobs)
         e0 = jobs[0].engine
         spec = e0.spec
-        d = self._datas[key[-1]]
         P = e0.theta.shape[0]
-        st = self._stacks.get((key, K))
-        if st is None:
-            st = self._stacks[(key, K)] = _Stack(spec, d, P, K)
+        st = self._stacks.get(key)
+        if st is None or st.firsts.shape[0] < K:
+            # one per call key, for the most models it has had (fewer use its first rows)
+            self._stacks.pop(key, None)
+            st = self._stacks[key] = _Stack(spec, e0.data, P, K)
         for k, j in enumerate(jobs):
             e = j.engine
             st.thetas[k, :P] = e.theta
@@ -248,11 +291,12 @@ class _Group:
             st.totals[k, :j.totals.shape[0]] = j.totals
             st.firsts[k] = j.first
             st.lasts[k] = j.last
-        order, bounds = balance(st.lasts - st.firsts, self.threads)
+        order, bounds = balance(st.lasts[:K] - st.firsts[:K], self.threads)
         network.train_batches_many(
-            st.wss, st.S, st.R, d, st.perms, st.firsts, st.lasts, spec.batch_size, st.thetas,
-            st.grads, st.opt1s, st.opt2s, np.int64(P), e0.layout, e0.widths, spec.hidden,
-            e0._output, spec.solver, st.hypers, st.counters, st.rngs, st.totals, order, bounds)
+            st.wss, st.S, st.R, ds, dsel, st.perms, st.firsts, st.lasts, spec.batch_size,
+            st.thetas, st.grads, st.opt1s, st.opt2s, np.int64(P), e0.layout, e0.widths,
+            spec.hidden, e0._output, spec.solver, st.hypers, st.counters, st.rngs, st.totals,
+            order, bounds)
         for k, j in enumerate(jobs):
             e = j.engine
             e.theta[:] = st.thetas[k, :P]
@@ -261,6 +305,11 @@ class _Group:
             j.counters[:] = st.counters[k, :j.counters.shape[0]]
             j.rng[:] = st.rngs[k, :j.rng.shape[0]]
             j.totals[:] = st.totals[k, :j.totals.shape[0]]
+
+
+def _one(d):
+    """One data set as a stack of one: views, no copy."""
+    return buffers.Data(*(a[None] for a in d))
 
 
 class _Stack:
