@@ -280,7 +280,7 @@ class CUDAEngine(Engine):
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         # in together.run_together: a GPU epoch is not pooled, the CPU fits go on meanwhile
-        with together.away():
+        with together.away(parallel=False):
             return self._train_epoch(rng, shuffle, hyper, counters, progress, start)
 
     def _train_epoch(self, rng, shuffle, hyper, counters, progress, start):

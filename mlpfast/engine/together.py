@@ -59,11 +59,23 @@ def current():
     return getattr(_local, "group", None)
 
 
-def away():
+def away(parallel=True):
     """A context in which the calling participant is not waited for (long work that is not
-    pooled); a no-op outside run_together."""
+    pooled); a no-op outside run_together. parallel: the work launches Numba parallel regions
+    of its own, which then run beside a pooled call; not under Numba's workqueue threading
+    layer, which aborts the process on concurrent launches (the participant is then waited
+    for, its work and the pooled calls one after the other)."""
     group = current()
-    return group.away() if group is not None else contextlib.nullcontext()
+    if group is None or (parallel and _layer_is_workqueue()):
+        return contextlib.nullcontext()
+    return group.away()
+
+
+def _layer_is_workqueue():
+    try:
+        return numba.threading_layer() == "workqueue"
+    except ValueError:  # no parallel region has run yet: the layer asked for
+        return numba.config.THREADING_LAYER == "workqueue"
 
 
 def run_together(fns):

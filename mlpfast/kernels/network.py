@@ -295,7 +295,7 @@ def _prefetch_rows(d, perm, start, rows):
             prefetch(w, r)
 
 
-@nb.njit(error_model="numpy", parallel=True, cache=CACHE)
+@nb.njit(error_model="numpy", parallel=True, nogil=True, cache=CACHE)
 def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, grads, opt1s,
                        opt2s, P, layout, widths, hidden, output, solver, hypers, counters, rngs,
                        totals, order, bounds):
@@ -316,7 +316,9 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
     Thread t runs models order[bounds[t]:bounds[t+1]] one after the other, each over its
     whole range: one parallel region per call, no synchronisation per step. The totals and
     the Adam step count stay in registers and are written back at the end (the same
-    additions in the same order); the next minibatch's rows are prefetched during a step."""
+    additions in the same order); the next minibatch's rows are prefetched during a step.
+    Without the GIL: a thread of together.run_together that steps aside (away()) runs its
+    Python meanwhile, and a Ctrl-C reaches the caller during the call."""
     T = wss.tasks.shape[0]
     P1 = min(P, opt1s.shape[1])
     P2 = min(P, opt2s.shape[1])
