@@ -1,6 +1,6 @@
 """Many W4 trials at once: est.fit one after another against engine.together.run_together.
 
-    python benchmarks/together.py [--trials 8] [--epochs 3] [--rounds 5] [--one-thread]
+    python benchmarks/together.py [--trials 8] [--epochs 3] [--rounds 5] [--one-thread] [--kernel]
 
 W4 (benchmarks/README.md: 100,000 x 20 standard-normal features, hidden 64, 2 classes,
 batch 32, Adam) as a small hyperparameter search: trial i has random_state i (its own
@@ -11,7 +11,9 @@ weights and loss curve are the same bits in (a) and (b). Compilation is timed ap
 warm-up of both paths before the rounds). Reports trials per second, the median over rounds
 of each round's ratio, and where the time goes: (a)'s fit overhead outside the epochs, and
 (b) again on one Numba thread (--one-thread), which tells the pooled kernel's own per-step
-gain apart from the second core's. The machine is shared: the load average is printed.
+gain apart from the second core's; --kernel times the compiled calls without the fits
+around them (train_batches per model against one train_batches_many call). The machine is
+shared: the load average is printed.
 """
 import argparse
 import os
@@ -53,6 +55,61 @@ def same_bits(a, b):
                for p, q in zip(a, b))
 
 
+def kernel_only(n_models, rounds, threads):
+    """The compiled calls alone, one epoch per model: each model through train_batches one
+    after another (as a fit alone runs it) against all of them in one train_batches_many
+    call on `threads` threads and on one. Same start, same bits checked. us per model-step."""
+    from mlpfast.engine import CPUEngine, NetSpec, together
+    from mlpfast.kernels import network, random
+    from mlpfast.params import glorot_init, make_layout
+    wl = bench.WORKLOADS["W4"]
+    X, y = bench.synthetic(wl)
+    Y = (y == 1).astype(np.float32).reshape(-1, 1)  # two classes: one logistic output
+    spec = NetSpec((wl.features,) + wl.hidden + (1,), 1, 2, np.float32, network.ADAM, wl.batch)
+    layout, P = make_layout(spec.widths)
+    steps = -(-len(X) // wl.batch)
+
+    def models():
+        out = []
+        for k in range(n_models):
+            theta = np.zeros(P)
+            glorot_init(theta, layout, np.random.RandomState(k), "relu")
+            e = CPUEngine(spec)
+            e.start(theta.astype(np.float32), np.zeros(P, np.float32), np.zeros(P, np.float32),
+                    X, None, Y)
+            rng = np.array([k + 1], np.uint64)
+            random.shuffle(e.perm, rng)
+            hyper = np.array([1e-3 * (1 + k / 4), 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
+            out.append((e, hyper, np.array([0, 0], np.int64), rng, np.zeros(3)))
+        return out
+
+    def alone(ms):
+        for e, *state in ms:
+            e._train(0, steps, *state)
+
+    def pooled(ms, t):
+        jobs = [together._Job(e, 0, steps, *state) for e, *state in ms]
+        together._Group(0, t)._run_batch(jobs)
+
+    a, b = models(), models()
+    alone(a)
+    pooled(b, threads)
+    if not all(np.array_equal(x[0].theta, z[0].theta) for x, z in zip(a, b)):
+        raise SystemExit("train_batches_many differs from train_batches")
+    times = {"alone": [], f"pooled, {threads} threads": [], "pooled, 1 thread": []}
+    for _ in range(rounds):
+        for name, fn in [("alone", lambda: alone(a)),
+                         (f"pooled, {threads} threads", lambda: pooled(b, threads)),
+                         ("pooled, 1 thread", lambda: pooled(b, 1))]:
+            t0 = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0) / n_models / steps * 1e6)
+    print(f"\nthe compiled calls alone, W4, {n_models} models x one epoch, us per model-step, "
+          f"{rounds} rounds:")
+    for name, v in times.items():
+        print(f"  {name:20} median {np.median(v):5.2f}   " + " ".join(f"{x:.2f}" for x in v))
+
+
 def timed(fn, *args):
     t0 = time.perf_counter()
     out = fn(*args)
@@ -66,6 +123,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--one-thread", action="store_true",
                     help="also time (b) on one Numba thread")
+    ap.add_argument("--kernel", action="store_true",
+                    help="also time the compiled calls alone (no fit around them)")
     args = ap.parse_args()
     import numba
     warnings.simplefilter("ignore")  # ConvergenceWarning: the epochs are fixed on purpose
@@ -128,6 +187,8 @@ def main():
     print(f"ratio (b)/(a) in trials per second: median {np.median(ratios):.2f} "
           f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}); every trial the same bits; "
           f"load average {os.getloadavg()[0]:.2f}")
+    if args.kernel:
+        kernel_only(args.trials, args.rounds, threads)
 
 
 if __name__ == "__main__":
