@@ -359,3 +359,23 @@ def test_run_together_tabular_train_equals_train_alone(tmp_path, pooled_calls):
         _same_fit(a.estimator, b.estimator)
     # the four fits pooled (seed 0's two on one split, seeds 1 and 2 on splits of their own)
     assert max(pooled_calls) == 4
+
+
+def test_a_failing_pooled_call_fails_its_own_fits_only(monkeypatch):
+    X, y = _data_cls()
+    real = network.train_batches_many
+
+    def fails_for_hidden_5(*args):
+        if args[15][1] == 5:  # widths
+            raise RuntimeError("boom")
+        return real(*args)
+    monkeypatch.setattr(network, "train_batches_many", fails_for_hidden_5)
+    make = [lambda i=i, h=h: _classifier(i, hidden_layer_sizes=(h,))
+            for i, h in enumerate([5, 6, 5, 6])]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [make[1]().fit(X, y), make[3]().fit(X, y)]
+        out = _bounded(lambda: together.run_together([lambda m=m: m().fit(X, y) for m in make]))
+    assert isinstance(out[0], RuntimeError) and isinstance(out[2], RuntimeError)
+    _same_fit(alone[0], out[1])
+    _same_fit(alone[1], out[3])

@@ -112,13 +112,18 @@ def run_together(fns):
             while not ev.wait(0.2):
                 pass
 
-    for i, fn in enumerate(fns):
-        threading.Thread(target=body, args=(i, fn), name=f"mlpfast-together-{i}",
-                         daemon=True).start()
+    started = 0
     try:
+        for i, fn in enumerate(fns):
+            threading.Thread(target=body, args=(i, fn), name=f"mlpfast-together-{i}",
+                             daemon=True).start()
+            started += 1
         wait_all()
     except KeyboardInterrupt as exc:
         group.cancel()
+        for i in range(started, len(fns)):  # never started: nothing to wait for
+            group.leave()
+            finished[i].set()
         wait_all()
         exc.results = results
         raise
@@ -127,13 +132,14 @@ def run_together(fns):
 
 class _Job:
     """One posted run of minibatches: CPUEngine._run's arguments."""
-    __slots__ = ("engine", "first", "last", "hyper", "counters", "rng", "totals", "done",
-                 "error")
+    __slots__ = ("engine", "first", "last", "hyper", "counters", "rng", "totals", "ran",
+                 "done", "error")
 
     def __init__(self, engine, first, last, hyper, counters, rng, totals):
         self.engine, self.first, self.last = engine, int(first), int(last)
         self.hyper, self.counters, self.rng, self.totals = hyper, counters, rng, totals
-        self.done = False
+        self.ran = False    # its call is over (set by the thread running the round)
+        self.done = False   # its round is over (set under the lock)
         self.error = None
 
 
@@ -175,17 +181,17 @@ class _Group:
         batch, self.posted = self.posted, []
         self.running = True
         self.cond.release()
-        error = None
         try:
             self._run_batch(batch)
-        except BaseException as exc:  # noqa: B036  (every participant of the round gets it)
-            error = exc
+        except BaseException as exc:  # noqa: B036  (the runs it left undone get it)
+            for job in batch:
+                if not job.ran:
+                    job.error = exc
         finally:
             self.cond.acquire()
             self.running = False
             for job in batch:
                 job.done = True
-                job.error = error
             self.cond.notify_all()
 
     def leave(self):
@@ -220,6 +226,7 @@ class _Group:
     # ---- a round
 
     def _run_batch(self, batch):
+        # an error in one call fails that call's runs only
         calls = {}
         for job in batch:
             calls.setdefault(self._key(job.engine), []).append(job)
@@ -227,13 +234,23 @@ class _Group:
             slots = [self._data_index(j.engine) for j in jobs]
             stacked = self._stacked(key, slots)
             if stacked is not None:
-                self._call(key, jobs, *stacked)
+                self._call_marking(key, jobs, *stacked)
                 continue
             by_data = {}
             for j, slot in zip(jobs, slots):
                 by_data.setdefault(slot, []).append(j)
             for slot, some in by_data.items():
-                self._call(key, some, _one(self._datas[slot]), np.zeros(len(some), np.int64))
+                self._call_marking(key, some, _one(self._datas[slot]),
+                                   np.zeros(len(some), np.int64))
+
+    def _call_marking(self, key, jobs, ds, dsel):
+        try:
+            self._call(key, jobs, ds, dsel)
+        except Exception as exc:
+            for j in jobs:
+                j.error = exc
+        for j in jobs:
+            j.ran = True
 
     def _key(self, engine):
         """What one compiled call shares: the network, the batch size, the data's shapes."""
