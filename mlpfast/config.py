@@ -29,3 +29,8 @@ PREDICT_CHUNK_ROWS = 512
 # Minibatches per compiled call while training, when the caller wants progress reports.
 # The engine sizes chunks from this and the time an epoch takes (see engine.cpu).
 PROGRESS_SECONDS = 0.25
+
+# together.run_together pools fits whose training sets differ but have one shape (early
+# stopping's splits, say) by copying each set once into one stacked array; above this many
+# bytes of copies it runs each set's fits in calls of their own instead.
+TOGETHER_COPY_BYTES = 1 << 30

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..errors import DeviceError
 from ..kernels import buffers, network, random
+from . import together
 from .base import Engine, layout_of, run_in_chunks
 
 # set in a child forked from a process whose training started GNU OpenMP's threads, which are
@@ -103,6 +104,14 @@ class CPUEngine(Engine):
         self.perm = np.arange(self.n, dtype=np.int64)
 
     def _run(self, first, last, hyper, counters, rng, totals):
+        group = together.current()
+        if group is not None:
+            # a thread of together.run_together: pooled with the other fits' runs
+            group.train(self, first, last, hyper, counters, rng, totals)
+        else:
+            self._train(first, last, hyper, counters, rng, totals)
+
+    def _train(self, first, last, hyper, counters, rng, totals):
         s = self.spec
         network.train_batches(self.ws, numba.get_num_threads(), self.data, self.perm, first,
                               last, s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
@@ -160,9 +169,10 @@ class CPUEngine(Engine):
         direct = (grad.dtype == spec.dtype and grad.flags.c_contiguous
                   and grad.flags.writeable and grad is not self.grad)
         out = grad if direct else np.empty(theta.shape[0], spec.dtype)
-        f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
-                                  self.grad, self.layout, self.widths, spec.hidden, self._output,
-                                  float(alpha), np.int64(spec.batch_size))
+        with together.away():  # in run_together: not pooled, the others go on meanwhile
+            f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
+                                      self.grad, self.layout, self.widths, spec.hidden,
+                                      self._output, float(alpha), np.int64(spec.batch_size))
         if not direct:
             grad[:] = out
         return float(f)

@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import DeviceError
 from ..kernels import cuda_kernels as ck
 from ..kernels import network, random
+from . import together
 from .base import Engine, layout_of, run_in_chunks
 
 MODES = ("persistent", "phased")
@@ -278,6 +279,11 @@ class CUDAEngine(Engine):
         return float(stats[0, ck.ST_LOSS] * factors[0]) / n, self.d_opt1.copy_to_host()
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
+        # in together.run_together: a GPU epoch is not pooled, the CPU fits go on meanwhile
+        with together.away(parallel=False):
+            return self._train_epoch(rng, shuffle, hyper, counters, progress, start)
+
+    def _train_epoch(self, rng, shuffle, hyper, counters, progress, start):
         if start:
             raise NotImplementedError("the CUDA engine cannot continue an epoch midway; resume "
                                       "on the CPU (device='cpu')")

@@ -136,6 +136,45 @@ def train_workspace(widths, dtype, n_targets, n_params, cap):
     return workspace(widths, dtype, n_targets, n_params, S, _largest_chunk(cap, S))
 
 
+def train_workspaces(widths, dtype, n_targets, n_params, cap, models):
+    """The buffers of train_workspace for `models` models at once (network.train_batches_many):
+    every field but the shared wpanels and tasks gets a leading axis of `models`, model k's
+    buffers being field[k, :n] with n the one model's extent (workspace_sizes). The small
+    fields written every step (task_sq, chunk_rng, losses) are padded to whole 64-byte lines
+    per model so that models on different threads never write one cache line."""
+    one = train_workspace(widths, dtype, n_targets, n_params, cap)
+
+    def stacked(a, pad_rows=False):
+        shape = a.shape
+        if pad_rows:
+            row = a.itemsize * int(np.prod(shape[1:], dtype=np.int64))
+            rows = shape[0]
+            while (rows * row) % _LINE:
+                rows += 1
+            shape = (max(rows, 1),) + shape[1:]
+        return aligned_zeros((models,) + shape, a.dtype)
+    fields = {name: stacked(getattr(one, name), name in ("task_sq", "chunk_rng", "losses"))
+              for name in Workspace._fields if name not in ("wpanels", "tasks")}
+    return Workspace(wpanels=one.wpanels, tasks=one.tasks, **fields)
+
+
+def workspace_sizes(ws):
+    """(S chunks, wpack rows) of one model's buffers in a train_workspaces stack."""
+    return np.int64(ws.acts.shape[1]), np.int64(ws.wpack.shape[1])
+
+
+_LINE = 64
+
+
+def aligned_zeros(shape, dtype):
+    """np.zeros(shape, dtype) starting on a 64-byte cache line."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape, dtype=np.int64))
+    raw = np.zeros(n * dtype.itemsize + _LINE, np.uint8)
+    off = (-raw.ctypes.data) % _LINE
+    return raw[off: off + n * dtype.itemsize].view(dtype).reshape(shape)
+
+
 def predict_workspace(widths, dtype, rows):
     """Buffers for predicting `rows` rows: one chunk, which network.predict_raw reuses for
     every block of PREDICT_CHUNK_ROWS rows."""

@@ -270,3 +270,27 @@ def vlanes(typingctx, like):
     def codegen(context, builder, sig, args):
         return ir.Constant(context.get_value_type(types.intp), lanes)
     return types.intp(like), codegen
+
+
+@intrinsic
+def prefetch(typingctx, arr, i):
+    """A hint that arr[i] (1-D arr) will be read soon: LLVM's llvm.prefetch (read, into every
+    cache level). It loads nothing into the program and changes no result."""
+    if not (isinstance(arr, types.Array) and arr.ndim == 1 and isinstance(i, types.Integer)):
+        return None
+    sig = types.void(arr, i)
+
+    def codegen(context, builder, sig, args):
+        ary = context.make_array(sig.args[0])(context, builder, value=args[0])
+        ptr = cgutils.get_item_pointer(context, builder, sig.args[0], ary,
+                                       [_index(context, builder, sig, args, 1)],
+                                       wraparound=False)
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(
+            builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+            "llvm.prefetch.p0")
+        # read (0), keep in every level (3), data cache (1)
+        builder.call(fn, [builder.bitcast(ptr, i8p), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return sig, codegen
