@@ -107,7 +107,7 @@ def _summary(results, counts, table):
 
 _FIXED_COLUMNS = ("trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
                   "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-                  "seconds", "folder")
+                  "seconds", "together", "folder")
 
 
 def _present(v):

@@ -388,7 +388,7 @@ def read_sweep(folder):
         raise DataError(f"{path} is damaged; run the sweep again to rewrite it") from None
     fixed = {"trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
              "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-             "seconds", "folder"}
+             "seconds", "together", "folder"}
     varied = list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
     return rows, varied
 
@@ -469,7 +469,7 @@ def sweep_figure(source, out=None, *, title=None):
 
 _SWEEP_FIXED = ("trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
                 "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-                "seconds", "folder")
+                "seconds", "together", "folder")
 
 
 def _shown(v):

@@ -219,8 +219,9 @@ def sweep(spec, client=None, *, out=None, scheduler=None, workers=None, threads=
     return their results as a pandas DataFrame, one row per trial in spec order: trial, data,
     one column per varied option, status ('finished', 'skipped' (finished before), 'failed',
     'diverged', 'interrupted' (stopped with a checkpoint), 'not started'), error (one line),
-    epochs_run, best_epoch, val_loss, val_accuracy or val_r2, test_loss, test_accuracy or
-    test_r2 (with a `test` file), seconds, folder.
+    epochs_run, best_epoch, train_loss, val_loss, val_accuracy or val_r2 (the best epoch's),
+    test_loss, test_accuracy or test_r2 (with a `test` file), seconds, together (how many
+    trials trained together with it, itself included; 1: alone), folder.
 
     out: the sweep folder (default sweeps/<spec file's name>, or sweeps/sweep for a dict),
     holding trials/<trial>/ (run folders as `mlpfast train` writes them), results.csv and
@@ -426,15 +427,15 @@ def run_group(group, out, stop_name, threads):
     flow.cache_data(True)  # a data file read once per worker, not once per trial
     stop = _RemoteStop(stop_name) if stop_name else None
     if len(group) == 1:
-        return [run_trial(group[0], out, stop)]
+        return [dict(run_trial(group[0], out, stop), together=1)]
     try:
         from .engine.together import run_together
         results = run_together([lambda t=t: run_trial(t, out, stop) for t in group])
     except Exception:  # noqa: BLE001 (trials that cannot train together train one by one)
         results = [run_trial(t, out, stop) for t in group]
-    return [r if not isinstance(r, BaseException) else
-            _failed(t, out, f"{type(r).__name__}: {_one_line(r)}", 0.0)
-            for t, r in zip(group, results)]
+    return [dict(r if not isinstance(r, BaseException) else
+                 _failed(t, out, f"{type(r).__name__}: {_one_line(r)}", 0.0),
+                 together=len(group)) for t, r in zip(group, results)]
 
 
 def run_trial(trial, out, stop=None):
@@ -522,6 +523,7 @@ def _row(trial, out, status, error="", summary=None, seconds=None, notes=()):
            "error": error, "epochs_run": None, "best_epoch": None, "train_loss": None, "val_loss": None,
            "val_accuracy": None, "val_r2": None, "test_loss": None, "test_accuracy": None,
            "test_r2": None, "seconds": None if seconds is None else round(seconds, 3),
+           "together": None,
            "folder": os.path.join(out, "trials", trial.name), "notes": list(notes)}
     if summary:
         best = summary.get("best") or {}
@@ -581,10 +583,10 @@ class _Book:
         import pandas as pd
         rows = self.rows()
         columns = ["trial", "data", *self.varied, "status", "error", "epochs_run", "best_epoch",
-                   "train_loss", "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-                   "seconds", "folder"]
+                   "train_loss", "val_loss", "val_accuracy", "val_r2", "test_loss",
+                   "test_accuracy", "test_r2", "seconds", "together", "folder"]
         frame = pd.DataFrame(rows, columns=columns)
-        for key in ("epochs_run", "best_epoch"):
+        for key in ("epochs_run", "best_epoch", "together"):
             frame[key] = frame[key].astype("Int64")  # 12, not 12.0, beside empty cells
         write_text(os.path.join(self.out, RESULTS_CSV), frame.to_csv(index=False))
         write_json(os.path.join(self.out, RESULTS_JSON),

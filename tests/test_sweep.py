@@ -371,3 +371,19 @@ def test_a_file_is_read_once_per_process_with_the_cache_and_trains_the_same(shop
     for a, b in zip(plain, cached):
         assert all(np.array_equal(x, y) for x, y in zip(a.estimator.coefs_, b.estimator.coefs_))
         assert a.schema.columns[0].m == b.schema.columns[0].m
+
+
+def test_trials_trained_together_equal_their_runs_alone(shops, client):
+    (shops / "spec.toml").write_text('data = "shops/s0.csv"\ntarget = "y"\n[options]\n'
+                                     'epochs = 3\nhidden = "16"\nbatch_size = 32\n'
+                                     '[grid]\nlr = [0.001, 0.003]\nalpha = [0.0001, 0.01]\n'
+                                     'dropout = [0.0, 0.2]\n')
+    together = mlpfast.sweep(str(shops / "spec.toml"), client=client, out=str(shops / "a"))
+    alone = mlpfast.sweep(str(shops / "spec.toml"), client=client, out=str(shops / "b"),
+                          together=False)
+    assert list(together["together"]) == [8] * 8 and list(alone["together"]) == [1] * 8
+    assert set(together["status"]) == set(alone["status"]) == {"finished"}
+    for a, b in zip(together["folder"], alone["folder"]):
+        assert all(np.array_equal(x, y) for x, y in zip(_weights(a), _weights(b)))
+        assert (pd.read_csv(os.path.join(a, "metrics.csv"))["train_loss"].values ==
+                pd.read_csv(os.path.join(b, "metrics.csv"))["train_loss"].values).all()
