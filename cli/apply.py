@@ -24,9 +24,11 @@ from .main import cli
 @click.option("--workers", type=click.IntRange(1),
               help="With --out-dir: worker processes of the local cluster. [default: one per "
                    "core, up to the files]")
+@click.option("--force", is_flag=True,
+              help="With --out-dir: replace prediction files that exist already.")
 @click.option("--proba", is_flag=True, help="Add one probability column per class.")
 @csv_options(model=True)
-def predict(model, data_files, out_file, out_dir, scheduler, workers, proba, **fmt_opts):
+def predict(model, data_files, out_file, out_dir, scheduler, workers, force, proba, **fmt_opts):
     """Predict every row of DATA with MODEL (a run folder or its model.npz).
 
     Writes one row per input row, in order: the predicted label (column `prediction`) and,
@@ -46,10 +48,11 @@ def predict(model, data_files, out_file, out_dir, scheduler, workers, proba, **f
     from mlpfast import tabular
     from mlpfast.tabular.output import text_output
     if out_dir is not None or len(data_files) > 1 or _is_glob(data_files[0]):
-        return _predict_many(model, data_files, out_file, out_dir, scheduler, workers, proba,
-                             fmt_opts)
-    if scheduler or workers:
-        raise click.UsageError("--scheduler and --workers go with --out-dir (many files)")
+        return _predict_many(model, data_files, out_file, out_dir, scheduler, workers, force,
+                             proba, fmt_opts)
+    if scheduler or workers or force:
+        raise click.UsageError("--scheduler, --workers and --force go with --out-dir (many "
+                               "files)")
     data_file = data_files[0]
     run = tabular.load(model)
     fmt = csv_format(fmt_opts, run.schema.csv)
@@ -63,7 +66,8 @@ def _is_glob(path):
     return glob.has_magic(path) and not os.path.exists(path)
 
 
-def _predict_many(model, data_files, out_file, out_dir, scheduler, workers, proba, fmt_opts):
+def _predict_many(model, data_files, out_file, out_dir, scheduler, workers, force, proba,
+                  fmt_opts):
     import sys
 
     from mlpfast.tabular.many import predict_files
@@ -90,21 +94,27 @@ def _predict_many(model, data_files, out_file, out_dir, scheduler, workers, prob
             click.echo(f"note: {text}", err=True)
         if entry["status"] == "failed":
             failed.append(entry)
-            click.echo(f"failed: {entry['data']}: {entry['error']}", err=True)
+            click.echo(f"failed: {entry['error']}", err=True)
 
     with notes_to_stderr():
-        results = predict_files(model, list(data_files), out_dir, proba=proba, csv=fmt,
-                                scheduler=scheduler, workers=workers, callback=report, stop=STOP)
+        try:
+            results = predict_files(model, list(data_files), out_dir, proba=proba, csv=fmt,
+                                    force=force, scheduler=scheduler, workers=workers,
+                                    callback=report, stop=STOP)
+        except KeyboardInterrupt as exc:  # while connecting: nothing was written
+            click.echo(f"Interrupted ({signal_name(exc)}); nothing was written.", err=True)
+            sys.exit(exit_code(exc))
     written = [r for r in results if r["status"] == "written"]
     if STOP.is_set():
         click.echo(f"Interrupted ({signal_name(None)}): wrote {len(written)} of {len(results)} "
-                   f"files to {out_dir}; each written file is complete", err=True)
+                   f"files to {out_dir} (each complete); the rest were not started", err=True)
         sys.exit(exit_code(None))
-    click.echo(f"wrote {len(written)} files ({sum(r['rows'] for r in written):,} rows) to "
+    files = "file" if len(written) == 1 else "files"
+    click.echo(f"wrote {len(written)} {files} ({sum(r['rows'] for r in written):,} rows) to "
                f"{out_dir}", err=True)
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} files failed (first: "
-                                   f"{failed[0]['data']}: {failed[0]['error']})")
+                                   f"{failed[0]['error']})")
 
 
 @cli.command()

@@ -57,11 +57,28 @@ def _is_the_program():
     return os.path.basename(argv0) == "mlpfast" or argv0.endswith(os.path.join("mlpfast", "__main__.py"))
 
 
+def _is_a_worker():
+    """Whether this process is a child that the command started (a dask worker of `mlpfast
+    sweep`: spawned children import the program's main module again)."""
+    import multiprocessing
+    # while a spawned child imports the main module, parent_process() is not known yet, but
+    # the child already has the name its parent gave it
+    return (multiprocessing.parent_process() is not None
+            or multiprocessing.current_process().name != "MainProcess")
+
+
 if _is_the_program():
-    # from the first moment the commands' modules load (Numba's import takes a while), a
-    # signal is one line and 128 + its number (StopRequest.handle), never a traceback
-    for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(_sig, STOP.handle)
+    if _is_a_worker():
+        # Ctrl-C (and a closed terminal) signal the whole process group: the command asks its
+        # workers to stop at a checkpoint; a worker that died of the key press would lose
+        # its trial's last stretch and leave half-written files
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    else:
+        # from the first moment the commands' modules load (Numba's import takes a while), a
+        # signal is one line and 128 + its number (StopRequest.handle), never a traceback
+        for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(_sig, STOP.handle)
 
 
 def _signum(exc):

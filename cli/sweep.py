@@ -100,7 +100,8 @@ def _summary(results, counts, table):
                                                      "test_r2") if _present(row[k])),
                      f"train_loss {row['train_loss']:.4f}")
         opts = ", ".join(f"{k}={row[k]}" for k in varied)
-        lines.append(f"best for {os.path.basename(data)}: {trial} ({opts}): {score}")
+        lines.append(f"best for {os.path.basename(data)}: {trial}" +
+                     (f" ({opts})" if opts else "") + f": {score}")
     lines.append(f"wrote {table} and results.json")
     return "\n".join(lines)
 
@@ -128,7 +129,9 @@ class _Bar:
         if self.bar is None:
             from tqdm import tqdm
             self.bar = tqdm(total=event["total"], unit="trial", file=sys.stderr,
-                            dynamic_ncols=True)
+                            dynamic_ncols=True, smoothing=0)
+        if event["kind"] == "start":
+            return
         self.bar.n = event["done"]
         row = event["row"]
         self.bar.set_postfix_str(f"{row['trial']} {row['status']}", refresh=True)

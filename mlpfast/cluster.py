@@ -54,41 +54,106 @@ def plan(tasks, workers=None, threads=None):
     return workers, threads
 
 
+# seconds to wait for a scheduler to answer, and for it to have a worker
+CONNECT_SECONDS = 30.0
+
+
 @contextlib.contextmanager
-def executor(client=None, scheduler=None, workers=None, threads=None, tasks=1):
+def executor(client=None, scheduler=None, workers=None, threads=None, tasks=1, stop=None):
     """A dask.distributed Client: `client` itself when given (left open), one connected to
     `scheduler` (an address such as tcp://host:8786), or a new LocalCluster of worker
     processes sized by plan(tasks, workers, threads) and closed at the end. Yields (client,
-    threads per task). Raises ClusterError when dask is missing or the scheduler cannot be
-    reached."""
+    threads per task). Raises ClusterError when dask is missing, the scheduler cannot be
+    reached (within CONNECT_SECONDS, or at once for an address that is not one) or has no
+    worker within CONNECT_SECONDS; KeyboardInterrupt when `stop` (an object with is_set())
+    is set while connecting."""
     distributed = require_dask()
     if client is not None:
         yield client, threads or _remote_threads(client)
         return
     if scheduler is not None:
-        try:
-            client = distributed.Client(scheduler, timeout="20s")
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(f"cannot reach the dask scheduler at {scheduler} ({exc}); start "
-                               "one (dask scheduler; dask worker ADDRESS) or leave out "
-                               "--scheduler to run here") from None
-        with client:
+        with _quiet_dask(), _connect(distributed, scheduler, stop) as client:
             yield client, threads or _remote_threads(client)
         return
     workers, threads = plan(tasks, workers, threads)
-    import dask
-    # worker processes of their own (Numba's threads are per process); no dashboard (a port
-    # taken by another program is not our business); the workers' logs silenced (what fails
-    # in a task comes back as its result's one-line error, not as a logged traceback)
     import logging
+
+    import dask
+    # worker processes of their own (Numba's threads are per process); the scheduler's web
+    # page on a free port of the loopback (not 8787, which another cluster may hold); the
+    # workers' logs silenced (what fails in a task comes back as its one-line error)
     with dask.config.set({"distributed.worker.daemon": False}):
         cluster = distributed.LocalCluster(
-            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-            silence_logs=logging.CRITICAL, env={"NUMBA_NUM_THREADS": str(threads),
-                                       "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-                                       "OPENBLAS_NUM_THREADS": "1"})
-    with cluster, distributed.Client(cluster) as client:
+            n_workers=workers, threads_per_worker=1, processes=True,
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
+            env={"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1",
+                 "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+    with _quiet_dask(), cluster, distributed.Client(cluster) as client:
         yield client, threads
+
+
+@contextlib.contextmanager
+def _quiet_dask():
+    """dask's own loggers silenced in this process while our client runs: a lost scheduler
+    is reported once, as our error, not as pages of reconnection tracebacks."""
+    import logging
+    # dask's loggers carry their own levels and handlers (a child logger's records reach its
+    # parents' handlers whatever the parents' levels): the handlers are what is quietened
+    handlers = [h for n in ("distributed", "tornado", "asyncio", "")
+                for h in logging.getLogger(n).handlers]
+    levels = [h.level for h in handlers]
+    for h in handlers:
+        h.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        for h, level in zip(handlers, levels):
+            h.setLevel(level)
+
+
+@contextlib.contextmanager
+def _connect(distributed, scheduler, stop):
+    """A Client of the scheduler at `scheduler`, made in a thread so that a peer that never
+    answers (or answers with something other than dask) cannot hold us past CONNECT_SECONDS
+    or past a stop; then the scheduler's first worker waited for as long."""
+    import threading
+    import time
+    hint = ("start one (dask scheduler) and its workers (dask worker ADDRESS), or leave out "
+            "--scheduler to run here")
+    box = {}
+
+    def connect():
+        try:
+            box["client"] = distributed.Client(scheduler, timeout=f"{CONNECT_SECONDS:g}s")
+        except BaseException as exc:  # noqa: BLE001 (any failure to connect is reported)
+            box["error"] = exc
+
+    thread = threading.Thread(target=connect, daemon=True, name="mlpfast-connect")
+    thread.start()
+    deadline = time.monotonic() + CONNECT_SECONDS + 5
+    while thread.is_alive() and time.monotonic() < deadline:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt("stop requested")
+        thread.join(0.1)
+    if "client" not in box:
+        exc = box.get("error")
+        why = "no answer" if exc is None else (
+            "not a scheduler address" if isinstance(exc, (ValueError, TypeError)) else
+            "it answered with something other than a dask scheduler"
+            if isinstance(exc, MemoryError) else f"{type(exc).__name__}: {exc}")
+        raise ClusterError(f"cannot reach the dask scheduler at {scheduler} ({why}); {hint}")
+    client = box["client"]
+    with client:
+        deadline = time.monotonic() + CONNECT_SECONDS
+        while not client.scheduler_info().get("workers"):
+            if time.monotonic() > deadline:
+                raise ClusterError(f"the dask scheduler at {scheduler} has no workers; start "
+                                   f"some (dask worker {scheduler}), or leave out --scheduler "
+                                   "to run here")
+            if stop is not None and stop.is_set():
+                raise KeyboardInterrupt("stop requested")
+            time.sleep(0.2)
+        yield client
 
 
 def _remote_threads(client):

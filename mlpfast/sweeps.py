@@ -3,8 +3,9 @@ more CSV files, executed by dask.distributed (mlpfast.cluster), each trial an or
 folder, the results in one table.
 
     import mlpfast
-    results = mlpfast.sweep("spec.toml")            # a pandas DataFrame, one row per trial
-    results = mlpfast.sweep(spec_dict, client=client, out="sweeps/shops")
+    if __name__ == "__main__":   # a script: the local cluster's workers import it again
+        results = mlpfast.sweep("spec.toml")        # a pandas DataFrame, one row per trial
+        results = mlpfast.sweep(spec_dict, client=client, out="sweeps/shops")
 
 The spec (a TOML file, or the same as a dict):
 
@@ -59,7 +60,13 @@ class Trial:
 
     def __init__(self, data, options, varied):
         self.data, self.options, self.varied = data, options, varied
-        key = json.dumps({"data": data, "options": options}, sort_keys=True, default=str)
+        try:
+            # the options as training takes them: '8', 8 and [8] are one width, 1 and 1.0 one
+            # seed; values that are refused keep their own spelling (their trial fails)
+            same = {k: repr(v) for k, v in sorted(library_options(options).items())}
+        except DataError:
+            same = options
+        key = json.dumps({"data": data, "options": same}, sort_keys=True, default=str)
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         stem = os.path.splitext(os.path.basename(data))[0]
         for ext in (".csv", ".tsv", ".txt"):  # shops/a.csv.gz -> a
@@ -84,7 +91,13 @@ def load_spec(spec):
             import tomli as tomllib
         try:
             with open(path, "rb") as f:
-                conf = tomllib.load(f)
+                text = f.read()
+            if text.startswith(b"\xef\xbb\xbf"):  # a byte-order mark some editors write
+                text = text[3:]
+            conf = tomllib.loads(text.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise DataError(f"the sweep spec {path} is not UTF-8 text ({exc.reason} at byte "
+                            f"{exc.start})") from None
         except OSError as exc:
             raise DataError(f"cannot read the sweep spec {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
@@ -115,7 +128,17 @@ def trials_of(conf, base):
     grid = _table(conf, "grid", where)
     rand = _table(conf, "random", where)
     if "target" in conf:
-        fixed.setdefault("target", conf["target"])
+        if not isinstance(conf["target"], str):
+            raise DataError(f"{where}: target = {conf['target']!r} is not a column name")
+        given = {canonical(k): v for k, v in fixed.items()}.get("target")
+        if given is not None and given != conf["target"]:
+            raise DataError(f"{where}: target = {conf['target']!r} and [options] target = "
+                            f"{given!r} disagree; give the target once")
+        if any(canonical(k) == "target" for k in {**grid, **rand}):
+            raise DataError(f"{where}: target is given, and [grid] or [random] varies it; "
+                            "give one or the other")
+        fixed = {k: v for k, v in fixed.items() if canonical(k) != "target"}
+        fixed["target"] = conf["target"]
     for table, section in ((fixed, "options"), (grid, "grid"), (rand, "random")):
         for key in table:
             name = canonical(key)
@@ -158,9 +181,13 @@ def _table(conf, key, where):
 
 
 def _data_files(data, base, where):
-    patterns = [data] if isinstance(data, str) else data
-    if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
+    patterns = [data] if isinstance(data, (str, os.PathLike)) else data
+    if not isinstance(patterns, list) or not all(isinstance(p, (str, os.PathLike))
+                                                 for p in patterns):
         raise DataError(f"{where}: data = {data!r} is not a file, a glob or a list of them")
+    if not patterns:
+        raise DataError(f"{where}: data = [] names no file; list the CSV files or globs")
+    patterns = [os.fspath(p) for p in patterns]
     files = []
     for pattern in patterns:
         full = _from(base, os.path.expanduser(pattern))
@@ -235,14 +262,15 @@ def sweep(spec, client=None, *, out=None, scheduler=None, workers=None, threads=
     the spec's `together`, else True): trials that share their data and network shape train
     together, up to TOGETHER_MAX in one compiled call, each bit-identical to its trial alone.
 
-    callback(event) is called in this process as trials end: {'kind': 'trial', 'row': the
-    row, 'done': trials ended, 'total': trials}. stop: an object with is_set() (a
+    callback(event) is called in this process: {'kind': 'start', 'total': trials} once, then
+    as trials end {'kind': 'trial', 'row': the row, 'done': trials ended, 'total': trials}. stop: an object with is_set() (a
     threading.Event): once set, running trials stop at their next progress chunk with a
     checkpoint (status 'interrupted'), trials not started are left ('not started'), the
     results are written, and the DataFrame is returned with attribute `interrupted` True.
 
-    Data notes from the trials (what was dropped or imputed) are issued here once each as
-    DataNote warnings. Raises DataError for a spec that cannot be run (no such file, an
+    In a script, call it under `if __name__ == "__main__":` (the local cluster's worker
+    processes import the script again, as multiprocessing's spawn does). Data notes from the
+    trials (what was dropped or imputed) are issued here once each as DataNote warnings. Raises DataError for a spec that cannot be run (no such file, an
     unknown option, a sweep folder another process is running) and ClusterError when dask is
     missing or the scheduler cannot be reached; a trial's own failure is its row.
     """
@@ -254,11 +282,23 @@ def sweep(spec, client=None, *, out=None, scheduler=None, workers=None, threads=
     trials = trials_of(conf, base)
     out = os.path.abspath(out or os.path.join("sweeps", name))
     if together is None:
-        together = bool(conf.get("together", True))
+        together = conf.get("together", True)
+        if not isinstance(together, bool):
+            raise DataError(f"{conf['_where']}: together = {together!r} is not true or false")
     varied = list(dict.fromkeys(k for t in trials for k in t.varied))
+    for name_ in (RESULTS_CSV, RESULTS_JSON):
+        path = os.path.join(out, name_)
+        if os.path.lexists(path) and not os.path.isfile(path):
+            raise DataError(f"{path} is not a file; move it away, or name another --out")
+    created = not os.path.exists(out)
     book = _Book(out, conf, trials, varied)
-    with _sweep_lock(out):
+    with _sweep_lock(out), _remove_if_unused(out, created):
         os.makedirs(os.path.join(out, "trials"), exist_ok=True)
+        book.earlier()
+        book.write()  # every trial listed ('not started') from the start: a sweep killed
+        # before its first trial ends leaves the table of what it was to do
+        if callback is not None:
+            callback({"kind": "start", "total": book.total})
         todo = []
         for t in trials:
             if _folder_state(os.path.join(out, "trials", t.name), t.data) == "finished":
@@ -274,8 +314,12 @@ def sweep(spec, client=None, *, out=None, scheduler=None, workers=None, threads=
         groups = _groups(todo, together)
         interrupted = False
         if groups:
-            with executor(client, scheduler, workers, threads, tasks=len(groups)) as (cl, per):
-                interrupted = _execute(cl, per, groups, out, book, callback, stop)
+            try:
+                with executor(client, scheduler, workers, threads, tasks=len(groups),
+                              stop=stop) as (cl, per):
+                    interrupted = _execute(cl, per, groups, out, book, callback, stop)
+            except KeyboardInterrupt:  # stopped while connecting to the scheduler
+                interrupted = True
         book.write()
     for text in book.notes:
         warnings.warn(text, DataNote, stacklevel=2)
@@ -338,6 +382,8 @@ def _execute(client, threads, groups, out, book, callback, stop):
     stopping_since = None
     done = set()
     while len(done) < len(futures):
+        if client.status not in ("running", "connecting"):
+            _lost(futures, done, out, book, client)
         if stop is not None and stop.is_set() and stopping_since is None:
             stopping_since = time.perf_counter()
             event.set()
@@ -360,10 +406,38 @@ def _execute(client, threads, groups, out, book, callback, stop):
     for fut, group in futures.items():
         if fut not in done:
             fut.cancel()
-            for t in group:
-                book.end(t, _row(t, out, status="not started" if stopping_since else "failed",
-                                 error="" if stopping_since else "no answer from its worker"))
+            for t in group:  # no answer within STOP_GRACE: what its folder holds
+                book.end(t, _as_left(t, out))
+    if stopping_since is None and client.status != "running":
+        _lost(futures, done, out, book, client)  # its futures ended as cancelled
     return stopping_since is not None
+
+
+def _as_left(trial, out):
+    """The row of a trial whose task gave no answer, from what its folder holds: interrupted
+    (a checkpoint to resume from) or not started."""
+    folder = os.path.join(out, "trials", trial.name)
+    state = _folder_state(folder, trial.data)
+    if state == "finished":
+        return _row(trial, out, status="finished", summary=_summary(folder))
+    if state == "resumable":
+        return _row(trial, out, status="interrupted", summary=_summary(folder))
+    return _row(trial, out, status="not started")
+
+
+def _lost(futures, done, out, book, client):
+    """The scheduler is gone: record what the folders hold and stop with ClusterError (the
+    workers, which ask the scheduler whether to stop, stop at their next checkpoint)."""
+    from .cluster import ClusterError
+    for fut, group in futures.items():
+        if fut not in done:
+            for t in group:
+                book.end(t, _as_left(t, out))
+    book.write()
+    address = getattr(getattr(client, "scheduler", None), "address", None) or "of the sweep"
+    raise ClusterError(f"lost the dask scheduler {address} mid-sweep; the results so far are in {os.path.join(out, RESULTS_CSV)}; "
+                       "run the sweep again once it is back (finished trials are skipped, "
+                       "stopped ones resume)")
 
 
 def _started(client, fut):
@@ -383,7 +457,7 @@ def _group_result(fut, group, out):
     if fut.status == "finished":
         return fut.result()
     if fut.status == "cancelled":
-        return [_row(t, out, status="not started") for t in group]
+        return [_as_left(t, out) for t in group]
     try:
         exc = fut.exception()
     except Exception as e:  # noqa: BLE001
@@ -400,20 +474,28 @@ def _group_result(fut, group, out):
 
 class _RemoteStop:
     """`stop` for training on a worker: the sweep's dask Event, asked at most every half
-    second (each ask is a round trip to the scheduler)."""
+    second (each ask is a round trip to the scheduler), from any thread (the Event is made
+    in the task's own thread, where the worker's client is found). A scheduler that no
+    longer answers counts as a stop: nobody is left to collect the trial, and a checkpoint
+    lets the next sweep resume it."""
 
     def __init__(self, name):
-        self.name, self.last, self.value = name, 0.0, False
+        import distributed
+        # the worker's client, found here (the task's thread) and given to the Event, which
+        # otherwise looks for one in the thread that asks (a trial's own thread has none)
+        self.event = distributed.Event(name, client=distributed.get_client())
+        self.last, self.value, self.failures = 0.0, False, 0
 
     def is_set(self):
         now = time.monotonic()
         if not self.value and now - self.last >= 0.5:
             self.last = now
             try:
-                import distributed
-                self.value = distributed.Event(self.name).is_set()
-            except Exception:  # noqa: BLE001 (no scheduler: nobody can ask us to stop)
-                self.value = False
+                self.value = bool(self.event.is_set())
+                self.failures = 0
+            except Exception:  # noqa: BLE001 (the scheduler is gone, or going)
+                self.failures += 1
+                self.value = self.failures >= 3
         return self.value
 
 
@@ -428,18 +510,26 @@ def run_group(group, out, stop_name, threads):
     stop = _RemoteStop(stop_name) if stop_name else None
     if len(group) == 1:
         return [dict(run_trial(group[0], out, stop), together=1)]
-    try:
-        from .engine.together import run_together
-        results = run_together([lambda t=t: run_trial(t, out, stop) for t in group])
-    except Exception:  # noqa: BLE001 (trials that cannot train together train one by one)
-        results = [run_trial(t, out, stop) for t in group]
+    # warnings are caught here, once for the group: catch_warnings is process-wide, and the
+    # trials' threads entering and leaving it would let warnings through (and lose notes)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            from .engine.together import run_together
+            results = run_together([lambda t=t: run_trial(t, out, stop, capture=False)
+                                    for t in group])
+        except Exception:  # noqa: BLE001 (trials that cannot train together train one by one)
+            results = [run_trial(t, out, stop, capture=False) for t in group]
+    notes = _notes(caught)
     return [dict(r if not isinstance(r, BaseException) else
                  _failed(t, out, f"{type(r).__name__}: {_one_line(r)}", 0.0),
-                 together=len(group)) for t, r in zip(group, results)]
+                 together=len(group), notes=notes) for t, r in zip(group, results)]
 
 
-def run_trial(trial, out, stop=None):
-    """Train (or resume, or skip) one trial into out/trials/<name>; its results row."""
+def run_trial(trial, out, stop=None, capture=True):
+    """Train (or resume, or skip) one trial into out/trials/<name>; its results row. capture:
+    catch the trial's warnings (its data notes go in the row); False where the caller
+    catches them for several trials at once."""
     from .tabular import resume, train
     folder = os.path.join(out, "trials", trial.name)
     t0 = time.perf_counter()
@@ -450,8 +540,9 @@ def run_trial(trial, out, stop=None):
         return _row(trial, out, status="not started" if state is None else "interrupted",
                     summary=_summary(folder) if state else None)
     kwargs = library_options(trial.options, where=f"trial {trial.name}")
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    with (warnings.catch_warnings(record=True) if capture else contextlib.nullcontext([])) as caught:
+        if capture:
+            warnings.simplefilter("always")
         try:
             if state == "resumable":
                 run = resume(folder, stop=stop)
@@ -533,8 +624,8 @@ def _row(trial, out, status, error="", summary=None, seconds=None, notes=()):
         test = summary.get("test") or {}
         row.update(test_loss=test.get("loss"), test_accuracy=test.get("accuracy"),
                    test_r2=test.get("r2"))
-        if status == "skipped" or seconds is None:
-            row["seconds"] = summary.get("total_seconds")
+        if (status == "skipped" or seconds is None) and summary.get("total_seconds") is not None:
+            row["seconds"] = round(summary["total_seconds"], 3)
     return row
 
 
@@ -567,16 +658,35 @@ class _Book:
                 for t in self.trials]
 
     def best(self):
-        """{data file: the best finished trial's name} (see sweep())."""
+        """{data file: the best finished trial's name} (see sweep()): each file's trials
+        ranked by the first measure they have (validation score, test score, training
+        loss), and only the trials that have that measure."""
         out = {}
-        for t in self.trials:
-            row = self.by_name[t.name]
-            if row["status"] not in ("finished", "skipped"):
-                continue
-            score = _score(row)
-            if score is not None and (t.data not in out or score > out[t.data][0]):
-                out[t.data] = (score, t.name)
-        return {data: name for data, (score, name) in out.items()}
+        for data in dict.fromkeys(t.data for t in self.trials):
+            rows = [self.by_name[t.name] for t in self.trials if t.data == data and
+                    self.by_name[t.name]["status"] in ("finished", "skipped")]
+            for key in ("val_accuracy", "val_r2", "test_accuracy", "test_r2", "train_loss"):
+                ranked = [r for r in rows if _finite(r.get(key))]
+                if ranked:
+                    sign = -1 if key == "train_loss" else 1
+                    out[data] = max(ranked, key=lambda r: sign * float(r[key]))["trial"]
+                    break
+        return out
+
+    def earlier(self):
+        """Say (as a note) when the folder held the results of other trials: results.csv
+        now lists this spec's; the others' folders stay under trials/."""
+        try:
+            with open(os.path.join(self.out, RESULTS_JSON)) as f:
+                old = {r.get("trial") for r in json.load(f).get("trials", [])}
+        except (OSError, ValueError, AttributeError, TypeError):
+            return
+        gone = old - set(self.by_name)
+        if gone:
+            self.notes.append(f"{self.out} held the results of {len(gone)} trial(s) this spec "
+                              "does not have (another spec, or this one changed): results.csv "
+                              "now lists this spec's trials; the others' run folders stay in "
+                              "trials/")
 
     def write(self):
         from .tabular.folder import write_json, write_text
@@ -594,15 +704,22 @@ class _Book:
                     "notes": self.notes})
 
 
-def _score(row):
-    """A finished trial's rank key (higher is better): its best epoch's validation accuracy or
-    R2, else its test score, else minus its best training loss."""
-    for key in ("val_accuracy", "val_r2", "test_accuracy", "test_r2"):
-        if row.get(key) is not None and math.isfinite(row[key]):
-            return float(row[key])
-    if row.get("train_loss") is not None and math.isfinite(row["train_loss"]):
-        return -float(row["train_loss"])
-    return None
+def _finite(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+@contextlib.contextmanager
+def _remove_if_unused(out, created):
+    """A sweep folder this sweep made and left with no trial folder (it failed before any
+    trial started: no scheduler, no dask) is removed again on the way out."""
+    try:
+        yield
+    except BaseException:
+        trials = os.path.join(out, "trials")
+        if created and (not os.path.isdir(trials) or not os.listdir(trials)):
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)
+        raise
 
 
 @contextlib.contextmanager

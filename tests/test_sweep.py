@@ -309,7 +309,7 @@ def test_cli_sweep_sigterm_stops_with_results_so_far(shops):
     _shop(shops / "shops" / "s0.csv", 0, rows=20000)
     (shops / "spec.toml").write_text('data = "shops/s0.csv"\ntarget = "y"\n[options]\n'
                                      'epochs = 2000\npatience = 2000\nhidden = "256,256"\n'
-                                     '[grid]\nseed = [0, 1, 2]\n')
+                                     '[grid]\nlr = [0.001, 0.002, 0.003]\n')
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     p = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "mlpfast"), "sweep",
                           "spec.toml", "--workers", "2"], cwd=shops, env=env,
@@ -387,3 +387,65 @@ def test_trials_trained_together_equal_their_runs_alone(shops, client):
         assert all(np.array_equal(x, y) for x, y in zip(_weights(a), _weights(b)))
         assert (pd.read_csv(os.path.join(a, "metrics.csv"))["train_loss"].values ==
                 pd.read_csv(os.path.join(b, "metrics.csv"))["train_loss"].values).all()
+
+
+def test_predict_many_refuses_to_replace_files_unless_forced(shops, client):
+    from mlpfast.tabular.many import predict_files
+    tabular.train(str(shops / "shops" / "s0.csv"), target="y", max_iter=2,
+                  hidden_layer_sizes=(8,), out=str(shops / "run"))
+    (shops / "preds").mkdir()
+    (shops / "preds" / "s1.csv").write_text("precious\n")
+    with pytest.raises(DataError, match="s1.csv exist.* already; pass --force"):
+        predict_files(str(shops / "run"), [str(shops / "shops" / "*.csv")],
+                      str(shops / "preds"), client=client)
+    assert (shops / "preds" / "s1.csv").read_text() == "precious\n"
+    assert not (shops / "preds" / "s0.csv").exists()
+    results = predict_files(str(shops / "run"), [str(shops / "shops" / "*.csv")],
+                            str(shops / "preds"), client=client, force=True)
+    assert [r["status"] for r in results] == ["written", "written"]
+    assert (shops / "preds" / "s1.csv").read_text().startswith("prediction\n")
+
+
+def test_spec_target_given_twice_must_agree(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    spec = {"data": str(tmp_path / "d.csv"), "target": "y", "options": {"target": "a"}}
+    with pytest.raises(DataError, match="disagree"):
+        trials_of(*load_spec(spec)[:2])
+    [t] = trials_of(*load_spec(dict(spec, options={"target": "y"}))[:2])
+    assert t.options["target"] == "y"
+
+
+def test_equal_values_spelt_differently_are_one_trial(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    spec = {"data": str(tmp_path / "d.csv"),
+            "grid": {"seed": [1, 1.0, "1"], "hidden": ["8", 8, [8], "8,"]}}
+    assert len(trials_of(*load_spec(spec)[:2])) == 1
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"data": []}, "names no file"),
+    ({"data": "d.csv", "together": "false"}, "together = 'false' is not true or false"),
+])
+def test_more_spec_errors(tmp_path, monkeypatch, spec, message):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n")
+    with pytest.raises(DataError, match=message):
+        mlpfast.sweep(spec, out=str(tmp_path / "o"))
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("address, message", [
+    ("nonsense", "not a scheduler address"),
+    ("tcp://127.0.0.1:1", "cannot reach the dask scheduler at tcp://127.0.0.1:1"),
+])
+def test_a_scheduler_that_cannot_be_reached_is_one_error_and_leaves_nothing(tmp_path, address,
+                                                                              message,
+                                                                              monkeypatch):
+    from mlpfast import cluster
+    from mlpfast.cluster import ClusterError
+    monkeypatch.setattr(cluster, "CONNECT_SECONDS", 3.0)
+    (tmp_path / "d.csv").write_text("a,y\n1,0\n2,1\n3,0\n4,1\n")
+    with pytest.raises(ClusterError, match=message):
+        mlpfast.sweep({"data": str(tmp_path / "d.csv")}, out=str(tmp_path / "o"),
+                      scheduler=address)
+    assert not (tmp_path / "o").exists()

@@ -37,8 +37,8 @@ def output_name(path):
     return (stem if ext.lower() in (".csv", ".tsv", ".txt") else name) + ".csv"
 
 
-def predict_files(model, data, out_dir, *, proba=False, csv=None, client=None, scheduler=None,
-                  workers=None, callback=None, stop=None):
+def predict_files(model, data, out_dir, *, proba=False, csv=None, force=False, client=None,
+                  scheduler=None, workers=None, callback=None, stop=None):
     """Predict every file of `data` (paths and globs) with `model` (a run folder or its
     model.npz) into out_dir/<file name>.csv, one task per file on dask.distributed: `client`,
     else `scheduler` (an address), else a LocalCluster of `workers` processes
@@ -51,7 +51,9 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, client=None, s
     object with is_set(): files not started are left once it is set.
 
     Raises DataError, before any work, for no files, two files whose outputs would share a
-    name, an output that would be one of the inputs, or an out_dir that cannot be made;
+    name, an output that would be one of the inputs, an output file that exists already
+    (unless force: then it is replaced, once its new version is complete), or an out_dir
+    that cannot be made;
     ModelFileError for the model; ClusterError when dask is missing or the scheduler cannot
     be reached."""
     from ..cluster import executor, require_dask
@@ -69,14 +71,25 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, client=None, s
         if os.path.exists(o) and os.path.samefile(o, f):
             raise DataError(f"--out-dir {out_dir} would replace the input {f}; write the "
                             "predictions elsewhere")
-    try:
-        os.makedirs(out_dir, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"cannot make --out-dir {out_dir}: {exc.strerror}") from None
+    taken = [o for o in outs if os.path.lexists(o)]
+    if taken and not force:
+        more = f" and {len(taken) - 1} more" if len(taken) > 1 else ""
+        raise DataError(f"{taken[0]}{more} exist(s) already; pass --force to replace them, or "
+                        "name another --out-dir")
+    for o in taken:
+        if os.path.isdir(o):
+            raise DataError(f"{o} is a folder; the predictions of "
+                            f"{seen[o]} cannot be written there")
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise DataError(f"--out-dir {out_dir} is a file; name a folder")
     model = os.path.abspath(model)
     results = [{"data": f, "out": o, "rows": None, "status": "not started", "error": ""}
                for f, o in zip(files, outs)]
-    with executor(client, scheduler, workers, tasks=len(files)) as (cl, _):
+    with executor(client, scheduler, workers, tasks=len(files), stop=stop) as (cl, _):
+        try:  # once the executor runs: a failure to connect leaves no empty folder behind
+            os.makedirs(out_dir, exist_ok=True)
+        except OSError as exc:
+            raise DataError(f"cannot make --out-dir {out_dir}: {exc.strerror}") from None
         futures = {cl.submit(predict_one, model, f, o, proba, csv, pure=False,
                              key=f"mlpfast-predict-{k}-{time.time_ns()}"): k
                    for k, (f, o) in enumerate(zip(files, outs))}
@@ -88,7 +101,8 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, client=None, s
             if fut.status == "finished":
                 results[k].update(fut.result())
             elif fut.status != "cancelled":
-                results[k].update(status="failed", error=_one_line(fut.exception()))
+                results[k].update(status="failed",
+                                  error=_naming(files[k], _one_line(fut.exception())))
             done += 1
             if callback is not None:
                 callback(results[k], done, len(files))
@@ -124,9 +138,15 @@ def predict_one(model, data, out, proba=False, csv=None):
         notes = [str(w.message) for w in caught if w.category.__name__ == "DataNote"]
         return {"rows": rows.lines - 1, "status": "written", "error": "", "notes": notes}
     except (MLPFastError, ValueError, OSError, MemoryError) as exc:
-        return {"rows": None, "status": "failed", "error": _one_line(exc)}
+        return {"rows": None, "status": "failed", "error": _naming(data, _one_line(exc))}
     except Exception as exc:  # noqa: BLE001 (a bug is a failed file, never a lost one)
-        return {"rows": None, "status": "failed", "error": f"{type(exc).__name__}: {_one_line(exc)}"}
+        return {"rows": None, "status": "failed",
+                "error": _naming(data, f"{type(exc).__name__}: {_one_line(exc)}")}
+
+
+def _naming(data, error):
+    """The error as one line that names the data file (once)."""
+    return error if data in error else f"{data}: {error}"
 
 
 class _Counting:
