@@ -308,24 +308,27 @@ class _Group:
             # one per call key, for the most models it has had (fewer use its first rows)
             self._stacks.pop(key, None)
             st = self._stacks[key] = _Stack(spec, e0.data, P, K)
+        psel = _distinct_perms(jobs, st.perms)
         for k, j in enumerate(jobs):
             e = j.engine
             st.thetas[k, :P] = e.theta
             st.opt1s[k, :e.opt1.shape[0]] = e.opt1
             st.opt2s[k, :e.opt2.shape[0]] = e.opt2
-            st.perms[k] = e.perm
             st.hypers[k, :j.hyper.shape[0]] = j.hyper
             st.counters[k, :j.counters.shape[0]] = j.counters
             st.rngs[k, :j.rng.shape[0]] = j.rng
             st.totals[k, :j.totals.shape[0]] = j.totals
             st.firsts[k] = j.first
             st.lasts[k] = j.last
-        order, bounds = balance(st.lasts[:K] - st.firsts[:K], self.threads)
+        # models that step through the same minibatches (same data, same order, same range)
+        # go onto a thread together: the kernel gathers their minibatches once
+        keys = [(int(dsel[k]), int(psel[k]), j.first, j.last) for k, j in enumerate(jobs)]
+        order, bounds = balance(st.lasts[:K] - st.firsts[:K], self.threads, keys)
         network.train_batches_many(
             st.wss, st.S, st.R, ds, dsel, st.perms, st.firsts, st.lasts, spec.batch_size,
             st.thetas, st.grads, st.opt1s, st.opt2s, np.int64(P), e0.layout, e0.widths,
             spec.hidden, e0._output, spec.solver, st.hypers, st.counters, st.rngs, st.totals,
-            order, bounds)
+            order, bounds, psel, st.gather(self.threads))
         for k, j in enumerate(jobs):
             e = j.engine
             e.theta[:] = st.thetas[k, :P]
@@ -362,22 +365,77 @@ class _Stack:
         self.totals = buffers.aligned_zeros((K, _ROW), np.float64)
         self.firsts = np.zeros(K, np.int64)
         self.lasts = np.zeros(K, np.int64)
+        self._gather = None
+        self._spec, self._d = spec, d
+
+    def gather(self, threads):
+        """The threads' blocks for a minibatch gathered once for several models
+        (train_batches_many's gbuf); no block (nothing shared) for CSR data, whose dense
+        rows could be wide."""
+        T = max(1, int(threads))
+        if self._gather is None or self._gather.X.shape[0] < T:
+            d, dtype, cap = self._d, self._spec.dtype, int(self._spec.batch_size)
+            sparse = d.indptr.shape[0] > 0
+            rows = 0 if sparse else T
+            self._gather = buffers.Data(
+                X=buffers.aligned_zeros((rows, cap, d.X.shape[1]), dtype),
+                data=np.zeros((rows, 0), dtype), indices=np.zeros((rows, 0), np.int64),
+                indptr=np.zeros((rows, 0), np.int64),
+                y=np.zeros((rows, cap if d.y.shape[0] > 0 else 0), np.int32),
+                Y=np.zeros((rows, cap, d.Y.shape[1]), dtype),
+                w=np.zeros((rows, cap if d.w.shape[0] > 0 else 0), np.float64))
+        return self._gather
 
 
-def balance(work, threads):
-    """(order, bounds): models sorted onto up to `threads` threads, the longest first onto the
-    least loaded (thread t runs order[bounds[t]:bounds[t+1]])."""
+def balance(work, threads, keys=None):
+    """(order, bounds): models sorted onto up to `threads` threads (thread t runs
+    order[bounds[t]:bounds[t+1]]). Without keys, the longest first onto the least loaded.
+    Models of equal keys (which step through the same minibatches) form a group: the groups
+    go longest total first, each model of a group onto the thread its previous one went to
+    while that thread stays within an even share of the work, else onto the least loaded;
+    a group's models on one thread are then next to each other in its list."""
     work = [int(w) for w in work]
-    T = max(1, min(len(work), int(threads)))
+    K = len(work)
+    keys = list(range(K)) if keys is None else list(keys)
+    T = max(1, min(K, int(threads)))
+    groups = {}
+    for k in range(K):
+        groups.setdefault(keys[k], []).append(k)
+    total = sum(work)
     loads = [0] * T
     lists = [[] for _ in range(T)]
-    for k in sorted(range(len(work)), key=lambda k: (-work[k], k)):
-        t = min(range(T), key=lambda t: (loads[t], t))
-        lists[t].append(k)
-        loads[t] += work[k]
+    for ks in sorted(groups.values(), key=lambda ks: (-sum(work[k] for k in ks), ks[0])):
+        prev = None
+        for k in ks:
+            if prev is not None and len(ks) > 1 and (loads[prev] + work[k]) * T <= total:
+                t = prev
+            else:
+                t = min(range(T), key=lambda t: (loads[t], t))
+            lists[t].append(k)
+            loads[t] += work[k]
+            prev = t
     order = np.array([k for ks in lists for k in ks], np.int64)
     bounds = np.cumsum([0] + [len(ks) for ks in lists]).astype(np.int64)
     return order, bounds
+
+
+def _distinct_perms(jobs, perms):
+    """The jobs' orders copied into the rows of perms once each: psel (K,), job k's row.
+    Equal orders (fits that share their seed shuffle alike) share a row, compared bit for
+    bit, the first entries first (orders that differ usually differ there)."""
+    psel = np.zeros(len(jobs), np.int64)
+    rows = []  # the orders, one per row of perms
+    for k, j in enumerate(jobs):
+        p = j.engine.perm
+        for q, other in enumerate(rows):
+            if other is p or (np.array_equal(other[:64], p[:64]) and np.array_equal(other, p)):
+                psel[k] = q
+                break
+        else:
+            psel[k] = len(rows)
+            perms[len(rows)] = p
+            rows.append(p)
+    return psel
 
 
 def _same_data(a, b):
