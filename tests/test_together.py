@@ -486,6 +486,55 @@ def test_run_together_fits_of_one_seed_with_sample_weights_and_dropout(pooled_ps
         assert sorted(np.bincount(p)) == [2, 3]
 
 
+def test_a_group_hashes_equal_data_once_and_changed_data_again(monkeypatch):
+    import hashlib
+
+    def make():
+        return hashlib.blake2b(digest_size=16)
+
+    def alone(a):
+        h = make()
+        h.update(a.reshape(-1).view(np.uint8))
+        return h.hexdigest()
+    group = together._Group(0, 1)
+    a = np.random.default_rng(0).standard_normal((300_000,)).astype(np.float32)
+    b = a.copy()
+    assert group.hashed(a, make).hexdigest() == alone(a)
+    assert group.hashed(b, make).hexdigest() == alone(a)
+    assert len(group._hashed) == 1
+    a[12345] = -a[12345]  # written after it was hashed: hashed again
+    assert group.hashed(a, make).hexdigest() == alone(a) != alone(b)
+    z = b.copy()
+    z[7] = 0.0
+    n = z.copy()
+    n[7] = -0.0  # equal values, not equal bits
+    assert group.hashed(z, make).hexdigest() == alone(z)
+    assert group.hashed(n, make).hexdigest() == alone(n) != alone(z)
+    assert group.hashed(b, make).hexdigest() == alone(b)
+    # past the copy limit nothing is kept, and each is hashed
+    monkeypatch.setattr(config, "TOGETHER_COPY_BYTES", 1)
+    group = together._Group(0, 1)
+    assert group.hashed(b, make).hexdigest() == alone(b) and group._hashed == []
+
+
+def test_run_together_fits_keep_the_data_digest_of_each_alone(monkeypatch):
+    monkeypatch.setattr(together, "_HASH_SHARE_MIN", 0)
+    X, y = _data_cls(300)
+    X2 = X.copy()
+    X2[5, 3] += 1
+    Xs = [X, X, X.copy(), X2, X.astype(np.float64)]
+    make = [lambda i=i, Xi=Xi: _classifier(0, max_iter=2, learning_rate_init=0.01 * (i + 1))
+            .fit(Xi, y) for i, Xi in enumerate(Xs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [m() for m in make]
+        pooled = _bounded(lambda: together.run_together(make))
+    for a, b in zip(alone, pooled):
+        _same_fit(a, b)
+        assert a._data_digest == b._data_digest
+    assert len({a._data_digest for a in alone}) == 2  # X2's differs; float64 X is read as float32
+
+
 def test_run_together_tabular_train_equals_train_alone(tmp_path, pooled_calls):
     rs = np.random.default_rng(7)
     n = 300

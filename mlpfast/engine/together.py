@@ -154,6 +154,8 @@ class _Group:
         self._datas = []         # the distinct training data seen, by content
         self._stacks = {}        # call key -> _Stack
         self._data_stacks = {}   # call key -> (data indices, their stacked buffers.Data)
+        self._hash_lock = threading.Lock()
+        self._hashed = []        # (a private copy of bytes hashed, the blake2b state after them)
 
     # ---- the rendezvous
 
@@ -222,6 +224,32 @@ class _Group:
                 job.error = KeyboardInterrupt("run_together was interrupted")
             self.posted = []
             self.cond.notify_all()
+
+    # ---- work the fits share outside the pooled calls
+
+    def hashed(self, a, make):
+        """make() (a hashlib object) after .update(a's bytes), for an array a C-contiguous:
+        the fits of a group on one data set hash it once. The state after a's bytes is kept
+        with a private copy of them (up to config.TOGETHER_COPY_BYTES in all), and handed
+        (copied) to a later caller whose bytes equal the copy's bit for bit: the same result
+        as hashing them, whatever was written to the arrays meanwhile. One caller at a time:
+        the first hashes, the others wait and compare (hashing and comparing release the
+        GIL)."""
+        view = a.reshape(-1).view(np.uint8)
+        if view.nbytes < _HASH_SHARE_MIN:
+            h = make()
+            h.update(view)
+            return h
+        with self._hash_lock:
+            for copy, state in self._hashed:
+                if copy.nbytes == view.nbytes and _equal_bytes(copy, view):
+                    return state.copy()
+            h = make()
+            h.update(view)
+            used = sum(c.nbytes for c, _ in self._hashed)
+            if used + view.nbytes <= config.TOGETHER_COPY_BYTES:
+                self._hashed.append((view.copy(), h.copy()))
+            return h
 
     # ---- a round
 
@@ -453,6 +481,24 @@ def _same_data(a, b):
         if not (np.array_equal(fx[:64], fy[:64]) and np.array_equal(fx[-64:], fy[-64:])):
             return False
         if not np.array_equal(fx, fy):
+            return False
+    return True
+
+
+# arrays smaller than this are hashed by each fit (comparing them would save nothing)
+_HASH_SHARE_MIN = 1 << 20
+
+
+def _equal_bytes(a, b):
+    """Whether two uint8 arrays of one size hold the same bytes (compared in blocks, 8 at a
+    time where the size allows: no temporary the size of the data)."""
+    n = a.shape[0]
+    if n % 8 == 0:
+        a, b = a.view(np.uint64), b.view(np.uint64)
+        n //= 8
+    step = 1 << 17
+    for i in range(0, n, step):
+        if not np.array_equal(a[i:i + step], b[i:i + step]):
             return False
     return True
 
