@@ -166,14 +166,25 @@ SHARED_HYPERS = [[0.05, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0],
                  [0.008, 2e-4, 0.99, 0.9, 0.999, 1e-8, 0.0]]
 
 
+def _blocks_of(monkeypatch, G, batch, widths, dtype, output):
+    # together's gather blocks of G minibatches (None: as configured)
+    if G is not None:
+        targets = 0 if output == softmax.OUT_SOFTMAX else widths[-1]
+        row = np.dtype(dtype).itemsize * (widths[0] + targets) + 12
+        monkeypatch.setattr(together, "_GATHER_BLOCK_BYTES", G * batch * row)
+
+
+@pytest.mark.parametrize("G", [1, 3, None])
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("K", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("case", ["softmax-adam-weighted", "logistic-sgd", "identity-two-chunks",
                                   "exp-float64", "softmax-sparse"])
-def test_models_sharing_their_minibatches_have_the_bits_of_each_alone(case, K, threads):
-    # the same order (one seed) and data: each minibatch gathered once for the models of a
-    # thread; learning rates, alpha, momenta, nesterov and dropout differ
+def test_models_sharing_their_minibatches_have_the_bits_of_each_alone(case, K, threads, G,
+                                                                      monkeypatch):
+    # the same order (one seed) and data: the minibatches gathered once, G at a time, for
+    # the models of a thread; learning rates, alpha, momenta, nesterov and dropout differ
     widths, hidden, output, solver, dtype, batch, weighted, sparse = CASES[case]
+    _blocks_of(monkeypatch, G, batch, widths, dtype, output)
     rs = np.random.default_rng(len(case) + K)
     n = 301
     data = _data(rs, widths, output, dtype, n, weighted, sparse)
@@ -197,11 +208,13 @@ def test_models_sharing_their_minibatches_have_the_bits_of_each_alone(case, K, t
         assert not np.array_equal(alone[0].theta, alone[1].theta)
 
 
+@pytest.mark.parametrize("G", [1, 4, None])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_shared_and_unshared_models_mixed_in_one_call(threads):
+def test_shared_and_unshared_models_mixed_in_one_call(threads, G, monkeypatch):
     # two orders, models with other ranges, an empty range, one in the data's order: groups
     # of models sharing their minibatches beside models alone on the same threads
     widths, hidden, output, solver, dtype, batch, weighted, sparse = CASES["softmax-adam-weighted"]
+    _blocks_of(monkeypatch, G, batch, widths, dtype, output)
     rs = np.random.default_rng(99)
     n = 301
     data = _data(rs, widths, output, dtype, n, True)

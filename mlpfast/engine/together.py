@@ -52,6 +52,9 @@ _local = threading.local()
 
 # widths of the per-model rows of the small stacked arrays: 64 bytes, one cache line each
 _ROW = 8
+# the rows gathered at once for models that share their minibatches (train_batches_many's
+# gbuf): a thread's block, read once per model from the second-level cache
+_GATHER_BLOCK_BYTES = 1 << 18
 
 
 def current():
@@ -405,13 +408,17 @@ class _Stack:
             d, dtype, cap = self._d, self._spec.dtype, int(self._spec.batch_size)
             sparse = d.indptr.shape[0] > 0
             rows = 0 if sparse else T
+            # G minibatches a block: about GATHER_BLOCK_BYTES of rows
+            row = np.dtype(dtype).itemsize * (d.X.shape[1] + d.Y.shape[1]) + 12
+            block = cap * max(1, min(-(-buffers.n_rows_of(d) // cap),
+                                     _GATHER_BLOCK_BYTES // (cap * row)))
             self._gather = buffers.Data(
-                X=buffers.aligned_zeros((rows, cap, d.X.shape[1]), dtype),
+                X=buffers.aligned_zeros((rows, block, d.X.shape[1]), dtype),
                 data=np.zeros((rows, 0), dtype), indices=np.zeros((rows, 0), np.int64),
                 indptr=np.zeros((rows, 0), np.int64),
-                y=np.zeros((rows, cap if d.y.shape[0] > 0 else 0), np.int32),
-                Y=np.zeros((rows, cap, d.Y.shape[1]), dtype),
-                w=np.zeros((rows, cap if d.w.shape[0] > 0 else 0), np.float64))
+                y=np.zeros((rows, block if d.y.shape[0] > 0 else 0), np.int32),
+                Y=np.zeros((rows, block, d.Y.shape[1]), dtype),
+                w=np.zeros((rows, block if d.w.shape[0] > 0 else 0), np.float64))
         return self._gather
 
 

@@ -295,6 +295,38 @@ def _prefetch_rows(d, perm, start, rows):
             prefetch(w, r)
 
 
+@nb.njit(error_model="numpy", cache=CACHE)
+def _gather_block(d, perm, s0, rows, gX, gy, gY, gw):
+    """Rows perm[s0:s0+rows] of the dense data d (s0.. when perm is empty), with their targets
+    and weights, into the first rows of the block gX, gy, gY, gw (gy, gw empty when d has no
+    such field), the rows a few ahead prefetched."""
+    X, y, Y, w = d.X, d.y, d.Y, d.w
+    ordered = perm.shape[0] > 0
+    weighted = w.shape[0] > 0
+    labels = gy.shape[0] > 0
+    line = max(1, 64 // X.itemsize)
+    span = min(X.shape[1], 4 * line)
+    ahead = 8
+    for i in range(rows):
+        if i + ahead < rows and span > 0:
+            q = perm[s0 + i + ahead] if ordered else s0 + i + ahead
+            row = X[q]
+            for j in range(0, span, line):
+                prefetch(row, j)
+            prefetch(row, span - 1)
+            if labels:
+                prefetch(y, q)
+            if weighted:
+                prefetch(w, q)
+        r = perm[s0 + i] if ordered else s0 + i
+        gX[i, :] = X[r, :]
+        if labels:
+            gy[i] = y[r]
+        gY[i, :] = Y[r, :]
+        if weighted:
+            gw[i] = w[r]
+
+
 @nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def _model_ws(wss, k, S, R, T):
     # model k's buffers in a train_workspaces stack
@@ -335,13 +367,14 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
     the totals and the Adam step count in registers, written back at the end (the same
     additions in the same order); the next minibatch's rows are prefetched during a step.
     Models next to each other in a thread's list that step through the same minibatches
-    (the same dsel, psel, first and last) run interleaved when the data are dense and
-    gbuf has a row for the thread: each minibatch's rows (and targets, weights) are gathered
-    once from the shuffled data into the thread's block of gbuf (a buffers.Data of (T, cap,
-    ...) blocks: X (T, cap, F), y (T, cap) or (T, 0), Y (T, cap, n_targets), w (T, cap) or
-    (T, 0)), and each model then takes its rows from that block in order, as it would from
-    the data (chunk_gradient, the same arithmetic): the scattered reads are paid once a
-    minibatch instead of once a model.
+    (the same dsel, psel, first and last) share their gather when the data are dense and
+    gbuf has a block of at least cap rows for the thread: the rows (and targets, weights) of
+    G minibatches are gathered once from the shuffled data into the thread's block of gbuf
+    (a buffers.Data of (T, G * cap, ...) blocks: X (T, G * cap, F), y (T, G * cap) or (T, 0),
+    Y (T, G * cap, n_targets), w (T, G * cap) or (T, 0)), then each model runs those G
+    minibatches taking its rows from the block in order, as it would from the data
+    (chunk_gradient, the same arithmetic): the scattered reads are paid once per block
+    instead of once per model, and a model's state stays in cache over G steps.
     Without the GIL: a thread of together.run_together that steps aside (away()) runs its
     Python meanwhile, and a Ctrl-C reaches the caller during the call."""
     T = wss.tasks.shape[0]
@@ -358,7 +391,9 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
                      ds.w[j])
             g_end = i + 1
             if (d.indptr.shape[0] == 0 and t < gbuf.X.shape[0] and gbuf.X.shape[1] >= cap
-                    and gbuf.X.shape[2] == d.X.shape[1]):
+                    and gbuf.X.shape[2] == d.X.shape[1] and gbuf.Y.shape[1] >= gbuf.X.shape[1]
+                    and gbuf.y.shape[1] in (0, gbuf.X.shape[1])
+                    and gbuf.w.shape[1] in (0, gbuf.X.shape[1])):
                 while g_end < end and _shares_rows(dsel, psel, firsts, lasts, k, order[g_end]):
                     g_end += 1
             n = n_rows(d)
@@ -415,66 +450,76 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
                 totals[k, T_CORRECT] = sum_correct
                 totals[k, T_ROWS] = sum_rows
             else:
-                # models order[i:g_end], one minibatch gathered once for all of them
+                # models order[i:g_end]: a block of G minibatches gathered once for all of
+                # them, then each model through the block (its state stays in cache)
                 X, y, Y, w = d.X, d.y, d.Y, d.w
                 gX, gY = gbuf.X[t], gbuf.Y[t]
                 gy = gbuf.y[t] if y.shape[0] > 0 else y
                 gw = gbuf.w[t] if weighted else w
                 gd = Data(gX, d.data, d.indices, d.indptr, gy, gY, gw)
+                G = gX.shape[0] // cap
+                sws = np.empty(G, np.float64)
                 in_order = perm[:0]
-                ordered = perm.shape[0] > 0
                 for m in range(i, g_end):
                     km = order[m]
                     pack_weights(_model_ws(wss, km, S, R, T), thetas[km, :P], layout,
                                  np.bool_(True))
-                for b in range(firsts[k], last):
-                    start = b * cap
-                    rows = min(cap, n - start)
-                    sw = weight_sum(d, perm, start, rows)
-                    if sw == 0:
-                        for m in range(i, g_end):
-                            totals[order[m], T_ROWS] += rows
-                        continue
-                    for r_ in range(rows):
-                        r = perm[start + r_] if ordered else start + r_
-                        gX[r_, :] = X[r, :]
-                        if gy.shape[0] > 0:
-                            gy[r_] = y[r]
-                        gY[r_, :] = Y[r, :]
-                        if weighted:
-                            gw[r_] = w[r]
-                    if b + 1 < last:
-                        _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
-                    used, per = chunk_rows(rows, S)
+                for b0 in range(firsts[k], last, G):
+                    b1 = min(last, b0 + G)
+                    s0 = b0 * cap
+                    _gather_block(d, perm, s0, min(n, b1 * cap) - s0, gX, gy, gY, gw)
+                    for bb in range(b0, b1):
+                        start = bb * cap
+                        sws[bb - b0] = weight_sum(d, perm, start, min(cap, n - start))
                     for m in range(i, g_end):
                         km = order[m]
                         ws = _model_ws(wss, km, S, R, T)
                         theta = thetas[km, :P]
                         grad = grads[km, :P]
+                        opt1 = opt1s[km, :P1]
+                        opt2 = opt2s[km, :P2]
                         hyper = hypers[km]
+                        rng = rngs[km]
                         alpha = hyper[H_ALPHA]
                         dropout = hyper[H_DROPOUT]
-                        _draw_streams(ws, used, dropout, rngs[km])
-                        for c in range(used):
-                            lo = c * per
-                            g = grad if c == 0 else ws.grads[c - 1]
-                            chunk_gradient(ws, c, gd, in_order, lo, min(rows, lo + per) - lo,
-                                           1.0 / sw, theta, g, layout, widths, hidden, output,
-                                           dropout)
-                        loss, correct = _loss_of_chunks(ws, used)
-                        if solver == ADAM:
-                            counters[km, C_ADAM_T] += 1
-                        sq = update(ws, one, theta, grad, opt1s[km, :P1], opt2s[km, :P2],
-                                    layout, used, alpha / sw, solver, hyper[H_LR],
-                                    hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON],
-                                    counters[km, C_ADAM_T], hyper[H_MOMENTUM],
-                                    counters[km, C_NESTEROV] != 0)
-                        if weighted:
-                            totals[km, T_LOSS] += rows * ((loss + 0.5 * alpha * sq) / sw)
-                        else:
-                            totals[km, T_LOSS] += loss + 0.5 * alpha * sq
-                        totals[km, T_CORRECT] += correct
-                        totals[km, T_ROWS] += rows
+                        nesterov = counters[km, C_NESTEROV] != 0
+                        step = counters[km, C_ADAM_T]
+                        sum_loss = totals[km, T_LOSS]
+                        sum_correct = totals[km, T_CORRECT]
+                        sum_rows = totals[km, T_ROWS]
+                        for bb in range(b0, b1):
+                            start = bb * cap
+                            rows = min(cap, n - start)
+                            sw = sws[bb - b0]
+                            if sw == 0:
+                                sum_rows += rows
+                                continue
+                            at = start - s0
+                            used, per = chunk_rows(rows, S)
+                            _draw_streams(ws, used, dropout, rng)
+                            for c in range(used):
+                                lo = c * per
+                                g = grad if c == 0 else ws.grads[c - 1]
+                                chunk_gradient(ws, c, gd, in_order, at + lo,
+                                               min(rows, lo + per) - lo, 1.0 / sw, theta, g,
+                                               layout, widths, hidden, output, dropout)
+                            loss, correct = _loss_of_chunks(ws, used)
+                            if solver == ADAM:
+                                step += 1
+                            sq = update(ws, one, theta, grad, opt1, opt2, layout, used,
+                                        alpha / sw, solver, hyper[H_LR], hyper[H_BETA1],
+                                        hyper[H_BETA2], hyper[H_EPSILON], step,
+                                        hyper[H_MOMENTUM], nesterov)
+                            if weighted:
+                                sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
+                            else:
+                                sum_loss += loss + 0.5 * alpha * sq
+                            sum_correct += correct
+                            sum_rows += rows
+                        counters[km, C_ADAM_T] = step
+                        totals[km, T_LOSS] = sum_loss
+                        totals[km, T_CORRECT] = sum_correct
+                        totals[km, T_ROWS] = sum_rows
             i = g_end
 
 
