@@ -528,6 +528,18 @@ def test_a_group_hashes_equal_data_once_and_changed_data_again(monkeypatch):
     monkeypatch.setattr(config, "TOGETHER_COPY_BYTES", 1)
     group = together._Group(0, 1)
     assert group.hashed(b, make).hexdigest() == alone(b) and group._hashed == []
+    # fits in threads on equal data: one copy hashed, each the digest of its own bytes
+    monkeypatch.setattr(config, "TOGETHER_COPY_BYTES", 1 << 30)
+    group = together._Group(0, 1)
+    arrays = [b if i % 3 else b.copy() for i in range(7)] + [a]
+    got = [None] * len(arrays)
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(
+        i, group.hashed(arrays[i], make).hexdigest())) for i in range(len(arrays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [alone(x) for x in arrays]
 
 
 def test_run_together_fits_keep_the_data_digest_of_each_alone(monkeypatch):

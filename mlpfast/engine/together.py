@@ -158,7 +158,7 @@ class _Group:
         self._stacks = {}        # call key -> _Stack
         self._data_stacks = {}   # call key -> (data indices, their stacked buffers.Data)
         self._hash_lock = threading.Lock()
-        self._hashed = []        # (a private copy of bytes hashed, the blake2b state after them)
+        self._hashed = []        # _Hashed: data bytes copied, and their hash state
 
     # ---- the rendezvous
 
@@ -232,27 +232,44 @@ class _Group:
 
     def hashed(self, a, make):
         """make() (a hashlib object) after .update(a's bytes), for an array a C-contiguous:
-        the fits of a group on one data set hash it once. The state after a's bytes is kept
-        with a private copy of them (up to config.TOGETHER_COPY_BYTES in all), and handed
-        (copied) to a later caller whose bytes equal the copy's bit for bit: the same result
-        as hashing them, whatever was written to the arrays meanwhile. One caller at a time:
-        the first hashes, the others wait and compare (hashing and comparing release the
-        GIL)."""
+        the fits of a group on one data set hash it once. The first caller copies the bytes
+        (up to config.TOGETHER_COPY_BYTES in all) and hashes its private copy; a later caller
+        whose bytes equal a copy's bit for bit gets (a copy of) that hash state: the same
+        result as hashing its own bytes, whatever was written to the arrays meanwhile. The
+        comparisons run while the copy is hashed (both release the GIL)."""
         view = a.reshape(-1).view(np.uint8)
         if view.nbytes < _HASH_SHARE_MIN:
             h = make()
             h.update(view)
             return h
-        with self._hash_lock:
-            for copy, state in self._hashed:
-                if copy.nbytes == view.nbytes and _equal_bytes(copy, view):
-                    return state.copy()
+        seen = 0
+        entry = None
+        while True:
+            with self._hash_lock:
+                entries = self._hashed[seen:]
+                seen = len(self._hashed)
+                if not entries:  # none new since the last look: this caller hashes
+                    used = sum(e.copy.nbytes for e in self._hashed)
+                    if used + view.nbytes <= config.TOGETHER_COPY_BYTES:
+                        entry = _Hashed(view.copy())
+                        self._hashed.append(entry)
+                    break
+            for other in entries:
+                if other.copy.nbytes == view.nbytes and _equal_bytes(other.copy, view):
+                    other.ready.wait()
+                    if other.state is not None:
+                        return other.state.copy()
+        if entry is None:
             h = make()
             h.update(view)
-            used = sum(c.nbytes for c, _ in self._hashed)
-            if used + view.nbytes <= config.TOGETHER_COPY_BYTES:
-                self._hashed.append((view.copy(), h.copy()))
             return h
+        try:
+            h = make()
+            h.update(entry.copy)
+            entry.state = h.copy()
+        finally:
+            entry.ready.set()
+        return h
 
     # ---- a round
 
@@ -368,6 +385,15 @@ class _Group:
             j.counters[:] = st.counters[k, :j.counters.shape[0]]
             j.rng[:] = st.rngs[k, :j.rng.shape[0]]
             j.totals[:] = st.totals[k, :j.totals.shape[0]]
+
+
+class _Hashed:
+    """A private copy of bytes a group hashed, and the hash state after them (None until
+    ready is set, and if the hashing failed)."""
+    __slots__ = ("copy", "state", "ready")
+
+    def __init__(self, copy):
+        self.copy, self.state, self.ready = copy, None, threading.Event()
 
 
 def _one(d):
