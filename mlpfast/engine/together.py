@@ -26,6 +26,12 @@ depend on the grouping (every model gets train_batches' bits, which do not depen
 thread count), only the speed does. Participants may post different ranges (progress chunks
 are sized by time): the models of a call are spread over the threads longest first.
 
+Fits that share their seed (a sweep's trials that differ in learning rate, alpha, momentum or
+dropout) shuffle alike: their orders are found equal (bit for bit, each round) and passed
+once, such models go onto a thread side by side, and the kernel gathers their shuffled rows
+once for all of them (train_batches_many). The fits of a group on one X also hash it once for
+their data digest (hashed(): a private copy of the bytes, compared bit for bit).
+
 A participant that finishes or raises leaves the group and is not waited for. One doing long
 work that cannot be pooled (L-BFGS's full-batch gradients, a CUDA epoch) steps aside while it
 does (away()), so that the others go on without it; a participant doing other Python work
@@ -426,13 +432,14 @@ class _Stack:
         self._spec, self._d = spec, d
 
     def gather(self, threads):
-        """The threads' blocks for a minibatch gathered once for several models
+        """The threads' blocks of minibatches gathered once for the models that share them
         (train_batches_many's gbuf); no block (nothing shared) for CSR data, whose dense
         rows could be wide."""
         T = max(1, int(threads))
-        if self._gather is None or self._gather.X.shape[0] < T:
-            d, dtype, cap = self._d, self._spec.dtype, int(self._spec.batch_size)
-            sparse = d.indptr.shape[0] > 0
+        d = self._d
+        sparse = d.indptr.shape[0] > 0
+        if self._gather is None or (not sparse and self._gather.X.shape[0] < T):
+            dtype, cap = self._spec.dtype, int(self._spec.batch_size)
             rows = 0 if sparse else T
             # G minibatches a block: about GATHER_BLOCK_BYTES of rows
             row = np.dtype(dtype).itemsize * (d.X.shape[1] + d.Y.shape[1]) + 12

@@ -390,136 +390,94 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
             d = Data(ds.X[j], ds.data[j], ds.indices[j], ds.indptr[j], ds.y[j], ds.Y[j],
                      ds.w[j])
             g_end = i + 1
-            if (d.indptr.shape[0] == 0 and t < gbuf.X.shape[0] and gbuf.X.shape[1] >= cap
-                    and gbuf.X.shape[2] == d.X.shape[1] and gbuf.Y.shape[1] >= gbuf.X.shape[1]
-                    and gbuf.y.shape[1] in (0, gbuf.X.shape[1])
-                    and gbuf.w.shape[1] in (0, gbuf.X.shape[1])):
+            B = gbuf.X.shape[1]
+            if (d.indptr.shape[0] == 0 and t < gbuf.X.shape[0] and B >= cap
+                    and gbuf.X.shape[2] == d.X.shape[1] and gbuf.Y.shape[1] >= B
+                    and gbuf.Y.shape[2] == d.Y.shape[1]
+                    and (d.y.shape[0] == 0 or gbuf.y.shape[1] >= B)
+                    and (d.w.shape[0] == 0 or gbuf.w.shape[1] >= B)):
                 while g_end < end and _shares_rows(dsel, psel, firsts, lasts, k, order[g_end]):
                     g_end += 1
             n = n_rows(d)
             weighted = d.w.shape[0] > 0
             perm = perms[psel[k]]
+            first = firsts[k]
             last = lasts[k]
-            if g_end == i + 1:
-                ws = _model_ws(wss, k, S, R, T)
-                theta = thetas[k, :P]
-                grad = grads[k, :P]
-                opt1 = opt1s[k, :P1]
-                opt2 = opt2s[k, :P2]
-                hyper = hypers[k]
-                rng = rngs[k]
-                alpha = hyper[H_ALPHA]
-                dropout = hyper[H_DROPOUT]
-                nesterov = counters[k, C_NESTEROV] != 0
-                step = counters[k, C_ADAM_T]
-                sum_loss = totals[k, T_LOSS]
-                sum_correct = totals[k, T_CORRECT]
-                sum_rows = totals[k, T_ROWS]
-                pack_weights(ws, theta, layout, np.bool_(True))
-                for b in range(firsts[k], last):
-                    start = b * cap
-                    rows = min(cap, n - start)
-                    sw = weight_sum(d, perm, start, rows)
-                    if sw == 0:
-                        sum_rows += rows
-                        continue
-                    if b + 1 < last:
-                        _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
-                    used, per = chunk_rows(rows, S)
-                    _draw_streams(ws, used, dropout, rng)
-                    for c in range(used):
-                        lo = c * per
-                        g = grad if c == 0 else ws.grads[c - 1]
-                        chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo,
-                                       1.0 / sw, theta, g, layout, widths, hidden, output,
-                                       dropout)
-                    loss, correct = _loss_of_chunks(ws, used)
-                    if solver == ADAM:
-                        step += 1
-                    sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw,
-                                solver, hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2],
-                                hyper[H_EPSILON], step, hyper[H_MOMENTUM], nesterov)
-                    if weighted:
-                        sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
-                    else:
-                        sum_loss += loss + 0.5 * alpha * sq
-                    sum_correct += correct
-                    sum_rows += rows
-                counters[k, C_ADAM_T] = step
-                totals[k, T_LOSS] = sum_loss
-                totals[k, T_CORRECT] = sum_correct
-                totals[k, T_ROWS] = sum_rows
+            # models order[i:g_end] run block after block of minibatches: with others
+            # (shared), blocks of G gathered once into the thread's gbuf block, each model
+            # then reading its rows from it in order; alone, one block of its whole range,
+            # read from the data through perm with the next minibatch prefetched
+            shared = g_end > i + 1
+            if shared:
+                src = Data(gbuf.X[t], d.data, d.indices, d.indptr,
+                           gbuf.y[t] if d.y.shape[0] > 0 else d.y, gbuf.Y[t],
+                           gbuf.w[t] if weighted else d.w)
+                src_perm = perm[:0]
+                G = gbuf.X.shape[1] // cap
             else:
-                # models order[i:g_end]: a block of G minibatches gathered once for all of
-                # them, then each model through the block (its state stays in cache)
-                X, y, Y, w = d.X, d.y, d.Y, d.w
-                gX, gY = gbuf.X[t], gbuf.Y[t]
-                gy = gbuf.y[t] if y.shape[0] > 0 else y
-                gw = gbuf.w[t] if weighted else w
-                gd = Data(gX, d.data, d.indices, d.indptr, gy, gY, gw)
-                G = gX.shape[0] // cap
-                sws = np.empty(G, np.float64)
-                in_order = perm[:0]
+                src = d
+                src_perm = perm
+                G = max(1, last - first)
+            for m in range(i, g_end):
+                km = order[m]
+                pack_weights(_model_ws(wss, km, S, R, T), thetas[km, :P], layout,
+                             np.bool_(True))
+            for b0 in range(first, last, G):
+                b1 = min(last, b0 + G)
+                s0 = b0 * cap
+                if shared:
+                    _gather_block(d, perm, s0, min(n, b1 * cap) - s0, src.X, src.y, src.Y,
+                                  src.w)
                 for m in range(i, g_end):
                     km = order[m]
-                    pack_weights(_model_ws(wss, km, S, R, T), thetas[km, :P], layout,
-                                 np.bool_(True))
-                for b0 in range(firsts[k], last, G):
-                    b1 = min(last, b0 + G)
-                    s0 = b0 * cap
-                    _gather_block(d, perm, s0, min(n, b1 * cap) - s0, gX, gy, gY, gw)
-                    for bb in range(b0, b1):
-                        start = bb * cap
-                        sws[bb - b0] = weight_sum(d, perm, start, min(cap, n - start))
-                    for m in range(i, g_end):
-                        km = order[m]
-                        ws = _model_ws(wss, km, S, R, T)
-                        theta = thetas[km, :P]
-                        grad = grads[km, :P]
-                        opt1 = opt1s[km, :P1]
-                        opt2 = opt2s[km, :P2]
-                        hyper = hypers[km]
-                        rng = rngs[km]
-                        alpha = hyper[H_ALPHA]
-                        dropout = hyper[H_DROPOUT]
-                        nesterov = counters[km, C_NESTEROV] != 0
-                        step = counters[km, C_ADAM_T]
-                        sum_loss = totals[km, T_LOSS]
-                        sum_correct = totals[km, T_CORRECT]
-                        sum_rows = totals[km, T_ROWS]
-                        for bb in range(b0, b1):
-                            start = bb * cap
-                            rows = min(cap, n - start)
-                            sw = sws[bb - b0]
-                            if sw == 0:
-                                sum_rows += rows
-                                continue
-                            at = start - s0
-                            used, per = chunk_rows(rows, S)
-                            _draw_streams(ws, used, dropout, rng)
-                            for c in range(used):
-                                lo = c * per
-                                g = grad if c == 0 else ws.grads[c - 1]
-                                chunk_gradient(ws, c, gd, in_order, at + lo,
-                                               min(rows, lo + per) - lo, 1.0 / sw, theta, g,
-                                               layout, widths, hidden, output, dropout)
-                            loss, correct = _loss_of_chunks(ws, used)
-                            if solver == ADAM:
-                                step += 1
-                            sq = update(ws, one, theta, grad, opt1, opt2, layout, used,
-                                        alpha / sw, solver, hyper[H_LR], hyper[H_BETA1],
-                                        hyper[H_BETA2], hyper[H_EPSILON], step,
-                                        hyper[H_MOMENTUM], nesterov)
-                            if weighted:
-                                sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
-                            else:
-                                sum_loss += loss + 0.5 * alpha * sq
-                            sum_correct += correct
+                    ws = _model_ws(wss, km, S, R, T)
+                    theta = thetas[km, :P]
+                    grad = grads[km, :P]
+                    opt1 = opt1s[km, :P1]
+                    opt2 = opt2s[km, :P2]
+                    hyper = hypers[km]
+                    rng = rngs[km]
+                    alpha = hyper[H_ALPHA]
+                    dropout = hyper[H_DROPOUT]
+                    nesterov = counters[km, C_NESTEROV] != 0
+                    step = counters[km, C_ADAM_T]
+                    sum_loss = totals[km, T_LOSS]
+                    sum_correct = totals[km, T_CORRECT]
+                    sum_rows = totals[km, T_ROWS]
+                    for b in range(b0, b1):
+                        start = b * cap
+                        rows = min(cap, n - start)
+                        sw = weight_sum(d, perm, start, rows)
+                        if sw == 0:
                             sum_rows += rows
-                        counters[km, C_ADAM_T] = step
-                        totals[km, T_LOSS] = sum_loss
-                        totals[km, T_CORRECT] = sum_correct
-                        totals[km, T_ROWS] = sum_rows
+                            continue
+                        if not shared and b + 1 < last:
+                            _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
+                        at = start - s0 if shared else start
+                        used, per = chunk_rows(rows, S)
+                        _draw_streams(ws, used, dropout, rng)
+                        for c in range(used):
+                            lo = c * per
+                            g = grad if c == 0 else ws.grads[c - 1]
+                            chunk_gradient(ws, c, src, src_perm, at + lo,
+                                           min(rows, lo + per) - lo, 1.0 / sw, theta, g,
+                                           layout, widths, hidden, output, dropout)
+                        loss, correct = _loss_of_chunks(ws, used)
+                        if solver == ADAM:
+                            step += 1
+                        sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw,
+                                    solver, hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2],
+                                    hyper[H_EPSILON], step, hyper[H_MOMENTUM], nesterov)
+                        if weighted:
+                            sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
+                        else:
+                            sum_loss += loss + 0.5 * alpha * sq
+                        sum_correct += correct
+                        sum_rows += rows
+                    counters[km, C_ADAM_T] = step
+                    totals[km, T_LOSS] = sum_loss
+                    totals[km, T_CORRECT] = sum_correct
+                    totals[km, T_ROWS] = sum_rows
             i = g_end
 
 
