@@ -1,6 +1,7 @@
 """Many W4 trials at once: est.fit one after another against engine.together.run_together.
 
     python benchmarks/together.py [--trials 8] [--epochs 3] [--rounds 5] [--one-thread] [--kernel]
+                                  [--same-seed]
 
 W4 (benchmarks/README.md: 100,000 x 20 standard-normal features, hidden 64, 2 classes,
 batch 32, Adam) as a small hyperparameter search: trial i has random_state i (its own
@@ -14,6 +15,10 @@ of each round's ratio, and where the time goes: (a)'s fit overhead outside the e
 gain apart from the second core's; --kernel times the compiled calls without the fits
 around them (train_batches per model against one train_batches_many call). The machine is
 shared: the load average is printed.
+
+--same-seed: the trials a sweep groups to train together: every trial random_state 0 (the same
+shuffles, so the pooled call gathers each minibatch once for the models of a thread), learning
+rates 5e-4..2e-3 and alphas 1e-5..1e-3 differing; --kernel then times models of one order.
 """
 import argparse
 import os
@@ -25,12 +30,14 @@ import numpy as np
 from mlpfast import bench
 
 
-def trials(n, epochs):
+def trials(n, epochs, same_seed=False):
     from mlpfast import MLPClassifier
     wl = bench.WORKLOADS["W4"]
     lrs = np.geomspace(5e-4, 2e-3, n)
+    alphas = np.geomspace(1e-5, 1e-3, n) if same_seed else np.full(n, 1e-4)
     return [lambda i=i: MLPClassifier(hidden_layer_sizes=wl.hidden, batch_size=wl.batch,
-                                      random_state=i, learning_rate_init=float(lrs[i]),
+                                      random_state=0 if same_seed else i,
+                                      learning_rate_init=float(lrs[i]), alpha=float(alphas[i]),
                                       max_iter=epochs, tol=0.0, n_iter_no_change=10 ** 9)
             for i in range(n)]
 
@@ -55,7 +62,7 @@ def same_bits(a, b):
                for p, q in zip(a, b))
 
 
-def kernel_only(n_models, rounds, threads):
+def kernel_only(n_models, rounds, threads, same_seed=False):
     """The compiled calls alone, one epoch per model: each model through train_batches one
     after another (as a fit alone runs it) against all of them in one train_batches_many
     call on `threads` threads and on one. Same start, same bits checked. us per model-step."""
@@ -77,7 +84,7 @@ def kernel_only(n_models, rounds, threads):
             e = CPUEngine(spec)
             e.start(theta.astype(np.float32), np.zeros(P, np.float32), np.zeros(P, np.float32),
                     X, None, Y)
-            rng = np.array([k + 1], np.uint64)
+            rng = np.array([1 if same_seed else k + 1], np.uint64)
             random.shuffle(e.perm, rng)
             hyper = np.array([1e-3 * (1 + k / 4), 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
             out.append((e, hyper, np.array([0, 0], np.int64), rng, np.zeros(3)))
@@ -104,8 +111,9 @@ def kernel_only(n_models, rounds, threads):
             t0 = time.perf_counter()
             fn()
             times[name].append((time.perf_counter() - t0) / n_models / steps * 1e6)
-    print(f"\nthe compiled calls alone, W4, {n_models} models x one epoch, us per model-step, "
-          f"{rounds} rounds:")
+    print(f"\nthe compiled calls alone, W4, {n_models} models x one epoch"
+          f"{', one order' if same_seed else ''}, us per model-step, {rounds} rounds; "
+          f"load average {os.getloadavg()[0]:.2f}:")
     for name, v in times.items():
         print(f"  {name:20} median {np.median(v):5.2f}   " + " ".join(f"{x:.2f}" for x in v))
 
@@ -125,6 +133,8 @@ def main():
                     help="also time (b) on one Numba thread")
     ap.add_argument("--kernel", action="store_true",
                     help="also time the compiled calls alone (no fit around them)")
+    ap.add_argument("--same-seed", action="store_true",
+                    help="every trial random_state 0 (one order), alphas differing too")
     args = ap.parse_args()
     import numba
     warnings.simplefilter("ignore")  # ConvergenceWarning: the epochs are fixed on purpose
@@ -135,15 +145,17 @@ def main():
     print(f"versions: {info['versions']}")
     wl = bench.WORKLOADS["W4"]
     X, y = bench.synthetic(wl)
-    makers = trials(args.trials, args.epochs)
+    makers = trials(args.trials, args.epochs, args.same_seed)
 
     t_first, _ = timed(one_after_another, makers[:1], X[:2000], y[:2000])
     t_pool, _ = timed(together, makers[:2], X[:2000], y[:2000])
     print(f"compile / first calls: est.fit {t_first:.1f} s, run_together {t_pool:.1f} s "
           "(cached after the first run)")
 
-    print(f"\nW4, {args.trials} trials of {args.epochs} epochs (seeds 0..{args.trials - 1}, "
-          f"learning rates 5e-4..2e-3), {args.rounds} rounds")
+    seeds = "all seed 0" if args.same_seed else f"seeds 0..{args.trials - 1}"
+    alphas = ", alphas 1e-5..1e-3" if args.same_seed else ""
+    print(f"\nW4, {args.trials} trials of {args.epochs} epochs ({seeds}, "
+          f"learning rates 5e-4..2e-3{alphas}), {args.rounds} rounds")
     seq, pool, one, overhead = [], [], [], []
     for r in range(args.rounds):
         order = [("a", one_after_another), ("b", together)]
@@ -159,7 +171,7 @@ def main():
         seq.append(ta)
         pool.append(tb)
         overhead.append((ta - epochs) / args.trials)
-        line = (f"  round {r + 1}: (a) {ta:6.2f} s  (b) {tb:6.2f} s  ratio {ta / tb:4.2f}  "
+        line = (f"  round {r + 1} (load {os.getloadavg()[0]:.2f}): (a) {ta:6.2f} s  (b) {tb:6.2f} s  ratio {ta / tb:4.2f}  "
                 f"(a)'s fit overhead {overhead[-1] * 1e3:5.1f} ms per trial")
         if args.one_thread:
             numba.set_num_threads(1)
@@ -188,7 +200,7 @@ def main():
           f"(rounds: {', '.join(f'{x:.2f}' for x in ratios)}); every trial the same bits; "
           f"load average {os.getloadavg()[0]:.2f}")
     if args.kernel:
-        kernel_only(args.trials, args.rounds, threads)
+        kernel_only(args.trials, args.rounds, threads, args.same_seed)
 
 
 if __name__ == "__main__":

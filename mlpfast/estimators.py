@@ -1061,10 +1061,14 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
         check_classification_targets(y)
         if not reset and isinstance(self.__dict__.get("classes_"), (list, tuple)):
             self.classes_ = _unique(np.asarray(self.classes_))  # set by hand, as a list
+        # classes_ taken from y itself just now: every label of y is one of them (checking it
+        # again would sort y a second time, a third of the encoding's time)
+        from_y = False
         if reset or not hasattr(self, "classes_"):
             if incremental and classes is None:
                 raise ValueError("classes must be passed on the first call to partial_fit.")
             self.classes_ = _unique(np.asarray(classes) if classes is not None else y)
+            from_y = classes is None
             self._multilabel_ = False
             if reset:  # a new network: its output follows these classes
                 self.__dict__.pop("out_activation_", None)
@@ -1075,7 +1079,7 @@ class MLPClassifier(_ClassifierBase, _BaseMLP):
             raise ValueError("warm_start can only be used where `y` has the same classes as in "
                              f"the previous call to fit. Previously got {self.classes_}, `y` has "
                              f"{_unique(y)}")
-        unknown = np.setdiff1d(_unique(y), self.classes_)
+        unknown = () if from_y else np.setdiff1d(_unique(y), self.classes_)
         if len(unknown):
             raise ValueError(f"y contains labels not seen in classes_: {unknown[:5].tolist()}")
         y_idx = np.searchsorted(self.classes_, y).astype(np.int32)
@@ -1534,8 +1538,19 @@ def _digest(X, y, w=None):
     indices and row pointers), of its encoded targets (class indices or float targets) and of
     its sample weights, in row order. Unweighted data hash as before weights existed."""
     import hashlib
-    h = hashlib.blake2b(digest_size=16)
+
+    from .engine import together
+
+    def make():
+        return hashlib.blake2b(digest_size=16)
     parts = [X.data, X.indices, X.indptr] if is_sparse(X) else [X]
+    group = together.current()
+    if group is None:
+        h = make()
+    else:
+        # fits pooled by run_together, on one data set: X's bytes are hashed once for them
+        h = group.hashed(np.ascontiguousarray(parts[0]), make)
+        parts = parts[1:]
     for a in parts + [y] + ([] if w is None else [w]):
         h.update(np.ascontiguousarray(a).view(np.uint8).ravel())
     return h.hexdigest()

@@ -140,6 +140,112 @@ def test_many_models_in_one_call_have_the_bits_of_each_alone(case, threads):
     assert not np.array_equal(alone[0].theta, alone[1].theta)
 
 
+def _alone_then_pooled_spied(models, firsts, lasts, threads):
+    """_alone_then_pooled, also returning each call's (psel, order, bounds)."""
+    seen = []
+    real = network.train_batches_many
+
+    def spy(*args):
+        seen.append((args[25].copy(), args[23].copy(), args[24].copy()))
+        return real(*args)
+    network.train_batches_many = spy
+    try:
+        out = _alone_then_pooled(models, firsts, lasts, threads)
+    finally:
+        network.train_batches_many = real
+    return out + (seen,)
+
+
+SHARED_HYPERS = [[0.05, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0],
+                 [0.01, 0.0, 0.5, 0.8, 0.99, 1e-7, 0.25],
+                 [0.002, 1e-2, 0.0, 0.95, 0.9, 1e-6, 0.0],
+                 [0.03, 1e-3, 0.95, 0.9, 0.999, 1e-8, 0.5],
+                 [0.02, 3e-3, 0.8, 0.9, 0.999, 1e-8, 0.1],
+                 [0.004, 0.0, 0.9, 0.85, 0.995, 1e-8, 0.0],
+                 [0.015, 1e-5, 0.7, 0.9, 0.999, 1e-8, 0.3],
+                 [0.008, 2e-4, 0.99, 0.9, 0.999, 1e-8, 0.0]]
+
+
+def _blocks_of(monkeypatch, G, batch, widths, dtype, output):
+    # together's gather blocks of G minibatches (None: as configured)
+    if G is not None:
+        targets = 0 if output == softmax.OUT_SOFTMAX else widths[-1]
+        row = np.dtype(dtype).itemsize * (widths[0] + targets) + 12
+        monkeypatch.setattr(together, "_GATHER_BLOCK_BYTES", G * batch * row)
+
+
+@pytest.mark.parametrize("G", [1, 3, None])
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("K", [1, 2, 3, 5, 8])
+@pytest.mark.parametrize("case", ["softmax-adam-weighted", "logistic-sgd", "identity-two-chunks",
+                                  "exp-float64", "softmax-sparse"])
+def test_models_sharing_their_minibatches_have_the_bits_of_each_alone(case, K, threads, G,
+                                                                      monkeypatch):
+    # the same order (one seed) and data: the minibatches gathered once, G at a time, for
+    # the models of a thread; learning rates, alpha, momenta, nesterov and dropout differ
+    widths, hidden, output, solver, dtype, batch, weighted, sparse = CASES[case]
+    _blocks_of(monkeypatch, G, batch, widths, dtype, output)
+    rs = np.random.default_rng(len(case) + K)
+    n = 301
+    data = _data(rs, widths, output, dtype, n, weighted, sparse)
+    spec = NetSpec(widths, hidden, output, dtype, solver, batch)
+    models = [Model(spec, data, rs, seed=11, hyper=SHARED_HYPERS[k], nesterov=k % 2)
+              for k in range(K)]
+    n_batches = -(-n // batch)
+    firsts = [0] * K
+    lasts = [n_batches] * K
+    alone, pooled, calls, seen = _alone_then_pooled_spied(models, firsts, lasts, threads)
+    for a, b in zip(alone, pooled):
+        for x, z in zip(a.state(), b.state()):
+            assert np.array_equal(x, z)
+    if K > 1:
+        assert calls == [K]
+        psel, order, bounds = seen[0]
+        assert list(psel) == [0] * K  # one order, copied once
+        # each thread's models of the group next to each other, the threads evenly loaded
+        per = [len(order[bounds[t]:bounds[t + 1]]) for t in range(len(bounds) - 1)]
+        assert max(per) - min(per) <= 1
+        assert not np.array_equal(alone[0].theta, alone[1].theta)
+
+
+@pytest.mark.parametrize("G", [1, 4, None])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_shared_and_unshared_models_mixed_in_one_call(threads, G, monkeypatch):
+    # two orders, models with other ranges, an empty range, one in the data's order: groups
+    # of models sharing their minibatches beside models alone on the same threads
+    widths, hidden, output, solver, dtype, batch, weighted, sparse = CASES["softmax-adam-weighted"]
+    _blocks_of(monkeypatch, G, batch, widths, dtype, output)
+    rs = np.random.default_rng(99)
+    n = 301
+    data = _data(rs, widths, output, dtype, n, True)
+    spec = NetSpec(widths, hidden, output, dtype, solver, batch)
+    seeds = [11, 11, 11, 11, 23, 23, 11, 23]
+    models = [Model(spec, data, rs, seed=seeds[k], hyper=SHARED_HYPERS[k], nesterov=k % 2,
+                    shuffled=k != 7) for k in range(8)]
+    nb_ = -(-n // batch)
+    firsts = [0, 0, 0, 1, 0, 0, 2, 3]
+    lasts = [nb_, nb_, nb_, nb_, nb_ - 1, nb_ - 1, 2, nb_]
+    alone, pooled, calls, seen = _alone_then_pooled_spied(models, firsts, lasts, threads)
+    assert calls == [8]
+    psel = list(seen[0][0])
+    assert psel[:4] == [0] * 4 and psel[4] == psel[5] and psel[4] != 0 and psel[6] == 0
+    assert len(set(psel)) == 3
+    for a, b in zip(alone, pooled):
+        for x, z in zip(a.state(), b.state()):
+            assert np.array_equal(x, z)
+
+
+def test_balance_keeps_a_group_of_models_together_on_a_thread():
+    def per(order, bounds):
+        return [list(order[bounds[t]:bounds[t + 1]]) for t in range(len(bounds) - 1)]
+    assert per(*together.balance([5] * 8, 2, ["a"] * 8)) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert per(*together.balance([5] * 8, 2, ["a", "b"] * 4)) == [[0, 2, 4, 6], [1, 3, 5, 7]]
+    assert per(*together.balance([5] * 8, 2, ["a"] * 7 + ["b"])) == [[0, 1, 2, 3],
+                                                                     [4, 5, 6, 7]]
+    # without keys, or with keys all different: longest first onto the least loaded
+    assert per(*together.balance([5, 1, 9, 3, 3], 2, list("abcde"))) == [[2, 1], [0, 3, 4]]
+
+
 def test_models_on_different_data_of_one_shape_share_a_call(monkeypatch):
     rs = np.random.default_rng(5)
     widths = (9, 6, 3)
@@ -334,6 +440,124 @@ def test_run_together_regressors_with_sample_weights_and_dropout(pooled_calls):
     for a, b in zip(alone, pooled):
         _same_fit(a, b)
     assert pooled_calls and max(pooled_calls) == 4
+
+
+@pytest.fixture
+def pooled_psel(monkeypatch):
+    """Each train_batches_many call's psel (each model's row of the orders)."""
+    calls = []
+    real = network.train_batches_many
+
+    def spy(*args):
+        calls.append(args[25].copy())
+        return real(*args)
+    monkeypatch.setattr(network, "train_batches_many", spy)
+    return calls
+
+
+def test_run_together_fits_of_one_seed_equal_the_fits_alone(pooled_psel):
+    # a sweep's trials grouped to train together: one random_state, so the same shuffles,
+    # learning rates and alphas differ; the minibatches are gathered once for them
+    X, y = _data_cls(500)
+    make = [lambda i=i: _classifier(0, learning_rate_init=0.002 * (i + 1), alpha=1e-4 * i)
+            for i in range(6)]
+    make.append(lambda: _classifier(0, solver="sgd", momentum=0.7, learning_rate_init=0.05))
+    make.append(lambda: _classifier(3))  # another seed: other shuffles
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [m().fit(X, y) for m in make]
+        pooled = _bounded(lambda: together.run_together([lambda m=m: m().fit(X, y)
+                                                         for m in make]))
+    for a, b in zip(alone, pooled):
+        _same_fit(a, b)
+    # the six Adam fits of seed 0 share one order, seed 3's has its own (the fits come in any
+    # order in a call; the SGD fit has a call of its own)
+    assert pooled_psel and all(sorted(np.bincount(p)) == [1, 6] for p in pooled_psel)
+
+
+def test_run_together_fits_of_one_seed_with_sample_weights_and_dropout(pooled_psel):
+    rs = np.random.default_rng(4)
+    X = rs.standard_normal((300, 5)).astype(np.float32)
+    yr = X @ rs.standard_normal(5) + 0.1 * rs.standard_normal(300)
+    w = rs.random(300) * 2
+    make = [lambda i=i: MLPRegressor(hidden_layer_sizes=(8,), batch_size=20, random_state=5,
+                                     max_iter=4, dropout=0.15 * (i % 3), alpha=1e-3 * i,
+                                     learning_rate_init=0.003 * (i + 1)) for i in range(5)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [m().fit(X, yr, sample_weight=w) for m in make]
+        pooled = _bounded(lambda: together.run_together(
+            [lambda m=m: m().fit(X, yr, sample_weight=w) for m in make]))
+    for a, b in zip(alone, pooled):
+        _same_fit(a, b)
+    # the first epoch's shuffle is one for all; dropout then draws its streams from the fit's
+    # generator, so later shuffles are one for the fits with dropout (as many draws at any
+    # rate) and another for those without (the fits come in any order in a call)
+    assert list(pooled_psel[0]) == [0] * 5
+    assert len(pooled_psel) == 4
+    for p in pooled_psel[1:]:
+        assert sorted(np.bincount(p)) == [2, 3]
+
+
+def test_a_group_hashes_equal_data_once_and_changed_data_again(monkeypatch):
+    import hashlib
+
+    def make():
+        return hashlib.blake2b(digest_size=16)
+
+    def alone(a):
+        h = make()
+        h.update(a.reshape(-1).view(np.uint8))
+        return h.hexdigest()
+    group = together._Group(0, 1)
+    a = np.random.default_rng(0).standard_normal((300_000,)).astype(np.float32)
+    b = a.copy()
+    assert group.hashed(a, make).hexdigest() == alone(a)
+    assert group.hashed(b, make).hexdigest() == alone(a)
+    assert len(group._hashed) == 1
+    a[12345] = -a[12345]  # written after it was hashed: hashed again
+    assert group.hashed(a, make).hexdigest() == alone(a) != alone(b)
+    z = b.copy()
+    z[7] = 0.0
+    n = z.copy()
+    n[7] = -0.0  # equal values, not equal bits
+    assert group.hashed(z, make).hexdigest() == alone(z)
+    assert group.hashed(n, make).hexdigest() == alone(n) != alone(z)
+    assert group.hashed(b, make).hexdigest() == alone(b)
+    # past the copy limit nothing is kept, and each is hashed
+    monkeypatch.setattr(config, "TOGETHER_COPY_BYTES", 1)
+    group = together._Group(0, 1)
+    assert group.hashed(b, make).hexdigest() == alone(b) and group._hashed == []
+    # fits in threads on equal data: one copy hashed, each the digest of its own bytes
+    monkeypatch.setattr(config, "TOGETHER_COPY_BYTES", 1 << 30)
+    group = together._Group(0, 1)
+    arrays = [b if i % 3 else b.copy() for i in range(7)] + [a]
+    got = [None] * len(arrays)
+    threads = [threading.Thread(target=lambda i=i: got.__setitem__(
+        i, group.hashed(arrays[i], make).hexdigest())) for i in range(len(arrays))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [alone(x) for x in arrays]
+
+
+def test_run_together_fits_keep_the_data_digest_of_each_alone(monkeypatch):
+    monkeypatch.setattr(together, "_HASH_SHARE_MIN", 0)
+    X, y = _data_cls(300)
+    X2 = X.copy()
+    X2[5, 3] += 1
+    Xs = [X, X, X.copy(), X2, X.astype(np.float64)]
+    make = [lambda i=i, Xi=Xi: _classifier(0, max_iter=2, learning_rate_init=0.01 * (i + 1))
+            .fit(Xi, y) for i, Xi in enumerate(Xs)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = [m() for m in make]
+        pooled = _bounded(lambda: together.run_together(make))
+    for a, b in zip(alone, pooled):
+        _same_fit(a, b)
+        assert a._data_digest == b._data_digest
+    assert len({a._data_digest for a in alone}) == 2  # X2's differs; float64 X is read as float32
 
 
 def test_run_together_tabular_train_equals_train_alone(tmp_path, pooled_calls):

@@ -26,6 +26,12 @@ depend on the grouping (every model gets train_batches' bits, which do not depen
 thread count), only the speed does. Participants may post different ranges (progress chunks
 are sized by time): the models of a call are spread over the threads longest first.
 
+Fits that share their seed (a sweep's trials that differ in learning rate, alpha, momentum or
+dropout) shuffle alike: their orders are found equal (bit for bit, each round) and passed
+once, such models go onto a thread side by side, and the kernel gathers their shuffled rows
+once for all of them (train_batches_many). The fits of a group on one X also hash it once for
+their data digest (hashed(): a private copy of the bytes, compared bit for bit).
+
 A participant that finishes or raises leaves the group and is not waited for. One doing long
 work that cannot be pooled (L-BFGS's full-batch gradients, a CUDA epoch) steps aside while it
 does (away()), so that the others go on without it; a participant doing other Python work
@@ -52,6 +58,9 @@ _local = threading.local()
 
 # widths of the per-model rows of the small stacked arrays: 64 bytes, one cache line each
 _ROW = 8
+# the rows gathered at once for models that share their minibatches (train_batches_many's
+# gbuf): a thread's block, read once per model from the second-level cache
+_GATHER_BLOCK_BYTES = 1 << 18
 
 
 def current():
@@ -154,6 +163,8 @@ class _Group:
         self._datas = []         # the distinct training data seen, by content
         self._stacks = {}        # call key -> _Stack
         self._data_stacks = {}   # call key -> (data indices, their stacked buffers.Data)
+        self._hash_lock = threading.Lock()
+        self._hashed = []        # _Hashed: data bytes copied, and their hash state
 
     # ---- the rendezvous
 
@@ -222,6 +233,49 @@ class _Group:
                 job.error = KeyboardInterrupt("run_together was interrupted")
             self.posted = []
             self.cond.notify_all()
+
+    # ---- work the fits share outside the pooled calls
+
+    def hashed(self, a, make):
+        """make() (a hashlib object) after .update(a's bytes), for an array a C-contiguous:
+        the fits of a group on one data set hash it once. The first caller copies the bytes
+        (up to config.TOGETHER_COPY_BYTES in all) and hashes its private copy; a later caller
+        whose bytes equal a copy's bit for bit gets (a copy of) that hash state: the same
+        result as hashing its own bytes, whatever was written to the arrays meanwhile. The
+        comparisons run while the copy is hashed (both release the GIL)."""
+        view = a.reshape(-1).view(np.uint8)
+        if view.nbytes < _HASH_SHARE_MIN:
+            h = make()
+            h.update(view)
+            return h
+        seen = 0
+        entry = None
+        while True:
+            with self._hash_lock:
+                entries = self._hashed[seen:]
+                seen = len(self._hashed)
+                if not entries:  # none new since the last look: this caller hashes
+                    used = sum(e.copy.nbytes for e in self._hashed)
+                    if used + view.nbytes <= config.TOGETHER_COPY_BYTES:
+                        entry = _Hashed(view.copy())
+                        self._hashed.append(entry)
+                    break
+            for other in entries:
+                if other.copy.nbytes == view.nbytes and _equal_bytes(other.copy, view):
+                    other.ready.wait()
+                    if other.state is not None:
+                        return other.state.copy()
+        if entry is None:
+            h = make()
+            h.update(view)
+            return h
+        try:
+            h = make()
+            h.update(entry.copy)
+            entry.state = h.copy()
+        finally:
+            entry.ready.set()
+        return h
 
     # ---- a round
 
@@ -308,24 +362,27 @@ class _Group:
             # one per call key, for the most models it has had (fewer use its first rows)
             self._stacks.pop(key, None)
             st = self._stacks[key] = _Stack(spec, e0.data, P, K)
+        psel = _distinct_perms(jobs, st.perms)
         for k, j in enumerate(jobs):
             e = j.engine
             st.thetas[k, :P] = e.theta
             st.opt1s[k, :e.opt1.shape[0]] = e.opt1
             st.opt2s[k, :e.opt2.shape[0]] = e.opt2
-            st.perms[k] = e.perm
             st.hypers[k, :j.hyper.shape[0]] = j.hyper
             st.counters[k, :j.counters.shape[0]] = j.counters
             st.rngs[k, :j.rng.shape[0]] = j.rng
             st.totals[k, :j.totals.shape[0]] = j.totals
             st.firsts[k] = j.first
             st.lasts[k] = j.last
-        order, bounds = balance(st.lasts[:K] - st.firsts[:K], self.threads)
+        # models that step through the same minibatches (same data, same order, same range)
+        # go onto a thread together: the kernel gathers their minibatches once
+        keys = [(int(dsel[k]), int(psel[k]), j.first, j.last) for k, j in enumerate(jobs)]
+        order, bounds = balance(st.lasts[:K] - st.firsts[:K], self.threads, keys)
         network.train_batches_many(
             st.wss, st.S, st.R, ds, dsel, st.perms, st.firsts, st.lasts, spec.batch_size,
             st.thetas, st.grads, st.opt1s, st.opt2s, np.int64(P), e0.layout, e0.widths,
             spec.hidden, e0._output, spec.solver, st.hypers, st.counters, st.rngs, st.totals,
-            order, bounds)
+            order, bounds, psel, st.gather(self.threads))
         for k, j in enumerate(jobs):
             e = j.engine
             e.theta[:] = st.thetas[k, :P]
@@ -334,6 +391,15 @@ class _Group:
             j.counters[:] = st.counters[k, :j.counters.shape[0]]
             j.rng[:] = st.rngs[k, :j.rng.shape[0]]
             j.totals[:] = st.totals[k, :j.totals.shape[0]]
+
+
+class _Hashed:
+    """A private copy of bytes a group hashed, and the hash state after them (None until
+    ready is set, and if the hashing failed)."""
+    __slots__ = ("copy", "state", "ready")
+
+    def __init__(self, copy):
+        self.copy, self.state, self.ready = copy, None, threading.Event()
 
 
 def _one(d):
@@ -362,22 +428,82 @@ class _Stack:
         self.totals = buffers.aligned_zeros((K, _ROW), np.float64)
         self.firsts = np.zeros(K, np.int64)
         self.lasts = np.zeros(K, np.int64)
+        self._gather = None
+        self._spec, self._d = spec, d
+
+    def gather(self, threads):
+        """The threads' blocks of minibatches gathered once for the models that share them
+        (train_batches_many's gbuf); no block (nothing shared) for CSR data, whose dense
+        rows could be wide."""
+        T = max(1, int(threads))
+        d = self._d
+        sparse = d.indptr.shape[0] > 0
+        if self._gather is None or (not sparse and self._gather.X.shape[0] < T):
+            dtype, cap = self._spec.dtype, int(self._spec.batch_size)
+            rows = 0 if sparse else T
+            # G minibatches a block: about GATHER_BLOCK_BYTES of rows
+            row = np.dtype(dtype).itemsize * (d.X.shape[1] + d.Y.shape[1]) + 12
+            block = cap * max(1, min(-(-buffers.n_rows_of(d) // cap),
+                                     _GATHER_BLOCK_BYTES // (cap * row)))
+            self._gather = buffers.Data(
+                X=buffers.aligned_zeros((rows, block, d.X.shape[1]), dtype),
+                data=np.zeros((rows, 0), dtype), indices=np.zeros((rows, 0), np.int64),
+                indptr=np.zeros((rows, 0), np.int64),
+                y=np.zeros((rows, block if d.y.shape[0] > 0 else 0), np.int32),
+                Y=np.zeros((rows, block, d.Y.shape[1]), dtype),
+                w=np.zeros((rows, block if d.w.shape[0] > 0 else 0), np.float64))
+        return self._gather
 
 
-def balance(work, threads):
-    """(order, bounds): models sorted onto up to `threads` threads, the longest first onto the
-    least loaded (thread t runs order[bounds[t]:bounds[t+1]])."""
+def balance(work, threads, keys=None):
+    """(order, bounds): models sorted onto up to `threads` threads (thread t runs
+    order[bounds[t]:bounds[t+1]]). Without keys, the longest first onto the least loaded.
+    Models of equal keys (which step through the same minibatches) form a group: the groups
+    go longest total first, each model of a group onto the thread its previous one went to
+    while that thread stays within an even share of the work, else onto the least loaded;
+    a group's models on one thread are then next to each other in its list."""
     work = [int(w) for w in work]
-    T = max(1, min(len(work), int(threads)))
+    K = len(work)
+    keys = list(range(K)) if keys is None else list(keys)
+    T = max(1, min(K, int(threads)))
+    groups = {}
+    for k in range(K):
+        groups.setdefault(keys[k], []).append(k)
+    total = sum(work)
     loads = [0] * T
     lists = [[] for _ in range(T)]
-    for k in sorted(range(len(work)), key=lambda k: (-work[k], k)):
-        t = min(range(T), key=lambda t: (loads[t], t))
-        lists[t].append(k)
-        loads[t] += work[k]
+    for ks in sorted(groups.values(), key=lambda ks: (-sum(work[k] for k in ks), ks[0])):
+        prev = None
+        for k in ks:
+            if prev is not None and len(ks) > 1 and (loads[prev] + work[k]) * T <= total:
+                t = prev
+            else:
+                t = min(range(T), key=lambda t: (loads[t], t))
+            lists[t].append(k)
+            loads[t] += work[k]
+            prev = t
     order = np.array([k for ks in lists for k in ks], np.int64)
     bounds = np.cumsum([0] + [len(ks) for ks in lists]).astype(np.int64)
     return order, bounds
+
+
+def _distinct_perms(jobs, perms):
+    """The jobs' orders copied into the rows of perms once each: psel (K,), job k's row.
+    Equal orders (fits that share their seed shuffle alike) share a row, compared bit for
+    bit, the first entries first (orders that differ usually differ there)."""
+    psel = np.zeros(len(jobs), np.int64)
+    rows = []  # the orders, one per row of perms
+    for k, j in enumerate(jobs):
+        p = j.engine.perm
+        for q, other in enumerate(rows):
+            if other is p or (np.array_equal(other[:64], p[:64]) and np.array_equal(other, p)):
+                psel[k] = q
+                break
+        else:
+            psel[k] = len(rows)
+            perms[len(rows)] = p
+            rows.append(p)
+    return psel
 
 
 def _same_data(a, b):
@@ -395,6 +521,24 @@ def _same_data(a, b):
         if not (np.array_equal(fx[:64], fy[:64]) and np.array_equal(fx[-64:], fy[-64:])):
             return False
         if not np.array_equal(fx, fy):
+            return False
+    return True
+
+
+# arrays smaller than this are hashed by each fit (comparing them would save nothing)
+_HASH_SHARE_MIN = 1 << 20
+
+
+def _equal_bytes(a, b):
+    """Whether two uint8 arrays of one size hold the same bytes (compared in blocks, 8 at a
+    time where the size allows: no temporary the size of the data)."""
+    n = a.shape[0]
+    if n % 8 == 0:
+        a, b = a.view(np.uint64), b.view(np.uint64)
+        n //= 8
+    step = 1 << 17
+    for i in range(0, n, step):
+        if not np.array_equal(a[i:i + step], b[i:i + step]):
             return False
     return True
 

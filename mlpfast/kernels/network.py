@@ -295,28 +295,86 @@ def _prefetch_rows(d, perm, start, rows):
             prefetch(w, r)
 
 
+@nb.njit(error_model="numpy", cache=CACHE)
+def _gather_block(d, perm, s0, rows, gX, gy, gY, gw):
+    """Rows perm[s0:s0+rows] of the dense data d (s0.. when perm is empty), with their targets
+    and weights, into the first rows of the block gX, gy, gY, gw (gy, gw empty when d has no
+    such field), the rows a few ahead prefetched."""
+    X, y, Y, w = d.X, d.y, d.Y, d.w
+    ordered = perm.shape[0] > 0
+    weighted = w.shape[0] > 0
+    labels = gy.shape[0] > 0
+    line = max(1, 64 // X.itemsize)
+    span = min(X.shape[1], 4 * line)
+    ahead = 8
+    for i in range(rows):
+        if i + ahead < rows and span > 0:
+            q = perm[s0 + i + ahead] if ordered else s0 + i + ahead
+            row = X[q]
+            for j in range(0, span, line):
+                prefetch(row, j)
+            prefetch(row, span - 1)
+            if labels:
+                prefetch(y, q)
+            if weighted:
+                prefetch(w, q)
+        r = perm[s0 + i] if ordered else s0 + i
+        gX[i, :] = X[r, :]
+        if labels:
+            gy[i] = y[r]
+        gY[i, :] = Y[r, :]
+        if weighted:
+            gw[i] = w[r]
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _model_ws(wss, k, S, R, T):
+    # model k's buffers in a train_workspaces stack
+    return Workspace(wss.acts[k, :S], wss.deltas[k, :S], wss.masks[k, :S], wss.work[k, :S],
+                     wss.grads[k, :S - 1], wss.ybuf[k, :S], wss.Ybuf[k, :S], wss.wbuf[k, :S],
+                     wss.wpack[k, :R], wss.wpanels, wss.tasks, wss.task_sq[k, :T],
+                     wss.chunk_rng[k, :S], wss.losses[k, :S])
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _shares_rows(dsel, psel, firsts, lasts, k, m):
+    # models k and m step through the same minibatches: same data, same order, same range
+    return (dsel[k] == dsel[m] and psel[k] == psel[m] and firsts[k] == firsts[m]
+            and lasts[k] == lasts[m])
+
+
 @nb.njit(error_model="numpy", parallel=True, nogil=True, cache=CACHE)
 def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, grads, opt1s,
                        opt2s, P, layout, widths, hidden, output, solver, hypers, counters, rngs,
-                       totals, order, bounds):
+                       totals, order, bounds, psel, gbuf):
     """train_batches for K models at once, each on one thread: model k runs its minibatches
-    firsts[k]..lasts[k]-1 of the order perms[k] over the data dsel[k] of ds in its own
+    firsts[k]..lasts[k]-1 of the order perms[psel[k]] over the data dsel[k] of ds in its own
     buffers, its chunks one after the other and its update on one thread, so that every
     model gets the bits train_batches gives it alone (which do not depend on the thread
     count).
 
     ds is a buffers.Data tuple of D data sets of one shape stacked along a leading axis (X
     (D, N, F), y (D, N), ...; D = 1 and views of one data set when the models share it).
-    The models share the network (layout, widths, hidden, output, solver) and the batch
-    cap; each has its own row k of: wss (buffers.train_workspaces, S chunks and R wpack rows
-    per model: buffers.workspace_sizes), perms (K, N), thetas, grads, opt1s, opt2s (K, >= P;
-    opt2s (K, 0) for SGD), hypers (K, >= 7), counters (K, >= 2), rngs (K, >= 1) and totals
-    (K, >= 3), read and written as train_batches reads and writes its own.
+    perms (Q, N) holds the distinct orders, psel (K,) each model's. The models share the
+    network (layout, widths, hidden, output, solver) and the batch cap; each has its own row
+    k of: wss (buffers.train_workspaces, S chunks and R wpack rows per model:
+    buffers.workspace_sizes), thetas, grads, opt1s, opt2s (K, >= P; opt2s (K, 0) for SGD),
+    hypers (K, >= 7), counters (K, >= 2), rngs (K, >= 1) and totals (K, >= 3), read and
+    written as train_batches reads and writes its own.
 
-    Thread t runs models order[bounds[t]:bounds[t+1]] one after the other, each over its
-    whole range: one parallel region per call, no synchronisation per step. The totals and
-    the Adam step count stay in registers and are written back at the end (the same
+    Thread t runs models order[bounds[t]:bounds[t+1]], each over its whole range: one
+    parallel region per call, no synchronisation per step. A model alone runs its range with
+    the totals and the Adam step count in registers, written back at the end (the same
     additions in the same order); the next minibatch's rows are prefetched during a step.
+    Models next to each other in a thread's list that step through the same minibatches
+    (the same dsel, psel, first and last) share their gather when the data are dense and
+    gbuf has a block of at least cap rows for the thread: the rows (and targets, weights) of
+    G minibatches are gathered once from the shuffled data into the thread's block of gbuf
+    (a buffers.Data of (T, G * cap, ...) blocks: X (T, G * cap, F), y (T, G * cap) or (T, 0),
+    Y (T, G * cap, n_targets), w (T, G * cap) or (T, 0)), then each model runs those G
+    minibatches taking its rows from the block in order, as it would from the data
+    (chunk_gradient, the same arithmetic): the scattered reads are paid once per block
+    instead of once per model, and a model's state stays in cache over G steps.
     Without the GIL: a thread of together.run_together that steps aside (away()) runs its
     Python meanwhile, and a Ctrl-C reaches the caller during the call."""
     T = wss.tasks.shape[0]
@@ -324,66 +382,103 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
     P2 = min(P, opt2s.shape[1])
     one = np.int64(1)
     for t in nb.prange(bounds.shape[0] - 1):
-        for i in range(bounds[t], bounds[t + 1]):
+        i = bounds[t]
+        end = bounds[t + 1]
+        while i < end:
             k = order[i]
-            ws = Workspace(wss.acts[k, :S], wss.deltas[k, :S], wss.masks[k, :S],
-                           wss.work[k, :S], wss.grads[k, :S - 1], wss.ybuf[k, :S],
-                           wss.Ybuf[k, :S], wss.wbuf[k, :S], wss.wpack[k, :R], wss.wpanels,
-                           wss.tasks, wss.task_sq[k, :T], wss.chunk_rng[k, :S],
-                           wss.losses[k, :S])
             j = dsel[k]
             d = Data(ds.X[j], ds.data[j], ds.indices[j], ds.indptr[j], ds.y[j], ds.Y[j],
                      ds.w[j])
+            g_end = i + 1
+            B = gbuf.X.shape[1]
+            if (d.indptr.shape[0] == 0 and t < gbuf.X.shape[0] and B >= cap
+                    and gbuf.X.shape[2] == d.X.shape[1] and gbuf.Y.shape[1] >= B
+                    and gbuf.Y.shape[2] == d.Y.shape[1]
+                    and (d.y.shape[0] == 0 or gbuf.y.shape[1] >= B)
+                    and (d.w.shape[0] == 0 or gbuf.w.shape[1] >= B)):
+                while g_end < end and _shares_rows(dsel, psel, firsts, lasts, k, order[g_end]):
+                    g_end += 1
             n = n_rows(d)
             weighted = d.w.shape[0] > 0
-            perm = perms[k]
-            theta = thetas[k, :P]
-            grad = grads[k, :P]
-            opt1 = opt1s[k, :P1]
-            opt2 = opt2s[k, :P2]
-            hyper = hypers[k]
-            rng = rngs[k]
-            alpha = hyper[H_ALPHA]
-            dropout = hyper[H_DROPOUT]
-            nesterov = counters[k, C_NESTEROV] != 0
-            step = counters[k, C_ADAM_T]
-            sum_loss = totals[k, T_LOSS]
-            sum_correct = totals[k, T_CORRECT]
-            sum_rows = totals[k, T_ROWS]
+            perm = perms[psel[k]]
+            first = firsts[k]
             last = lasts[k]
-            pack_weights(ws, theta, layout, np.bool_(True))
-            for b in range(firsts[k], last):
-                start = b * cap
-                rows = min(cap, n - start)
-                sw = weight_sum(d, perm, start, rows)
-                if sw == 0:
-                    sum_rows += rows
-                    continue
-                if b + 1 < last:
-                    _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
-                used, per = chunk_rows(rows, S)
-                _draw_streams(ws, used, dropout, rng)
-                for c in range(used):
-                    lo = c * per
-                    g = grad if c == 0 else ws.grads[c - 1]
-                    chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo,
-                                   1.0 / sw, theta, g, layout, widths, hidden, output, dropout)
-                loss, correct = _loss_of_chunks(ws, used)
-                if solver == ADAM:
-                    step += 1
-                sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw, solver,
-                            hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON],
-                            step, hyper[H_MOMENTUM], nesterov)
-                if weighted:
-                    sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
-                else:
-                    sum_loss += loss + 0.5 * alpha * sq
-                sum_correct += correct
-                sum_rows += rows
-            counters[k, C_ADAM_T] = step
-            totals[k, T_LOSS] = sum_loss
-            totals[k, T_CORRECT] = sum_correct
-            totals[k, T_ROWS] = sum_rows
+            # models order[i:g_end] run block after block of minibatches: with others
+            # (shared), blocks of G gathered once into the thread's gbuf block, each model
+            # then reading its rows from it in order; alone, one block of its whole range,
+            # read from the data through perm with the next minibatch prefetched
+            shared = g_end > i + 1
+            if shared:
+                src = Data(gbuf.X[t], d.data, d.indices, d.indptr,
+                           gbuf.y[t] if d.y.shape[0] > 0 else d.y, gbuf.Y[t],
+                           gbuf.w[t] if weighted else d.w)
+                src_perm = perm[:0]
+                G = gbuf.X.shape[1] // cap
+            else:
+                src = d
+                src_perm = perm
+                G = max(1, last - first)
+            for m in range(i, g_end):
+                km = order[m]
+                pack_weights(_model_ws(wss, km, S, R, T), thetas[km, :P], layout,
+                             np.bool_(True))
+            for b0 in range(first, last, G):
+                b1 = min(last, b0 + G)
+                s0 = b0 * cap
+                if shared:
+                    _gather_block(d, perm, s0, min(n, b1 * cap) - s0, src.X, src.y, src.Y,
+                                  src.w)
+                for m in range(i, g_end):
+                    km = order[m]
+                    ws = _model_ws(wss, km, S, R, T)
+                    theta = thetas[km, :P]
+                    grad = grads[km, :P]
+                    opt1 = opt1s[km, :P1]
+                    opt2 = opt2s[km, :P2]
+                    hyper = hypers[km]
+                    rng = rngs[km]
+                    alpha = hyper[H_ALPHA]
+                    dropout = hyper[H_DROPOUT]
+                    nesterov = counters[km, C_NESTEROV] != 0
+                    step = counters[km, C_ADAM_T]
+                    sum_loss = totals[km, T_LOSS]
+                    sum_correct = totals[km, T_CORRECT]
+                    sum_rows = totals[km, T_ROWS]
+                    for b in range(b0, b1):
+                        start = b * cap
+                        rows = min(cap, n - start)
+                        sw = weight_sum(d, perm, start, rows)
+                        if sw == 0:
+                            sum_rows += rows
+                            continue
+                        if not shared and b + 1 < last:
+                            _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
+                        at = start - s0 if shared else start
+                        used, per = chunk_rows(rows, S)
+                        _draw_streams(ws, used, dropout, rng)
+                        for c in range(used):
+                            lo = c * per
+                            g = grad if c == 0 else ws.grads[c - 1]
+                            chunk_gradient(ws, c, src, src_perm, at + lo,
+                                           min(rows, lo + per) - lo, 1.0 / sw, theta, g,
+                                           layout, widths, hidden, output, dropout)
+                        loss, correct = _loss_of_chunks(ws, used)
+                        if solver == ADAM:
+                            step += 1
+                        sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw,
+                                    solver, hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2],
+                                    hyper[H_EPSILON], step, hyper[H_MOMENTUM], nesterov)
+                        if weighted:
+                            sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
+                        else:
+                            sum_loss += loss + 0.5 * alpha * sq
+                        sum_correct += correct
+                        sum_rows += rows
+                    counters[km, C_ADAM_T] = step
+                    totals[km, T_LOSS] = sum_loss
+                    totals[km, T_CORRECT] = sum_correct
+                    totals[km, T_ROWS] = sum_rows
+            i = g_end
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
