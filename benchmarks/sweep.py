@@ -8,7 +8,8 @@ loop: 16 small trials (the bundled letter-recognition data, 10 epochs; hidden 64
   kernel-cache load, reading the file) against `mlpfast sweep` of the same trials on a local
   cluster of one worker per core (--no-together; cluster start and warm-up included: the
   time a user waits).
-scaling: the same sweep on 1 and on 2 workers (the trials run 1 and 2 at a time).
+scaling: the same sweep on 1 and on 2 workers (the trials run 1 and 2 at a time, on 2 and 1
+  Numba threads each), at 10 epochs and at 60 (where training outweighs the start-up).
 together: 8 W4-sized trials (100,000 rows x 20 standard-normal features, 2 classes, hidden 64,
   batch 32, Adam, 3 epochs; learning rates and alphas differ, the data and seed do not) as
   one sweep with --together (one compiled call steps all 8) against --no-together, both on one
@@ -39,11 +40,12 @@ def mlpfast_cmd():
     return [exe] if os.path.exists(exe) else [sys.executable, "-m", "mlpfast"]
 
 
-def letters_spec(folder):
-    path = os.path.join(folder, "letters.toml")
+def letters_spec(folder, epochs=10):
+    path = os.path.join(folder, f"letters-{epochs}.toml")
     with open(path, "w") as f:
-        f.write(f'data = "{os.path.abspath(LETTERS)}"\ntarget = "Letter"\n[options]\nepochs = 10\n'
-                '[grid]\nhidden = ["64", "128"]\nlr = [0.001, 0.003]\nseed = [0, 1, 2, 3]\n')
+        f.write(f'data = "{os.path.abspath(LETTERS)}"\ntarget = "Letter"\n[options]\n'
+                f'epochs = {epochs}\n[grid]\nhidden = ["64", "128"]\nlr = [0.001, 0.003]\n'
+                'seed = [0, 1, 2, 3]\n')
     return path
 
 
@@ -116,13 +118,16 @@ def main():
             print(f"16 letters trials, 10 epochs: shell loop of mlpfast train {lo:.1f} s, "
                   f"mlpfast sweep ({cores} workers) {sw:.1f} s: {lo / sw:.2f}x")
         if "scaling" in parts:
-            walls = {}
-            for w in (1, 2):
-                walls[w] = statistics.median(
-                    sweep_cli(spec, os.path.join(folder, f"scale-{w}-{r}"), w)
-                    for r in range(args.rounds))
-            print(f"scaling: 1 worker {walls[1]:.1f} s, 2 workers {walls[2]:.1f} s: "
-                  f"{walls[1] / walls[2]:.2f}x")
+            # the 16 trials at 10 epochs (start-up counts), and at 60 (training counts)
+            for epochs in (10, 60):
+                spec_e = letters_spec(folder, epochs)
+                walls = {}
+                for w in (1, 2):
+                    walls[w] = statistics.median(
+                        sweep_cli(spec_e, os.path.join(folder, f"scale-{epochs}-{w}-{r}"), w)
+                        for r in range(args.rounds))
+                print(f"scaling, 16 trials of {epochs} epochs: 1 worker {walls[1]:.1f} s, "
+                      f"2 workers {walls[2]:.1f} s: {walls[1] / walls[2]:.2f}x")
         if "together" in parts:
             spec4 = w4_spec(folder)
             rates = {}

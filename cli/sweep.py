@@ -70,7 +70,7 @@ def sweep(spec, out_dir, scheduler, workers, threads, together, quiet):
     finally:
         bar.close()
     counts = results["status"].value_counts().to_dict() if len(results) else {}
-    table = os.path.join(out_dir, RESULTS_CSV)
+    table = _shown(os.path.join(out_dir, RESULTS_CSV))
     if results.attrs.get("interrupted"):
         click.echo(f"Interrupted ({signal_name(None)}): {_counts(counts)}; the results so far are "
                    f"in {table}; run the same command again to continue (finished trials are "
@@ -83,6 +83,12 @@ def sweep(spec, out_dir, scheduler, workers, threads, together, quiet):
         raise click.ClickException(
             f"{len(failed)} of {len(results)} trials failed (first: {first['trial']}: "
             f"{first['error']}); see {table}; fix and run the same command again to retry them")
+
+
+def _shown(path):
+    """A path as the user would type it: relative when it is under the current folder."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def _counts(counts):
