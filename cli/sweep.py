@@ -71,6 +71,10 @@ def sweep(spec, out_dir, scheduler, workers, threads, together, quiet):
         bar.close()
     counts = results["status"].value_counts().to_dict() if len(results) else {}
     table = _shown(os.path.join(out_dir, RESULTS_CSV))
+    if results.attrs.get("interrupted") and results.attrs.get("out") is None:
+        click.echo(f"Interrupted ({signal_name(None)}) before any trial started; nothing was "
+                   "written.", err=True)
+        sys.exit(exit_code(None))
     if results.attrs.get("interrupted"):
         click.echo(f"Interrupted ({signal_name(None)}): {_counts(counts)}; the results so far are "
                    f"in {table}; run the same command again to continue (finished trials are "
@@ -97,7 +101,7 @@ def _counts(counts):
 
 
 def _summary(results, counts, table):
-    lines = [f"{len(results)} trials: {_counts(counts)}"]
+    lines = [f"{len(results)} trial{'' if len(results) == 1 else 's'}: {_counts(counts)}"]
     best = results.attrs.get("best", {})
     varied = [c for c in results.columns if c not in _FIXED_COLUMNS]
     for data, trial in best.items():

@@ -166,6 +166,17 @@ def _remote_threads(client):
     return min(per) if per else 1
 
 
+def task_started(client, fut):
+    """Whether the scheduler has given the future's task to a worker (then it runs, or is
+    queued on that worker; a stop lets it finish rather than cancelling it midway)."""
+    try:
+        state = client.run_on_scheduler(
+            lambda dask_scheduler, key=fut.key: getattr(dask_scheduler.tasks.get(key), "state", None))
+    except Exception:  # noqa: BLE001 (no answer: assume it runs, and let it end itself)
+        return True
+    return state in ("processing", "memory", "erred")
+
+
 def warm_up(client, stop=None):
     """Load (or compile) the training kernels on every worker before its first task: one
     worker first, so that the others load what it put in Numba's cache rather than all

@@ -320,6 +320,13 @@ def sweep(spec, client=None, *, out=None, scheduler=None, workers=None, threads=
                     interrupted = _execute(cl, per, groups, out, book, callback, stop)
             except KeyboardInterrupt:  # stopped while connecting to the scheduler
                 interrupted = True
+        trials_dir = os.path.join(out, "trials")
+        if interrupted and created and not os.listdir(trials_dir):
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)  # nothing started: nothing to keep
+            frame = pd.DataFrame(book.rows())
+            frame.attrs.update(best={}, out=None, interrupted=True)
+            return frame
         book.write()
     for text in book.notes:
         warnings.warn(text, DataNote, stacklevel=2)
@@ -365,7 +372,7 @@ def _execute(client, threads, groups, out, book, callback, stop):
     """Submit the groups, record rows as they end; returns whether the sweep was stopped."""
     import distributed
 
-    from .cluster import warm_up
+    from .cluster import task_started, warm_up
     stop_name = f"mlpfast-sweep-stop-{os.getpid()}-{time.time_ns()}"
     event = distributed.Event(stop_name, client=client)
     if not warm_up(client, stop):
@@ -388,7 +395,7 @@ def _execute(client, threads, groups, out, book, callback, stop):
             stopping_since = time.perf_counter()
             event.set()
             for fut, group in futures.items():
-                if fut not in done and fut.status == "pending" and not _started(client, fut):
+                if fut not in done and fut.status == "pending" and not task_started(client, fut):
                     fut.cancel()
         batch = pending.next_batch(block=False) if not pending.is_empty() else []
         if not batch:
@@ -425,29 +432,38 @@ def _as_left(trial, out):
     return _row(trial, out, status="not started")
 
 
+def _settle(out, trials, most=10.0):
+    """Wait (up to `most` seconds) until the run folders of `trials` stop changing: workers
+    that lost the scheduler notice within about two seconds and write their checkpoints."""
+    def stamp():
+        out_ = []
+        for t in trials:
+            try:
+                out_.append(os.stat(os.path.join(out, "trials", t.name, "run.json")).st_mtime_ns)
+            except OSError:
+                out_.append(None)
+        return out_
+    deadline, last, quiet = time.monotonic() + most, stamp(), 0
+    while trials and time.monotonic() < deadline and quiet < 4:
+        time.sleep(0.5)
+        now = stamp()
+        quiet = quiet + 1 if now == last else 0
+        last = now
+
+
 def _lost(futures, done, out, book, client):
     """The scheduler is gone: record what the folders hold and stop with ClusterError (the
     workers, which ask the scheduler whether to stop, stop at their next checkpoint)."""
     from .cluster import ClusterError
-    for fut, group in futures.items():
-        if fut not in done:
-            for t in group:
-                book.end(t, _as_left(t, out))
+    left = [t for fut, group in futures.items() if fut not in done for t in group]
+    _settle(out, left)
+    for t in left:
+        book.end(t, _as_left(t, out))
     book.write()
     address = getattr(getattr(client, "scheduler", None), "address", None) or "of the sweep"
     raise ClusterError(f"lost the dask scheduler {address} mid-sweep; the results so far are in {os.path.join(out, RESULTS_CSV)}; "
                        "run the sweep again once it is back (finished trials are skipped, "
                        "stopped ones resume)")
-
-
-def _started(client, fut):
-    """Whether the scheduler has given the future's task to a worker."""
-    try:
-        states = client.run_on_scheduler(
-            lambda dask_scheduler, key=fut.key: getattr(dask_scheduler.tasks.get(key), "state", None))
-    except Exception:  # noqa: BLE001 (no answer: assume it runs, and let it stop itself)
-        return True
-    return states == "processing"
 
 
 def _group_result(fut, group, out):

@@ -56,7 +56,7 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, force=False, c
     that cannot be made;
     ModelFileError for the model; ClusterError when dask is missing or the scheduler cannot
     be reached."""
-    from ..cluster import executor, require_dask
+    from ..cluster import executor, require_dask, task_started
     from .run import load
     require_dask("predicting many files")
     files = data_files(data)
@@ -93,7 +93,7 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, force=False, c
         futures = {cl.submit(predict_one, model, f, o, proba, csv, pure=False,
                              key=f"mlpfast-predict-{k}-{time.time_ns()}"): k
                    for k, (f, o) in enumerate(zip(files, outs))}
-        done = 0
+        done, stopping = 0, False
         import distributed
         pending = distributed.as_completed(list(futures))
         for fut in pending:
@@ -106,9 +106,10 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, force=False, c
             done += 1
             if callback is not None:
                 callback(results[k], done, len(files))
-            if stop is not None and stop.is_set():
-                for other in futures:
-                    if not other.done():
+            if stop is not None and stop.is_set() and not stopping:
+                stopping = True
+                for other in futures:  # those a worker has are let finish (and counted)
+                    if not other.done() and not task_started(cl, other):
                         other.cancel()
     return results
 
