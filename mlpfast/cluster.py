@@ -81,13 +81,14 @@ def executor(client=None, scheduler=None, workers=None, threads=None, tasks=1, s
     import dask
     # worker processes of their own (Numba's threads are per process); the scheduler's web
     # page on a free port of the loopback (not 8787, which another cluster may hold); the
-    # workers' logs silenced (what fails in a task comes back as its one-line error)
+    # workers' logs silenced (what fails in a task comes back as its one-line error). The
+    # Numba threads a task uses are set in the task (numba.set_num_threads), not through
+    # NUMBA_NUM_THREADS: the Nanny sets a worker's environment after the worker has imported
+    # Numba, and Numba's next compilation then refuses the changed value
     with dask.config.set({"distributed.worker.daemon": False}):
         cluster = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True,
-            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL,
-            env={"NUMBA_NUM_THREADS": str(threads), "OMP_NUM_THREADS": "1",
-                 "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+            dashboard_address="127.0.0.1:0", silence_logs=logging.CRITICAL)
     with _quiet_dask(), cluster, distributed.Client(cluster) as client:
         yield client, threads
 

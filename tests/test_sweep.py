@@ -23,9 +23,10 @@ from mlpfast.tabular.options import DEFAULTS, library_options  # noqa: E402
 
 @pytest.fixture(scope="module")
 def client():
+    # no NUMBA_NUM_THREADS here: the Nanny would set it after the workers imported Numba,
+    # which then refuses it at its next compilation (mlpfast.cluster sets threads per task)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None,
-                                       env={"NUMBA_NUM_THREADS": "1"})
+                                       dashboard_address="127.0.0.1:0")
     with cluster, distributed.Client(cluster) as c:
         yield c
 
