@@ -101,9 +101,10 @@ def _counts(counts):
 
 
 def _summary(results, counts, table):
+    from mlpfast.sweeps import FIXED_COLUMNS
     lines = [f"{len(results)} trial{'' if len(results) == 1 else 's'}: {_counts(counts)}"]
     best = results.attrs.get("best", {})
-    varied = [c for c in results.columns if c not in _FIXED_COLUMNS]
+    varied = [c for c in results.columns if c not in FIXED_COLUMNS]
     for data, trial in best.items():
         row = results[results["trial"] == trial].iloc[0]
         score = next((f"{k} {row[k]:.4f}" for k in ("val_accuracy", "val_r2", "test_accuracy",
@@ -114,11 +115,6 @@ def _summary(results, counts, table):
                      (f" ({opts})" if opts else "") + f": {score}")
     lines.append(f"wrote {table} and results.json")
     return "\n".join(lines)
-
-
-_FIXED_COLUMNS = ("trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
-                  "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-                  "seconds", "together", "folder")
 
 
 def _present(v):

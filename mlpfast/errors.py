@@ -72,6 +72,13 @@ def data_conversion_warning():
     return _twin(DataConversionWarning, "DataConversionWarning")
 
 
+def one_line(exc):
+    """An exception's message as one line (its type's name when it has none): for the rows and
+    messages that report a failure among others (a sweep's trial, a file of many)."""
+    text = str(exc).strip() or type(exc).__name__
+    return " ".join(text.split())
+
+
 class DataNote(UserWarning):
     """Something the CSV flow did to the data that the user should know: a column left out,
     values imputed, a separator or a task guessed. The CLI prints these on stderr."""

@@ -386,10 +386,8 @@ def read_sweep(folder):
                         "one)") from None
     except (ValueError, KeyError, TypeError):
         raise DataError(f"{path} is damaged; run the sweep again to rewrite it") from None
-    fixed = {"trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
-             "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-             "seconds", "together", "folder"}
-    varied = list(dict.fromkeys(k for r in rows for k in r if k not in fixed))
+    from .sweeps import FIXED_COLUMNS
+    varied = list(dict.fromkeys(k for r in rows for k in r if k not in FIXED_COLUMNS))
     return rows, varied
 
 
@@ -405,9 +403,9 @@ def sweep_figure(source, out=None, *, title=None):
     if isinstance(source, (str, os.PathLike)):
         rows, varied = read_sweep(source)
     else:
+        from .sweeps import FIXED_COLUMNS
         rows = source.to_dict("records")
-        fixed = set(_SWEEP_FIXED)
-        varied = [c for c in source.columns if c not in fixed]
+        varied = [c for c in source.columns if c not in FIXED_COLUMNS]
     done = [r for r in rows if r.get("status") in ("finished", "skipped")]
     if not done:
         counts = {}
@@ -465,11 +463,6 @@ def sweep_figure(source, out=None, *, title=None):
     if out is not None:
         save(fig, out)
     return fig
-
-
-_SWEEP_FIXED = ("trial", "data", "status", "error", "epochs_run", "best_epoch", "train_loss",
-                "val_loss", "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2",
-                "seconds", "together", "folder")
 
 
 def _shown(v):

@@ -43,11 +43,17 @@ import warnings
 
 import numpy as np
 
-from .errors import DataError, DataNote, DivergenceError, MLPFastError
+from .errors import DataError, DataNote, DivergenceError, MLPFastError, one_line
 from .tabular.options import DEFAULTS, FILE_OPTIONS, canonical, library_options
 
 SPEC_KEYS = ("data", "target", "options", "grid", "random", "n_trials", "random_seed", "together")
 RESULTS_CSV, RESULTS_JSON = "results.csv", "results.json"
+# a results row's columns other than the varied options, which come between the two
+LEADING_COLUMNS = ("trial", "data")
+TRAILING_COLUMNS = ("status", "error", "epochs_run", "best_epoch", "train_loss", "val_loss",
+                    "val_accuracy", "val_r2", "test_loss", "test_accuracy", "test_r2", "seconds",
+                    "together", "folder")
+FIXED_COLUMNS = LEADING_COLUMNS + TRAILING_COLUMNS
 # the most trials that train together in one compiled call (mlpfast.engine.together)
 TOGETHER_MAX = 8
 # seconds running trials get to checkpoint and return once the sweep is asked to stop
@@ -538,7 +544,7 @@ def run_group(group, out, stop_name, threads):
             results = [run_trial(t, out, stop, capture=False) for t in group]
     notes = _notes(caught)
     return [dict(r if not isinstance(r, BaseException) else
-                 _failed(t, out, f"{type(r).__name__}: {_one_line(r)}", 0.0),
+                 _failed(t, out, f"{type(r).__name__}: {one_line(r)}", 0.0),
                  together=len(group), notes=notes) for t, r in zip(group, results)]
 
 
@@ -566,23 +572,18 @@ def run_trial(trial, out, stop=None, capture=True):
                 run = train(trial.data, out=folder, force=True, stop=stop, **kwargs)
         except DivergenceError as exc:
             summary = exc.run.summary if getattr(exc, "run", None) is not None else None
-            return _row(trial, out, status="diverged", error=_one_line(exc), summary=summary,
+            return _row(trial, out, status="diverged", error=one_line(exc), summary=summary,
                         seconds=time.perf_counter() - t0, notes=_notes(caught))
         except KeyboardInterrupt:  # asked to stop before the first progress chunk
             return _row(trial, out, status="not started", seconds=time.perf_counter() - t0)
         except (MLPFastError, ValueError, OSError, MemoryError) as exc:
-            return _failed(trial, out, _one_line(exc), time.perf_counter() - t0, _notes(caught))
+            return _failed(trial, out, one_line(exc), time.perf_counter() - t0, _notes(caught))
         except Exception as exc:  # noqa: BLE001 (a bug is a failed trial, never a lost one)
-            return _failed(trial, out, f"{type(exc).__name__}: {_one_line(exc)}",
+            return _failed(trial, out, f"{type(exc).__name__}: {one_line(exc)}",
                            time.perf_counter() - t0, _notes(caught))
     status = "interrupted" if run.interrupted is not None else "finished"
     return _row(trial, out, status=status, summary=run.summary,
                 seconds=time.perf_counter() - t0, notes=_notes(caught))
-
-
-def _one_line(exc):
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
 
 
 def _notes(caught):
@@ -708,9 +709,7 @@ class _Book:
         from .tabular.folder import write_json, write_text
         import pandas as pd
         rows = self.rows()
-        columns = ["trial", "data", *self.varied, "status", "error", "epochs_run", "best_epoch",
-                   "train_loss", "val_loss", "val_accuracy", "val_r2", "test_loss",
-                   "test_accuracy", "test_r2", "seconds", "together", "folder"]
+        columns = [*LEADING_COLUMNS, *self.varied, *TRAILING_COLUMNS]
         frame = pd.DataFrame(rows, columns=columns)
         for key in ("epochs_run", "best_epoch", "together"):
             frame[key] = frame[key].astype("Int64")  # 12, not 12.0, beside empty cells

@@ -5,7 +5,7 @@ import glob as globmod
 import os
 import time
 
-from ..errors import DataError, MLPFastError
+from ..errors import DataError, MLPFastError, one_line
 
 # compressed files are predicted into plain CSV: a.csv.gz -> a.csv
 _COMPRESSED = (".gz", ".bz2", ".xz", ".zip")
@@ -102,7 +102,7 @@ def predict_files(model, data, out_dir, *, proba=False, csv=None, force=False, c
                 results[k].update(fut.result())
             elif fut.status != "cancelled":
                 results[k].update(status="failed",
-                                  error=_naming(files[k], _one_line(fut.exception())))
+                                  error=_naming(files[k], one_line(fut.exception())))
             done += 1
             if callback is not None:
                 callback(results[k], done, len(files))
@@ -139,10 +139,10 @@ def predict_one(model, data, out, proba=False, csv=None):
         notes = [str(w.message) for w in caught if w.category.__name__ == "DataNote"]
         return {"rows": rows.lines - 1, "status": "written", "error": "", "notes": notes}
     except (MLPFastError, ValueError, OSError, MemoryError) as exc:
-        return {"rows": None, "status": "failed", "error": _naming(data, _one_line(exc))}
+        return {"rows": None, "status": "failed", "error": _naming(data, one_line(exc))}
     except Exception as exc:  # noqa: BLE001 (a bug is a failed file, never a lost one)
         return {"rows": None, "status": "failed",
-                "error": _naming(data, f"{type(exc).__name__}: {_one_line(exc)}")}
+                "error": _naming(data, f"{type(exc).__name__}: {one_line(exc)}")}
 
 
 def _naming(data, error):
@@ -161,6 +161,3 @@ class _Counting:
         return self.stream.write(text)
 
 
-def _one_line(exc):
-    text = str(exc).strip() or type(exc).__name__
-    return " ".join(text.split())
