@@ -10,7 +10,8 @@ from mlpfast.errors import DataError
 from .common import comma_list, csv_format, csv_options, notes_to_stderr, write_csv_rows
 from .main import cli
 
-PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"]}
+PEERS = {"numpy": ["numpy"], "torch": ["torch-cpu", "torch-cuda"], "sklearn": ["sklearn"],
+         "jax": ["jax-cpu"]}
 FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epoch_seconds_median",
           "samples_per_second", "gflops", "ceiling_fraction", "transfer_seconds"]
 
@@ -22,8 +23,10 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
 @click.option("--rows", type=click.IntRange(1), help="Scale each workload down to this many rows.")
 @click.option("--device", "devices", default="cpu,cuda", show_default=True, callback=comma_list,
               help="mlpfast engines to run; cuda is skipped with a note where no GPU is usable.")
-@click.option("--against", default="numpy,torch,sklearn", show_default=True, callback=comma_list,
-              help="Peers trained on the same model, batch and optimizer.")
+@click.option("--against", default="numpy,torch,jax,sklearn", show_default=True,
+              callback=comma_list,
+              help="Peers trained on the same model, batch and optimizer (each skipped with a "
+                   "note where it is not installed: pip install 'mlpfast[bench]').")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
               help="Steady-state epochs timed after the warm-up epoch.")
 @click.option("--target", help="Target column of DATA. [default: the last column]")

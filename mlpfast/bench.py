@@ -164,6 +164,70 @@ def torch_mlp(wl):
     return torch.nn.Sequential(*layers)
 
 
+def _jax(X, y, wl, threads):
+    """JAX's compiled epoch: the workload's MLP (Glorot-uniform weights, ReLU, softmax +
+    cross-entropy, Adam lr 1e-3, betas 0.9 / 0.999, eps 1e-8), one jax.jit of lax.scan over
+    the epoch's minibatches; the order is drawn on the host with NumPy and passed in, full
+    minibatches only (the last partial one is left out: at most 0.2 % of W1's and W2's rows).
+    One thread: XLA's CPU flags must be set before JAX is first imported in the process."""
+    import os
+    import sys
+    if threads == 1 and "jax" not in sys.modules:
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen"
+                                   "=false intra_op_parallelism_threads=1").strip()
+    import jax
+    import jax.numpy as jnp
+    widths = (wl.features,) + wl.hidden + (wl.classes,)
+    L = len(widths) - 1
+    key = jax.random.PRNGKey(0)
+    params = []
+    for i, o in zip(widths[:-1], widths[1:]):
+        key, sub = jax.random.split(key)
+        bound = float(np.sqrt(6.0 / (i + o)))
+        params.append((jax.random.uniform(sub, (i, o), jnp.float32, -bound, bound),
+                       jnp.zeros(o, jnp.float32)))
+    b1, b2, eps, lr = 0.9, 0.999, 1e-8, 1e-3
+
+    def loss(ps, xb, yb):
+        h = xb
+        for k, (W, b) in enumerate(ps):
+            h = h @ W + b
+            if k < L - 1:
+                h = jax.nn.relu(h)
+        logp = jax.nn.log_softmax(h)
+        return -jnp.mean(jnp.take_along_axis(logp, yb[:, None], axis=1))
+
+    grad = jax.grad(loss)
+
+    def step(carry, idx, Xd, yd):
+        ps, m, v, t = carry
+        g = grad(ps, Xd[idx], yd[idx])
+        t = t + 1.0
+        m = jax.tree_util.tree_map(lambda a, b: b1 * a + (1 - b1) * b, m, g)
+        v = jax.tree_util.tree_map(lambda a, b: b2 * a + (1 - b2) * b * b, v, g)
+        rate = lr * jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+        ps = jax.tree_util.tree_map(lambda p, a, b: p - rate * a / (jnp.sqrt(b) + eps), ps, m, v)
+        return (ps, m, v, t), None
+
+    @jax.jit
+    def run_epoch(state, order, Xd, yd):
+        state, _ = jax.lax.scan(lambda c, idx: step(c, idx, Xd, yd), state, order)
+        return state
+
+    zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+    state = [(params, zeros, zeros, jnp.float32(0))]
+    Xd, yd = jnp.asarray(X), jnp.asarray(y.astype(np.int32))
+    rng = np.random.default_rng(0)
+    steps = len(X) // wl.batch
+
+    def epoch():
+        order = rng.permutation(len(X))[: steps * wl.batch].reshape(steps, wl.batch)
+        state[0] = run_epoch(state[0], order.astype(np.int32), Xd, yd)
+        jax.block_until_ready(state[0])
+    epoch.loss = lambda: float(loss(state[0][0], Xd, yd))  # the mean loss over all rows
+    return epoch
+
+
 def _sklearn(X, y, wl, threads):
     from sklearn.neural_network import MLPClassifier
     clf = MLPClassifier(hidden_layer_sizes=wl.hidden, batch_size=wl.batch, random_state=0)
@@ -177,6 +241,7 @@ ENGINES = {
     "numpy": _numpy,
     "torch-cpu": _torch("cpu"),
     "torch-cuda": _torch("cuda"),
+    "jax-cpu": _jax,
     "sklearn": _sklearn,
 }
 
@@ -190,6 +255,8 @@ def available(engine):
                 return False, "PyTorch sees no CUDA GPU"
         elif engine == "sklearn":
             import sklearn  # noqa: F401
+        elif engine == "jax-cpu":
+            import jax  # noqa: F401
         elif engine == "mlpfast-cuda":
             from .engine import cuda_status
             usable, why = cuda_status()  # a real GPU: timing the simulator means nothing

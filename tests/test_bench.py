@@ -59,3 +59,24 @@ def test_bench_plot(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli, args)
     assert r.exit_code == 1 and "--plot needs matplotlib: pip install 'mlpfast[bench]'" in r.output
     assert not png.exists()
+
+
+def test_jax_peer_trains_the_workload_model(tmp_path):
+    """The JAX peer (a jit-compiled lax.scan epoch with Adam) trains: its loss over the rows
+    falls from the untrained model's, and bench reports it as jax-cpu."""
+    import pytest
+    pytest.importorskip("jax")
+    from mlpfast import bench
+    wl = bench.WORKLOADS["W4"]
+    X, y = bench.synthetic(wl, rows=640)
+    epoch = bench.ENGINES["jax-cpu"](X, y, wl, 1)
+    before = epoch.loss()
+    for _ in range(3):
+        epoch()
+    assert epoch.loss() < 0.9 * before
+    js = tmp_path / "b.json"
+    r = CliRunner().invoke(cli, ["bench", "--workload", "W4", "--rows", "300", "--epochs", "1",
+                                 "--device", "cpu", "--against", "jax", "--json", str(js)])
+    assert r.exit_code == 0, r.output
+    assert {res["engine"] for res in json.loads(js.read_text())["results"]} == {
+        "mlpfast-cpu", "jax-cpu"}
