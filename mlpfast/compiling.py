@@ -107,7 +107,7 @@ def pending(kernels, dtype):
     return [k for k in kernels if is_compiled(k, dtype) is False]
 
 
-_announced = set()
+_announced = set()  # (entry point, dtype) announced, or found compiled, in this process
 _lock = threading.Lock()
 _silent = [0]
 
@@ -137,10 +137,13 @@ def announce(kernels, dtype):
         todo = [k for k in kernels if (k, _kernel_dtype(k, dtype)) not in _announced]
         if not todo:
             return []
-        compiling = pending(todo, dtype)
+        state = {k: is_compiled(k, dtype) for k in todo}
+        # said once; and one found compiled stays so in this process: neither is asked again
+        _announced.update((k, _kernel_dtype(k, dtype)) for k, ok in state.items()
+                          if ok is not None)
+        compiling = [k for k, ok in state.items() if ok is False]
         if not compiling:
             return []
-        _announced.update((k, _kernel_dtype(k, dtype)) for k in compiling)
     log.warning("mlpfast: compiling the %s kernels (%s): Numba's cache has none for this CPU; "
                 "up to a minute on 2 cores, once, then loaded from the cache; %s", dtype,
                 ", ".join(compiling), HOW_TO_PRECOMPILE,
