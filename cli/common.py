@@ -119,7 +119,11 @@ class CompileNotice(logging.Filter):
         if getattr(record, "mlpfast_compiling", None) is None:
             return True
         if not self.quiet:
-            click.echo(record.getMessage().removeprefix("mlpfast: "), err=True)
+            text = record.getMessage().removeprefix("mlpfast: ")
+            if self.bar is not None:
+                type(self.bar).write(text, file=sys.stderr)  # above the bar, not into it
+            else:
+                click.echo(text, err=True)
             if sys.stderr.isatty() and self._ticker is None:
                 self._ticker = Ticker(self._show, self.every)
         return False

@@ -203,6 +203,31 @@ def test_ticker_moves_on_a_terminal_and_clears_its_line(monkeypatch):
     assert notice.filter(plain) is True
 
 
+def test_notice_goes_above_a_progress_bar_and_the_bar_carries_the_time(monkeypatch):
+    import io
+    import time
+
+    from tqdm import tqdm
+
+    from mlpfast.cli.common import CompileNotice
+    err = io.StringIO()
+    err.isatty = lambda: True
+    monkeypatch.setattr(sys, "stderr", err)
+    notice = CompileNotice(every=0.01)
+    notice.bar = tqdm(total=3, file=err)
+    record = logging.LogRecord("mlpfast", logging.WARNING, __file__, 1,
+                               "mlpfast: compiling the float32 kernels (train): ...", None, None)
+    record.mlpfast_compiling = ("train",)
+    notice.filter(record)
+    time.sleep(0.2)
+    notice.stop()
+    text = err.getvalue()
+    # the bar is cleared, the line written on its own, the bar drawn again below it
+    assert "\rcompiling the float32 kernels (train): ...\n" in text
+    assert "compiling, 0 s]" in text.split("(train): ...\n")[1]
+    notice.bar.close()
+
+
 def test_compile_command_reports_its_steps(monkeypatch):
     calls = []
 
