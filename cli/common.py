@@ -116,6 +116,9 @@ class CompileNotice(logging.Filter):
         self.quiet, self.bar, self.every, self._ticker = False, None, every, None
 
     def filter(self, record):
+        if getattr(record, "mlpfast_compiled", None) is not None:
+            self.stop()  # the compiled call returned (predict: before its rows are written)
+            return False
         if getattr(record, "mlpfast_compiling", None) is None:
             return True
         if not self.quiet:
@@ -154,9 +157,15 @@ def compile_notices():
     """COMPILE_NOTICE on the `mlpfast` logger meanwhile (fresh for each command)."""
     COMPILE_NOTICE.__init__()
     logger = logging.getLogger("mlpfast")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        # the INFO record that compiling ended reaches the filter (no handler prints INFO:
+        # Python's last-resort handler shows WARNING and above)
+        logger.setLevel(logging.INFO)
     logger.addFilter(COMPILE_NOTICE)
     try:
         yield COMPILE_NOTICE
     finally:
         COMPILE_NOTICE.stop()
         logger.removeFilter(COMPILE_NOTICE)
+        logger.setLevel(level)

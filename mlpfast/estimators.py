@@ -933,10 +933,13 @@ class _BaseMLP(_Base):
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], 0,
                        self._theta.dtype.type, SOLVERS.get(self.solver, 0), 1)
         device = self._predict_device(sparse=is_sparse(X))
-        if device == "cpu":
-            compiling.announce(compiling.PREDICT, self._theta.dtype)
+        announced = (compiling.announce(compiling.PREDICT, self._theta.dtype)
+                     if device == "cpu" else [])
+        t0 = time.perf_counter()
         engine = make_engine(device, spec)
-        return engine.predict(self._theta, X).astype(np.float64)
+        out = engine.predict(self._theta, X).astype(np.float64)
+        compiling.finished(announced, self._theta.dtype, time.perf_counter() - t0)
+        return out
 
     def _predict_device(self, sparse=False):
         """Where the model trained, if that device is still usable (a model trained on a GPU

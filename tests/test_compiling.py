@@ -97,20 +97,22 @@ def _compile_records(caplog):
 
 def test_fit_logs_one_warning_when_kernels_compile(monkeypatch, caplog):
     _pending(monkeypatch, {"train", "shuffle"})
-    with caplog.at_level(logging.WARNING, logger="mlpfast"):
+    with caplog.at_level(logging.INFO, logger="mlpfast"):
         est = _fit()
         est.predict(np.zeros((2, 2), np.float32))  # predict is not pending: no line
         _fit()  # announced once per process
     records = _compile_records(caplog)
     assert len(records) == 1
     r = records[0]
+    # predict compiled nothing, and a fit's end of compiling is its first progress report
+    assert not [r for r in caplog.records if hasattr(r, "mlpfast_compiled")]
     assert r.levelno == logging.WARNING and r.mlpfast_compiling == ("shuffle", "train")
     assert "float32" in r.getMessage() and "mlpfast compile" in r.getMessage()
 
 
 def test_predict_and_float64_announce_their_own_kernels(monkeypatch, caplog):
     _pending(monkeypatch, {"predict", "train"})
-    with caplog.at_level(logging.WARNING, logger="mlpfast"):
+    with caplog.at_level(logging.INFO, logger="mlpfast"):
         est = _fit()
         est.predict(np.zeros((2, 2), np.float32))
         _fit(dtype="float64")
@@ -118,6 +120,9 @@ def test_predict_and_float64_announce_their_own_kernels(monkeypatch, caplog):
     assert [(r.mlpfast_compiling, "float64" in r.getMessage())
             for r in _compile_records(caplog)] == [
         (("train",), False), (("predict",), False), (("train",), True)]
+    # predict says when its compiled call returned (the command line's time stops there)
+    assert [r.mlpfast_compiled for r in caplog.records
+            if hasattr(r, "mlpfast_compiled")] == [("predict",)]
 
 
 def test_nothing_logged_when_cached(monkeypatch, caplog):
@@ -195,7 +200,11 @@ def test_ticker_moves_on_a_terminal_and_clears_its_line(monkeypatch):
     record.mlpfast_compiling = ("train",)
     assert notice.filter(record) is False  # shown by the command line, not logged again
     time.sleep(0.2)
-    notice.stop()
+    done = logging.LogRecord("mlpfast", logging.INFO, __file__, 1, "mlpfast: compiled", None,
+                             None)
+    done.mlpfast_compiled = ("train",)
+    assert notice.filter(done) is False  # the compiled call returned: the time stops
+    assert notice._ticker is None
     text = err.getvalue()
     assert text.startswith("compiling the float32 kernels (train): ...\n")
     assert "\rcompiling, 0 s" in text and text.endswith("\r\033[K")
