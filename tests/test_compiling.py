@@ -254,6 +254,14 @@ def test_compile_command_reports_its_steps(monkeypatch):
     assert r.exit_code == 0 and calls[-1] == ("float64",) and r.stderr == ""
 
 
+def test_compile_command_fails_in_one_line_where_nothing_can_be_cached(monkeypatch):
+    monkeypatch.setattr(compiling, "cache_folder", lambda: None)
+    r = run("compile", "--dtype", "float32")
+    assert r.exit_code == 1
+    assert r.stderr.startswith("Error: the kernels cannot be cached here") and \
+        "NUMBA_CACHE_DIR" in r.stderr and r.stderr.count("\n") == 1
+
+
 def test_compile_cuda_without_numba_cuda_says_what_to_install(monkeypatch):
     import builtins
     real = builtins.__import__
