@@ -9,7 +9,7 @@ NUMBA_CACHE_DIR), for the four first runs a user meets:
 
 Wall seconds, and CPU seconds (the child's user + system: other work on a shared machine moves
 them less, but they count both threads). With --precompiled, `mlpfast compile` fills each cache
-first (when the checkout has it) and the runs after it should compile nothing.
+first (checkouts from 2026-12-01 on) and the runs after it should compile nothing.
 
     python benchmarks/cold_compile.py [--rounds N] [--precompiled] [CHECKOUT ...]
 
