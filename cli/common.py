@@ -1,6 +1,9 @@
-"""Pieces the commands share: option decorators, notes and warnings on stderr, CSV rows."""
+"""Pieces the commands share: option decorators, notes and warnings on stderr, CSV rows, the
+notice while kernels compile."""
 import contextlib
 import io
+import logging
+import sys
 import warnings
 
 import click
@@ -77,3 +80,92 @@ def write_csv_rows(path, header, rows):
     w.writerow(header)
     w.writerows(rows)
     write_text(path, buf.getvalue())
+
+
+class Ticker:
+    """A moving elapsed time on a terminal: show(seconds) every `every` seconds from a thread
+    until stop()."""
+
+    def __init__(self, show, every=0.5):
+        import threading
+        import time
+        self._show, self._every, self._t0 = show, every, time.perf_counter()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="mlpfast-ticker", daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        import time
+        while not self._stopped.wait(self._every):
+            self._show(time.perf_counter() - self._t0)
+
+    def stop(self):
+        self._stopped.set()
+        self._thread.join()
+
+
+class CompileNotice(logging.Filter):
+    """The library's "compiling the kernels" record (mlpfast.compiling.announce), shown the
+    command line's way: one line on stderr instead of the log line, then, on a terminal, a
+    moving elapsed time until stop() (the first progress report, or the command's end).
+    Installed on the `mlpfast` logger for every command; train sets `quiet` and `bar` (its
+    progress bar, which then carries the time)."""
+
+    def __init__(self, every=0.5):
+        super().__init__()
+        self.quiet, self.bar, self.every, self._ticker = False, None, every, None
+
+    def filter(self, record):
+        if getattr(record, "mlpfast_compiled", None) is not None:
+            self.stop()  # the compiled call returned (predict: before its rows are written)
+            return False
+        if getattr(record, "mlpfast_compiling", None) is None:
+            return True
+        if not self.quiet:
+            text = record.getMessage().removeprefix("mlpfast: ")
+            if self.bar is not None:
+                type(self.bar).write(text, file=sys.stderr)  # above the bar, not into it
+            else:
+                click.echo(text, err=True)
+            if sys.stderr.isatty() and self._ticker is None:
+                self._ticker = Ticker(self._show, self.every)
+        return False
+
+    def _show(self, seconds):
+        text = f"compiling, {seconds:.0f} s"
+        bar = self.bar
+        if bar is not None:
+            bar.set_postfix_str(text, refresh=True)
+        else:
+            sys.stderr.write(f"\r{text}\033[K")
+            sys.stderr.flush()
+
+    def stop(self):
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop()
+            if self.bar is None:
+                sys.stderr.write("\r\033[K")
+                sys.stderr.flush()
+
+
+COMPILE_NOTICE = CompileNotice()
+
+
+@contextlib.contextmanager
+def compile_notices():
+    """COMPILE_NOTICE on the `mlpfast` logger meanwhile (fresh for each command)."""
+    COMPILE_NOTICE.__init__()
+    logger = logging.getLogger("mlpfast")
+    level = logger.level
+    if logger.getEffectiveLevel() > logging.INFO:
+        # the INFO record that compiling ended reaches the filter (no handler prints INFO:
+        # Python's last-resort handler shows WARNING and above)
+        logger.setLevel(logging.INFO)
+    logger.addFilter(COMPILE_NOTICE)
+    try:
+        yield COMPILE_NOTICE
+    finally:
+        COMPILE_NOTICE.stop()
+        logger.removeFilter(COMPILE_NOTICE)
+        logger.setLevel(level)

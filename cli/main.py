@@ -13,13 +13,15 @@ import click  # noqa: E402
 from mlpfast import __version__  # noqa: E402
 from mlpfast.errors import MLPFastError  # noqa: E402
 
+from .common import compile_notices  # noqa: E402
+
 
 class Group(click.Group):
     def invoke(self, ctx):
         STOP.__init__()  # a fresh request per command (tests run several in one process)
         STOP.active = True
         try:
-            with warnings.catch_warnings():
+            with warnings.catch_warnings(), compile_notices():
                 warnings.simplefilter("ignore", category=DeprecationWarning)
                 result = super().invoke(ctx)
             STOP.deferred = True  # the work is done and written: a late signal changes nothing
@@ -114,7 +116,7 @@ def main():
 
 
 # the commands attach themselves to `cli` when their modules load
-from . import apply, bench, export, plot, sweep, train  # noqa: E402,F401
+from . import apply, bench, export, plot, precompile, sweep, train  # noqa: E402,F401
 
 if __name__ == "__main__":
     main()

@@ -11,7 +11,7 @@ from mlpfast.errors import DataError, DivergenceError, MLPFastError
 from mlpfast.registry import ACTIVATIONS, DEVICES, DTYPES, SOLVERS
 from mlpfast.tabular import options
 
-from .common import comma_list, csv_format, csv_options, notes_to_stderr
+from .common import COMPILE_NOTICE, comma_list, csv_format, csv_options, notes_to_stderr
 from .main import cli
 from .signals import STOP, exit_code, signal_name
 
@@ -320,8 +320,11 @@ class _Monitor:
         self.device, self.chosen, self.why_not_cuda = device, chosen, why_not_cuda
         self.task = None
         self.bar = None
+        COMPILE_NOTICE.quiet = quiet
 
     def __call__(self, est, event):
+        if event["kind"] in ("chunk", "epoch"):
+            COMPILE_NOTICE.stop()  # the compiled code has run: compiling is over
         if event["kind"] == "data":
             self._start(event)
         elif event["kind"] == "chunk":
@@ -355,17 +358,16 @@ class _Monitor:
         if self.device == "auto":
             self.say(f"device: auto -> {self.chosen}" +
                      ("" if self.chosen == "cuda" else f" ({self.why_not_cuda})"))
-        if self.chosen == "cpu":
-            from mlpfast.engine.cpu import kernels_cached
-            if kernels_cached() is False:
-                self.say("compiling the kernels: once after an install, about a minute on 2 "
-                         "cores; later runs load them from the cache")
         if not self.quiet and sys.stderr.isatty():
             from tqdm import tqdm
             self.bar = tqdm(total=self.epochs, unit="epoch", file=sys.stderr, dynamic_ncols=True,
                             bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}{postfix}]")
+            # the time spent compiling (the library's notice) moves on the bar, not its own line
+            COMPILE_NOTICE.bar = self.bar
 
     def close(self):
+        COMPILE_NOTICE.stop()
+        COMPILE_NOTICE.bar = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -17,6 +17,9 @@ def __getattr__(name):
     if name == "sweep":  # runs on dask.distributed (the dask extra)
         from .sweeps import sweep
         return sweep
+    if name == "compile_kernels":  # the kernels into Numba's cache ahead of a first run
+        from .compiling import compile_kernels
+        return compile_kernels
     if name == "to_onnx":  # needs the onnx extra: imported only when asked for
         from .export import to_onnx
         return to_onnx
@@ -32,5 +35,5 @@ def load(path):
     return _load(path)
 
 
-__all__ = ["MLPClassifier", "MLPRegressor", "load", "sweep", "to_onnx", "MLPFastError", "DataError", "DataNote",
+__all__ = ["MLPClassifier", "MLPRegressor", "compile_kernels", "load", "sweep", "to_onnx", "MLPFastError", "DataError", "DataNote",
            "DeviceError", "DivergenceError", "ModelFileError", "NotFittedError", "__version__"]

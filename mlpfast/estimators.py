@@ -33,7 +33,7 @@ import warnings
 
 import numpy as np
 
-from . import config, metrics, params, reference
+from . import compiling, config, metrics, params, reference
 from ._validation import (check_classification_targets, check_random_state,
                           check_regression_targets, check_X, column_or_1d, dense_targets,
                           feature_names, is_sparse)
@@ -556,6 +556,10 @@ class _BaseMLP(_Base):
         self.device_ = device
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
                        dtype, SOLVERS[self.solver], batch_size)
+        if device == "cpu":
+            from .engine import together
+            kernels = compiling.FIT_EVALUATING if X_val is not None else compiling.FIT
+            compiling.announce(kernels + (("together",) if together.current() else ()), dtype)
         engine = make_engine(device, spec)
         engine.start(self._theta, self._opt1, self._opt2, X, y_idx, Y, sample_weight=w)
         if position is not None:
@@ -615,6 +619,7 @@ class _BaseMLP(_Base):
         block = min(n, config.MAX_CHUNKS * config.CHUNK_ROWS)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], self._output_code(),
                        np.float64, SOLVERS["sgd"], block)
+        compiling.announce(compiling.LBFGS, np.float64)
         engine = make_engine("cpu", spec)
         theta = self._theta.astype(np.float64)
         engine.start(theta, theta[:0], theta[:0], X, y_idx, Y, sample_weight=w)
@@ -927,8 +932,14 @@ class _BaseMLP(_Base):
         X = check_X(X, self._theta.dtype, self.n_features_in_, owner=type(self).__name__)
         spec = NetSpec(tuple(self._widths), ACTIVATIONS[self.activation], 0,
                        self._theta.dtype.type, SOLVERS.get(self.solver, 0), 1)
-        engine = make_engine(self._predict_device(sparse=is_sparse(X)), spec)
-        return engine.predict(self._theta, X).astype(np.float64)
+        device = self._predict_device(sparse=is_sparse(X))
+        announced = (compiling.announce(compiling.PREDICT, self._theta.dtype)
+                     if device == "cpu" else [])
+        t0 = time.perf_counter()
+        engine = make_engine(device, spec)
+        out = engine.predict(self._theta, X).astype(np.float64)
+        compiling.finished(announced, self._theta.dtype, time.perf_counter() - t0)
+        return out
 
     def _predict_device(self, sparse=False):
         """Where the model trained, if that device is still usable (a model trained on a GPU

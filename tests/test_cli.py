@@ -155,27 +155,6 @@ def test_progress_hidden_when_not_a_terminal(tmp_path, small_csv):
     assert "wrote" in r.stderr
 
 
-def test_first_run_says_it_compiles(tmp_path, small_csv, monkeypatch):
-    from mlpfast.engine import cpu
-    monkeypatch.setattr(cpu, "kernels_cached", lambda: False)
-    r = run("train", small_csv, "--out", tmp_path / "a", "--epochs", 1)
-    assert r.exit_code == 0 and "compiling the kernels" in r.stderr
-    monkeypatch.setattr(cpu, "kernels_cached", lambda: True)
-    r = run("train", small_csv, "--out", tmp_path / "b", "--epochs", 1)
-    assert r.exit_code == 0 and "compiling" not in r.stderr
-
-
-def test_kernels_cached_reads_numbas_cache_index(tmp_path, monkeypatch):
-    from mlpfast.engine.cpu import kernels_cached
-    from mlpfast.kernels import network
-    index = tmp_path / "network.train_batches.nbi"
-    # the attribute chain kernels_cached reads (fails here if Numba moves it)
-    monkeypatch.setattr(network.train_batches._cache._cache_file, "_index_path", str(index))
-    assert kernels_cached() is False
-    index.write_bytes(b"")
-    assert kernels_cached() is True
-
-
 def test_unseen_category_warns(tmp_path, small_csv, trained):
     df = pd.read_csv(small_csv)
     df.loc[:4, "colour"] = "purple"

@@ -191,11 +191,3 @@ class CPUEngine(Engine):
                             spec.hidden, self._output)
         return out
 
-
-def kernels_cached():
-    """Whether Numba's on-disk cache holds the training kernels (False on the first run after
-    an install, when they compile for about a minute on 2 cores); None when it cannot tell."""
-    try:
-        return os.path.exists(network.train_batches._cache._cache_file._index_path)
-    except AttributeError:  # Numba's cache internals moved
-        return None

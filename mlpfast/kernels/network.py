@@ -32,7 +32,7 @@ from .matmul import gemm_packed, gemm_tn
 from .optim import add_l2, bias_grad
 from .random import dropout_mask, next_u64
 from .simd import prefetch
-from .softmax import (OUT_EXP, OUT_IDENTITY, OUT_LOGISTIC, OUT_SOFTMAX, logistic_xent_grad,
+from .softmax import (OUT_EXP, OUT_LOGISTIC, OUT_SOFTMAX, logistic_xent_grad,
                       output_activation, poisson_grad, softmax_xent_grad, squared_error_grad)
 from .update import ADAM, SGD, update  # noqa: F401  (SGD, ADAM: the solver codes)
 
@@ -94,6 +94,15 @@ def backward(ws, c, grad, layout, widths, rows, hidden, dropout):
 
 
 @nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _copy_row(dst, src):
+    # dst[:] = src written out: an array-to-array slice assignment compiles Numba's
+    # shape-mismatch error (its message formatting: string joins) into the caller, seconds of
+    # the first run's compilation
+    for j in range(src.shape[0]):
+        dst[j] = src[j]
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def _row_of(perm, i):
     # the data row of position i: perm[i], or i itself where perm is empty (the data's order)
     return perm[i] if perm.shape[0] > 0 else i
@@ -134,11 +143,11 @@ def chunk_gradient(ws, c, d, perm, start, rows, scale, theta, grad, layout, widt
             for j in range(indptr[r], indptr[r + 1]):
                 Xb[i, indices[j]] = data[j]
         else:
-            Xb[i, :] = X[r, :]
+            _copy_row(Xb[i], X[r])
         if output == OUT_SOFTMAX:
             ws.ybuf[c, i] = y[r]
         else:
-            ws.Ybuf[c, i, :] = Y[r, :]
+            _copy_row(ws.Ybuf[c, i], Y[r])
         if weighted:
             ws.wbuf[c, i] = w[r]
     forward(ws, c, theta, layout, widths, rows, hidden, dropout)
@@ -319,10 +328,10 @@ def _gather_block(d, perm, s0, rows, gX, gy, gY, gw):
             if weighted:
                 prefetch(w, q)
         r = perm[s0 + i] if ordered else s0 + i
-        gX[i, :] = X[r, :]
+        _copy_row(gX[i], X[r])
         if labels:
             gy[i] = y[r]
-        gY[i, :] = Y[r, :]
+        _copy_row(gY[i], Y[r])
         if weighted:
             gw[i] = w[r]
 
@@ -571,10 +580,9 @@ def predict_raw(ws, out, d, theta, layout, widths, hidden, output):
                 for j in range(indptr[start + i], indptr[start + i + 1]):
                     Xb[i, indices[j]] = data[j]
         else:
-            Xb[:, :] = X[start: start + rows, :]
+            for i in range(rows):
+                _copy_row(Xb[i], X[start + i])
         forward(ws, zero, theta, layout, widths, rows, hidden, 0.0)
         Z = layer_block(acts, widths, rows, cap, layout.shape[0])
-        if output == OUT_IDENTITY:
-            out[start: start + rows, :] = Z
-        else:
-            output_activation(out[start: start + rows], Z, output)
+        # OUT_IDENTITY copies Z
+        output_activation(out[start: start + rows], Z, output)

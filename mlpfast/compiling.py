@@ -1,0 +1,274 @@
+"""The CPU kernels' compilation: ahead of a run (compile_kernels, `mlpfast compile`), and
+knowing before a run whether it will compile (pending, announce).
+
+Numba compiles a kernel the first time it is called with a new combination of argument types
+and keeps the result in its on-disk cache (NUMBA_CACHE_DIR, else __pycache__ beside the
+package or the user's cache folder). A cached entry is used only when its index key matches:
+the argument types, the CPU (its name and features: a cache written on another CPU, or read
+under NUMBA_CPU_NAME=generic, is not used) and the kernel's source. pending() asks the same
+question of the same index with Numba's own key function, without compiling anything.
+
+The kernels specialise on the dtype only: dense and CSR data, weights, every output kind and
+both stochastic solvers share one compiled version per dtype (they are arguments, not types).
+"""
+import contextlib
+import importlib
+import logging
+import os
+import threading
+import time
+from collections import namedtuple
+
+import numpy as np
+
+log = logging.getLogger("mlpfast")
+
+DTYPES = ("float32", "float64")
+
+# the kernels Python calls (each compiles its callees into itself): name -> (module in
+# mlpfast.kernels, function, the argument whose dtype is the run's, or None), and what for
+ENTRY_POINTS = {
+    "shuffle": ("random", "shuffle", None),                    # every stochastic epoch
+    "train": ("network", "train_batches", "theta"),            # fit, partial_fit (SGD, Adam)
+    "predict": ("network", "predict_raw", "theta"),            # predict, scores, validation
+    "lbfgs": ("network", "full_gradient", "theta"),            # solver='lbfgs' (float64 always)
+    "together": ("network", "train_batches_many", "thetas"),   # run_together, sweeps
+}
+
+# what a run needs, by what it does
+FIT = ("shuffle", "train")
+FIT_EVALUATING = FIT + ("predict",)
+PREDICT = ("predict",)
+LBFGS = ("lbfgs",)
+
+HOW_TO_PRECOMPILE = "`mlpfast compile` compiles them ahead of time"
+
+Compiled = namedtuple("Compiled", "dtype kernels seconds compiled")
+Compiled.__doc__ = """One step of compile_kernels: the entry points it covered, its seconds,
+and how many functions Numba compiled (0: everything came from the cache)."""
+
+
+def _dispatcher(name):
+    module, function, _ = ENTRY_POINTS[name]
+    return getattr(importlib.import_module(f"mlpfast.kernels.{module}"), function)
+
+
+def _dtype_position(name, dispatcher):
+    _, _, arg = ENTRY_POINTS[name]
+    if arg is None:
+        return None
+    code = dispatcher.py_func.__code__
+    return code.co_varnames[:code.co_argcount].index(arg)
+
+
+def _matches(types, position, dtype):
+    if position is None:
+        return True
+    return getattr(types[position], "dtype", None) == dtype
+
+
+def _kernel_dtype(name, dtype):
+    # the L-BFGS objective is evaluated in float64 whatever the model's dtype
+    return "float64" if name == "lbfgs" else np.dtype(dtype).name
+
+
+def is_compiled(name, dtype):
+    """Whether entry point `name` (ENTRY_POINTS) for `dtype` runs without compiling in this
+    process: compiled here already, or in Numba's on-disk cache for this CPU and this source.
+    None when Numba's cache internals cannot be read (another Numba version)."""
+    import numba
+    dispatcher = _dispatcher(name)
+    if not hasattr(dispatcher, "overloads"):  # not a Numba dispatcher (a test's wrapper)
+        return None
+    position = _dtype_position(name, dispatcher)
+    want = numba.from_dtype(np.dtype(_kernel_dtype(name, dtype)))
+    if any(_matches(types, position, want) for types in list(dispatcher.overloads)):
+        return True
+    try:
+        cache = dispatcher._cache
+        if not hasattr(cache, "_cache_file"):  # a NullCache: nothing is cached
+            return False
+        codegen = dispatcher.targetctx.codegen()
+        index = cache._cache_file._load_index()  # {} when absent, stale or another version
+        for key, data_name in index.items():
+            # Numba's own key for that signature here: the same only on this CPU (name and
+            # features) and for this source, as when Numba looks it up
+            if (_matches(key[0], position, want) and cache._index_key(key[0], codegen) == key
+                    and os.path.exists(cache._cache_file._data_path(data_name))):
+                return True
+        return False
+    except (AttributeError, TypeError, ValueError, IndexError):  # Numba's internals moved
+        return None
+
+
+def pending(kernels, dtype):
+    """The entry points among `kernels` that will compile in this process for `dtype` (those
+    whose state cannot be read count as not pending)."""
+    return [k for k in kernels if is_compiled(k, dtype) is False]
+
+
+_announced = set()  # (entry point, dtype) announced, or found compiled, in this process
+_lock = threading.Lock()
+_silent = [0]
+
+
+@contextlib.contextmanager
+def silenced():
+    """No announce() meanwhile, in any thread (compile_kernels' own runs, which include
+    run_together's threads)."""
+    with _lock:
+        _silent[0] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _silent[0] -= 1
+
+
+def announce(kernels, dtype):
+    """Log one WARNING on the `mlpfast` logger when some of `kernels` (ENTRY_POINTS names)
+    will compile for `dtype` in this process, once per kernel and dtype; the record carries
+    `mlpfast_compiling` (the kernels) for a front end that shows its own notice. Returns the
+    kernels that will compile."""
+    if _silent[0]:
+        return []
+    dtype = np.dtype(dtype).name
+    with _lock:
+        todo = [k for k in kernels if (k, _kernel_dtype(k, dtype)) not in _announced]
+        if not todo:
+            return []
+        state = {k: is_compiled(k, dtype) for k in todo}
+        # said once; and one found compiled stays so in this process: neither is asked again
+        _announced.update((k, _kernel_dtype(k, dtype)) for k, ok in state.items()
+                          if ok is not None)
+        compiling = [k for k, ok in state.items() if ok is False]
+        if not compiling:
+            return []
+    log.warning("mlpfast: compiling the %s kernels (%s): Numba's cache has none for this CPU; "
+                "up to a minute on 2 cores, once, then loaded from the cache; %s", dtype,
+                ", ".join(compiling), HOW_TO_PRECOMPILE,
+                extra={"mlpfast_compiling": tuple(compiling)})
+    return compiling
+
+
+def finished(kernels, dtype, seconds):
+    """Log at INFO that the announced `kernels` have compiled (the call that compiled them
+    returned after `seconds`); the record carries `mlpfast_compiled` for a front end that
+    shows a moving time until then. Nothing for an empty list."""
+    if kernels:
+        log.info("mlpfast: compiled the %s kernels (%s) in %.1f s", np.dtype(dtype).name,
+                 ", ".join(kernels), seconds, extra={"mlpfast_compiled": tuple(kernels)})
+
+
+# ---- compiling ahead of time
+
+def _tiny(dtype):
+    """A few rows that exercise a fit: 2 features, 2 classes."""
+    X = np.zeros((8, 2), dtype)
+    X[::2] = 1
+    return X, np.array([0, 1] * 4)
+
+
+def _fit(dtype, **kw):
+    import warnings
+
+    from .estimators import MLPClassifier
+    X, y = _tiny(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a one-epoch fit does not converge, as meant
+        return MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, batch_size=4, tol=0.0,
+                             dtype=dtype, random_state=0, **kw).fit(X, y)
+
+
+def _run_train(dtype):
+    _fit(dtype)
+
+
+def _run_predict(dtype):
+    est = _fit(dtype)
+    est.predict_proba(_tiny(dtype)[0])
+
+
+def _run_lbfgs(dtype):
+    _fit(dtype, solver="lbfgs")
+
+
+def _run_together(dtype):
+    from .engine.together import run_together
+    for result in run_together([lambda: _fit(dtype), lambda: _fit(dtype)]):
+        if isinstance(result, BaseException):
+            raise result
+
+
+# the runs that make each entry point compile, through the code a real run goes through (so
+# the arguments' types are a real run's): name -> (run, what it compiles besides)
+WARMERS = {
+    "train": (_run_train, FIT),
+    "predict": (_run_predict, PREDICT),
+    "lbfgs": (_run_lbfgs, LBFGS),
+    "together": (_run_together, ("together",)),
+}
+
+
+class _CompileCounter:
+    """Counts Numba's compilations (the "numba:compile" event) while installed."""
+
+    def __init__(self):
+        from numba.core import event
+        self.count = 0
+        counter = self
+
+        class Listener(event.Listener):
+            def on_start(self, ev):
+                counter.count += 1
+
+            def on_end(self, ev):
+                pass
+
+        self.listener = Listener()
+
+    @contextlib.contextmanager
+    def installed(self):
+        from numba.core import event
+        with event.install_listener("numba:compile", self.listener):
+            yield self
+
+
+def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None):
+    """Compile every CPU kernel variant a run may dispatch into Numba's on-disk cache, so that
+    later processes load them instead of compiling: for each dtype (float32, float64), the
+    stochastic fit (SGD and Adam, dropout, weights, every output kind, dense and CSR: one
+    version), prediction, the L-BFGS objective (float64) and run_together's pooled training.
+
+    on_step(dtype, name) is called before each step. Returns a list of Compiled, one per
+    dtype and step. Kernels already cached load in well under a second. Raises MLPFastError
+    when the kernels cannot be cached here (nothing writable: set NUMBA_CACHE_DIR)."""
+    from .errors import MLPFastError
+    if cache_folder() is None:
+        raise MLPFastError("the kernels cannot be cached here: neither the install folder, the "
+                           "home cache nor the temporary directory is writable; set "
+                           "NUMBA_CACHE_DIR to a writable folder")
+    out = []
+    counter = _CompileCounter()
+    for dtype in dtypes:
+        dtype = np.dtype(dtype).name
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+        for name in kernels:
+            run, covers = WARMERS[name]
+            if on_step is not None:
+                on_step(dtype, name)
+            before = counter.count
+            t0 = time.perf_counter()
+            with silenced(), counter.installed():
+                run(dtype)
+            out.append(Compiled(dtype, covers, time.perf_counter() - t0, counter.count - before))
+    return out
+
+
+def cache_folder():
+    """The folder where Numba caches the training kernel (None when nothing is cached)."""
+    from .kernels import CACHE
+    if not CACHE:
+        return None
+    return _dispatcher("train")._cache.cache_path
