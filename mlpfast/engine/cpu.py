@@ -6,10 +6,12 @@ about every config.PROGRESS_SECONDS without paying a Python round trip per minib
 """
 import os
 import sys
+import time
 
 import numba
 import numpy as np
 
+from .. import threads
 from ..errors import DeviceError
 from ..kernels import buffers, network, random
 from . import together
@@ -93,6 +95,9 @@ class CPUEngine(Engine):
                 "cannot train in a process forked after mlpfast trained in its parent (GNU "
                 "OpenMP's threads do not survive fork): use multiprocessing.get_context('spawn') "
                 "or 'forkserver', or set NUMBA_THREADING_LAYER=workqueue before the first fit")
+        # Numba's OpenMP layer enables nested regions when it starts; set back before our
+        # first parallel call so that other code on this thread does not nest (mlpfast.threads)
+        threads.restore_nesting()
         spec = self.spec
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
         self.data = as_data(spec, X, y, Y, sample_weight)
@@ -102,6 +107,7 @@ class CPUEngine(Engine):
         self.grad = np.zeros_like(theta)
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
+        self.governor = None  # threads.Governor of this fit, made at the first slice
 
     def _run(self, first, last, hyper, counters, rng, totals):
         group = together.current()
@@ -112,9 +118,35 @@ class CPUEngine(Engine):
             self._train(first, last, hyper, counters, rng, totals)
 
     def _train(self, first, last, hyper, counters, rng, totals):
+        top = numba.get_num_threads()
+        if top == 1:
+            self._train_on(1, first, last, hyper, counters, rng, totals)
+            return
+        # slices on all threads while the machine leaves the cores free, else on one
+        # (mlpfast.threads: spinning OpenMP threads on busy cores ran 8-17x slower than one)
+        if self.governor is None:
+            self.governor = threads.Governor(top)
+        gov = self.governor
+        gov.top = top
+        b = first
+        while b < last:
+            k, n = gov.plan(last - b)
+            t0 = time.perf_counter()
+            if k == top:
+                self._train_on(k, b, b + n, hyper, counters, rng, totals)
+            else:
+                numba.set_num_threads(k)
+                try:
+                    self._train_on(k, b, b + n, hyper, counters, rng, totals)
+                finally:
+                    numba.set_num_threads(top)
+            gov.done(k, n, time.perf_counter() - t0)
+            b += n
+
+    def _train_on(self, workers, first, last, hyper, counters, rng, totals):
         s = self.spec
-        network.train_batches(self.ws, numba.get_num_threads(), self.data, self.perm, first,
-                              last, s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
+        network.train_batches(self.ws, workers, self.data, self.perm, first, last,
+                              s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
                               self.layout, self.widths, s.hidden, self._output, s.solver, hyper,
                               counters, rng, totals)
 
@@ -141,6 +173,7 @@ class CPUEngine(Engine):
         theta), without an update. Its buffers grow with the rows (the chunks of one
         minibatch): for checks; loss_gradient is the bounded one. Weights summing to 0: (0.0,
         zeros)."""
+        threads.restore_nesting()
         spec = self.spec
         d = as_data(spec, X, y, Y, sample_weight)
         n = buffers.n_rows_of(d)
@@ -179,6 +212,7 @@ class CPUEngine(Engine):
 
     def predict(self, theta, X):
         """The outputs for X (dense or scipy.sparse CSR) through spec.output's activation."""
+        threads.restore_nesting()
         spec = self.spec
         # the kernels are compiled for writable arrays (an unpickled model's may not be): one
         # copy of the weights rather than a second compilation of the network
