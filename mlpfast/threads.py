@@ -6,9 +6,10 @@ up to GOMP_SPINCOUNT polls (300,000: milliseconds) before they sleep. A training
 or two regions. On an idle machine the spinning saves each region's wake-up; on a machine whose
 cores other processes want, a spinning thread holds the core that the thread it waits for
 needs, and each barrier lasts until the scheduler takes the spinner off, a time slice of
-milliseconds, in a step of a few hundred microseconds. Measured on 2 cores beside one or two
-busy processes (benchmarks/contention.py, benchmarks/RESULTS.md 2026-12-01): W1 took 7.7-17x
-as long per epoch on two threads as on one, the letters data 2-3x.
+milliseconds, in a step of a few hundred microseconds. Measured on a shared 2-core machine
+beside busy loops and other people's multi-threaded jobs (benchmarks/contention.py,
+benchmarks/RESULTS.md 2026-12-01): W1 took 7.7-17x as long per epoch on two threads as on
+one, the letters data 2-3x.
 
 OpenMP's passive wait policy (OMP_WAIT_POLICY=passive: threads sleep at once) removed that
 (0.72-1.05x of one thread in the same measurement), but the policy is read once per process by
@@ -21,9 +22,11 @@ waits at a barrier. The chunks of a minibatch come from its size, not the thread
 weights are the same bits whichever count each slice used.
 
 Nesting. Numba's OpenMP layer, when it starts, enables nested parallel regions
-(omp_set_nested(1): max-active-levels 255) for the thread that started it. Code that runs
-later on that thread and is parallel at two levels (PyTorch's parallel loops around its BLAS)
-then opens a team inside every thread of a team: more threads than cores, spinning. The engine
+(omp_set_nested(1): max-active-levels 255) for the thread that started it. OpenMP code that
+runs later on that thread and is parallel at two levels (a parallel loop around a threaded
+BLAS) can then open a team inside every thread of a team: more threads than cores, spinning.
+(PyTorch's W1 epoch did not nest after a fit of main either: two busy threads in both cases,
+benchmarks/RESULTS.md 2026-12-01; the level is set back as a precaution.) The engine
 calls restore_nesting() before its first parallel call, which sets the level back to OpenMP's
 default of 1 unless the user asked for nesting (OMP_MAX_ACTIVE_LEVELS, OMP_NESTED). mlpfast's
 kernels never nest: a kernel called inside a parallel loop runs on one thread (update.py).
