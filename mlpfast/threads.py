@@ -31,6 +31,7 @@ calls restore_nesting() before its first parallel call, which sets the level bac
 default of 1 unless the user asked for nesting (OMP_MAX_ACTIVE_LEVELS, OMP_NESTED). mlpfast's
 kernels never nest: a kernel called inside a parallel loop runs on one thread (update.py).
 """
+import contextlib
 import os
 import threading
 import time
@@ -133,6 +134,29 @@ class Governor:
             self.threads = threads_for(others, len(self.cpus), self.top)
         with _lock:
             _last_choice = (now, self.threads)
+
+
+def recent_choice(top, clock=time.perf_counter):
+    """The thread count the last Governor of this process chose (at most top) while that was
+    under 5 windows ago, else top: for parallel work that comes now and then and has no
+    windows of its own (prediction, a validation pass between epochs)."""
+    at, last = _last_choice
+    return min(top, last) if clock() - at < 5 * config.LOAD_WINDOW_SECONDS else top
+
+
+@contextlib.contextmanager
+def numba_threads(k):
+    """Numba's thread count for this thread set to k inside the block, then back."""
+    import numba
+    top = numba.get_num_threads()
+    if k == top:
+        yield
+        return
+    numba.set_num_threads(k)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(top)
 
 
 def restore_nesting():

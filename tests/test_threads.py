@@ -98,6 +98,22 @@ def test_governor_sizes_slices_from_their_time(monkeypatch):
     assert gov.plan(7)[1] == 7  # never past the run's end
 
 
+def test_recent_choice(monkeypatch):
+    # prediction between epochs follows training's last choice; later, or never, all threads
+    monkeypatch.setattr(threads, "_last_choice", (100.0, 1))
+    assert threads.recent_choice(2, clock=lambda: 100.1) == 1
+    assert threads.recent_choice(2, clock=lambda: 100.0 + 5 * config.LOAD_WINDOW_SECONDS) == 2
+    monkeypatch.setattr(threads, "_last_choice", (100.0, 8))
+    assert threads.recent_choice(2, clock=lambda: 100.1) == 2
+
+
+def test_numba_threads_sets_and_restores():
+    before = numba.get_num_threads()
+    with threads.numba_threads(1):
+        assert numba.get_num_threads() == 1
+    assert numba.get_num_threads() == before
+
+
 @pytest.mark.parametrize("others,cpus,top,want", [
     (0.0, 2, 2, 2), (0.2, 2, 2, 2), (0.3, 2, 2, 1), (1.0, 2, 2, 1), (2.0, 2, 2, 1),
     (1.0, 16, 16, 15), (3.5, 16, 8, 8), (0.0, 4, 1, 1)])
@@ -148,7 +164,9 @@ def _fit(n_threads, **kw):
     # two chunks per minibatch, 20k parameters: the chunk pass and the update both parallel
     dict(hidden_layer_sizes=(128, 128), batch_size=256, alpha=1e-3),
     dict(hidden_layer_sizes=(64,), batch_size=200, solver="sgd", dropout=0.2),
-], ids=["adam", "sgd-dropout"])
+    # L-BFGS: each full-gradient call is a slice, in blocks of 256 rows of two chunks
+    dict(hidden_layer_sizes=(32,), batch_size=256, solver="lbfgs"),
+], ids=["adam", "sgd-dropout", "lbfgs"])
 def test_switching_threads_between_slices_gives_the_same_bits(monkeypatch, kw):
     made = []
 

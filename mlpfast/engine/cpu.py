@@ -132,14 +132,8 @@ class CPUEngine(Engine):
         while b < last:
             k, n = gov.plan(last - b)
             t0 = time.perf_counter()
-            if k == top:
+            with threads.numba_threads(k):
                 self._train_on(k, b, b + n, hyper, counters, rng, totals)
-            else:
-                numba.set_num_threads(k)
-                try:
-                    self._train_on(k, b, b + n, hyper, counters, rng, totals)
-                finally:
-                    numba.set_num_threads(top)
             gov.done(k, n, time.perf_counter() - t0)
             b += n
 
@@ -202,10 +196,21 @@ class CPUEngine(Engine):
         direct = (grad.dtype == spec.dtype and grad.flags.c_contiguous
                   and grad.flags.writeable and grad is not self.grad)
         out = grad if direct else np.empty(theta.shape[0], spec.dtype)
-        with together.away():  # in run_together: not pooled, the others go on meanwhile
+        top = numba.get_num_threads()
+        if self.governor is None and top > 1:
+            self.governor = threads.Governor(top)
+        if top > 1:
+            self.governor.top = top
+        # each call a slice of the Governor's (see _train): L-BFGS's training is these calls
+        k = self.governor.plan(1)[0] if top > 1 else 1
+        t0 = time.perf_counter()
+        with together.away(), threads.numba_threads(k):
+            # in run_together: not pooled, the others go on meanwhile
             f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
                                       self.grad, self.layout, self.widths, spec.hidden,
                                       self._output, float(alpha), np.int64(spec.batch_size))
+        if top > 1:
+            self.governor.done(k, 1, time.perf_counter() - t0)
         if not direct:
             grad[:] = out
         return float(f)
@@ -221,8 +226,10 @@ class CPUEngine(Engine):
         n = buffers.n_rows_of(d)
         ws = buffers.predict_workspace(spec.widths, spec.dtype, n)
         out = np.empty((n, spec.widths[-1]), spec.dtype)
-        network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,
-                            spec.hidden, self._output)
+        # on the threads training last chose (a validation pass between epochs), else all
+        with threads.numba_threads(threads.recent_choice(numba.get_num_threads())):
+            network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,
+                                spec.hidden, self._output)
         return out
 
 
