@@ -22,6 +22,16 @@ UPDATE_TASK_PARAMS = 4096
 CHUNK_ROWS = 128
 MAX_CHUNKS = 16
 
+# Threads under load (mlpfast.threads.Governor): the CPU engine trains in slices of about
+# SLICE_SECONDS and chooses all threads or fewer each time a window of at least
+# LOAD_WINDOW_SECONDS closes, from the CPU time other processes took in it. /proc/stat counts in
+# 10 ms ticks: a window of 0.2 s on 2 cores holds 40 of them. A slice costs one compiled call
+# and a re-pack of the weights.
+SLICE_SECONDS = 0.05
+LOAD_WINDOW_SECONDS = 0.2
+# cores of other processes' load that still count as free (see threads.threads_for)
+LOAD_SLACK_CORES = 0.25
+
 # Rows per block when predicting, so that the activations of a large file stay in cache-sized
 # buffers.
 PREDICT_CHUNK_ROWS = 512

@@ -6,10 +6,12 @@ about every config.PROGRESS_SECONDS without paying a Python round trip per minib
 """
 import os
 import sys
+import time
 
 import numba
 import numpy as np
 
+from .. import threads
 from ..errors import DeviceError
 from ..kernels import buffers, network, random
 from . import together
@@ -93,6 +95,9 @@ class CPUEngine(Engine):
                 "cannot train in a process forked after mlpfast trained in its parent (GNU "
                 "OpenMP's threads do not survive fork): use multiprocessing.get_context('spawn') "
                 "or 'forkserver', or set NUMBA_THREADING_LAYER=workqueue before the first fit")
+        # Numba's OpenMP layer enables nested regions when it starts; set back before our
+        # first parallel call so that other code on this thread does not nest (mlpfast.threads)
+        threads.restore_nesting()
         spec = self.spec
         self.theta, self.opt1, self.opt2 = theta, opt1, opt2
         self.data = as_data(spec, X, y, Y, sample_weight)
@@ -102,6 +107,7 @@ class CPUEngine(Engine):
         self.grad = np.zeros_like(theta)
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
+        self.governor = None  # threads.Governor of this fit, made at the first slice
 
     def _run(self, first, last, hyper, counters, rng, totals):
         group = together.current()
@@ -112,9 +118,29 @@ class CPUEngine(Engine):
             self._train(first, last, hyper, counters, rng, totals)
 
     def _train(self, first, last, hyper, counters, rng, totals):
+        top = numba.get_num_threads()
+        if top == 1:
+            self._train_on(1, first, last, hyper, counters, rng, totals)
+            return
+        # slices on all threads while the machine leaves the cores free, else on one
+        # (mlpfast.threads: spinning OpenMP threads on busy cores ran 8-17x slower than one)
+        if self.governor is None:
+            self.governor = threads.Governor(top)
+        gov = self.governor
+        gov.top = top
+        b = first
+        while b < last:
+            k, n = gov.plan(last - b)
+            t0 = time.perf_counter()
+            with threads.numba_threads(k):
+                self._train_on(k, b, b + n, hyper, counters, rng, totals)
+            gov.done(k, n, time.perf_counter() - t0)
+            b += n
+
+    def _train_on(self, workers, first, last, hyper, counters, rng, totals):
         s = self.spec
-        network.train_batches(self.ws, numba.get_num_threads(), self.data, self.perm, first,
-                              last, s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
+        network.train_batches(self.ws, workers, self.data, self.perm, first, last,
+                              s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
                               self.layout, self.widths, s.hidden, self._output, s.solver, hyper,
                               counters, rng, totals)
 
@@ -141,6 +167,7 @@ class CPUEngine(Engine):
         theta), without an update. Its buffers grow with the rows (the chunks of one
         minibatch): for checks; loss_gradient is the bounded one. Weights summing to 0: (0.0,
         zeros)."""
+        threads.restore_nesting()
         spec = self.spec
         d = as_data(spec, X, y, Y, sample_weight)
         n = buffers.n_rows_of(d)
@@ -169,16 +196,28 @@ class CPUEngine(Engine):
         direct = (grad.dtype == spec.dtype and grad.flags.c_contiguous
                   and grad.flags.writeable and grad is not self.grad)
         out = grad if direct else np.empty(theta.shape[0], spec.dtype)
-        with together.away():  # in run_together: not pooled, the others go on meanwhile
+        top = numba.get_num_threads()
+        if self.governor is None and top > 1:
+            self.governor = threads.Governor(top)
+        if top > 1:
+            self.governor.top = top
+        # each call a slice of the Governor's (see _train): L-BFGS's training is these calls
+        k = self.governor.plan(1)[0] if top > 1 else 1
+        t0 = time.perf_counter()
+        with together.away(), threads.numba_threads(k):
+            # in run_together: not pooled, the others go on meanwhile
             f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
                                       self.grad, self.layout, self.widths, spec.hidden,
                                       self._output, float(alpha), np.int64(spec.batch_size))
+        if top > 1:
+            self.governor.done(k, 1, time.perf_counter() - t0)
         if not direct:
             grad[:] = out
         return float(f)
 
     def predict(self, theta, X):
         """The outputs for X (dense or scipy.sparse CSR) through spec.output's activation."""
+        threads.restore_nesting()
         spec = self.spec
         # the kernels are compiled for writable arrays (an unpickled model's may not be): one
         # copy of the weights rather than a second compilation of the network
@@ -187,7 +226,9 @@ class CPUEngine(Engine):
         n = buffers.n_rows_of(d)
         ws = buffers.predict_workspace(spec.widths, spec.dtype, n)
         out = np.empty((n, spec.widths[-1]), spec.dtype)
-        network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,
-                            spec.hidden, self._output)
+        # on the threads training last chose (a validation pass between epochs), else all
+        with threads.numba_threads(threads.recent_choice(numba.get_num_threads())):
+            network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,
+                                spec.hidden, self._output)
         return out
 
