@@ -1,4 +1,5 @@
-"""CPU benchmark of issue #2: W1, W2, W4 on mlpfast, PyTorch eager and scikit-learn in one run,
+"""CPU benchmark of issue #2: W1, W2, W4 on mlpfast, PyTorch eager, JAX (a compiled lax.scan
+epoch) and scikit-learn in one run, each engine's epochs in a process of its own,
 and the Numba matmul against NumPy's BLAS on the MLP's own shapes and on 1024^3.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/run_cpu.py [--epochs 3]
@@ -58,7 +59,7 @@ def main():
     ap.add_argument("--rounds", type=int, default=3,
                     help="times each engine is measured, in turn with the others")
     ap.add_argument("--workloads", default="W1,W2,W4")
-    ap.add_argument("--engines", default="mlpfast-cpu,torch-cpu,sklearn")
+    ap.add_argument("--engines", default="mlpfast-cpu,torch-cpu,jax-cpu,sklearn")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args()
     import numba
@@ -111,8 +112,9 @@ def main():
                 if not ok:
                     runs[engine] = why
                     continue
-                first, times, _ = bench.time_engine(bench.ENGINES[engine], X, y, wl,
-                                                    args.epochs, threads)
+                # a process of its own: a library's idle threads slowed the next engine timed
+                # in the same process 5-7x (RESULTS.md 2026-12-01)
+                first, times, _ = bench.time_isolated(engine, X, y, wl, args.epochs, threads)
                 runs.setdefault(engine, []).append((first, times))
         medians = {}
         for engine in engines:

@@ -29,6 +29,9 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
                    "note where it is not installed: pip install 'mlpfast[bench]').")
 @click.option("--epochs", type=click.IntRange(1), default=3, show_default=True,
               help="Steady-state epochs timed after the warm-up epoch.")
+@click.option("--rounds", type=click.IntRange(1), default=1, show_default=True,
+              help="Times each engine runs, in turn with the others (order rotated each "
+                   "round); every run in a process of its own.")
 @click.option("--target", help="Target column of DATA. [default: the last column]")
 @click.option("--hidden", default="128,128", show_default=True, callback=comma_list,
               help="Hidden widths for DATA.")
@@ -41,19 +44,21 @@ FIELDS = ["workload", "engine", "rows", "compile_seconds", "epoch_seconds", "epo
               help="Draw samples/s per engine and workload, with each engine's speed-up, to "
                    "a .png, .svg or .pdf file (needs matplotlib).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def bench_command(data_file, workloads, rows, devices, against, epochs, target, hidden,
+def bench_command(data_file, workloads, rows, devices, against, epochs, rounds, target, hidden,
                   batch_size, json_file, csv_file, plot_file, quiet, **fmt_opts):
     """Time training epochs of mlpfast and its peers on the same model, in one run.
 
     For each engine and workload: first-epoch (compile / set-up) seconds apart, the median of
     the steady-state epochs, samples per second, GFLOP/s and its fraction of the matmul
     ceiling measured in the same run (NumPy's BLAS sgemm on the CPU, cuBLAS sgemm with TF32
-    off on the GPU), and for mlpfast-cuda the host<->device copy seconds apart.
+    off on the GPU), and for mlpfast-cuda the host<->device copy seconds apart. Each engine
+    runs in a process of its own (a library's idle threads would slow the next one timed in
+    the same process), in turn with the others; --rounds repeats that.
 
     \b
     Examples:
       mlpfast bench --workload W4 --rows 20000
-      mlpfast bench --workload all --against torch,sklearn --json bench.json
+      mlpfast bench --workload all --against torch,jax,sklearn --rounds 3 --json bench.json
       mlpfast bench data.csv --target y --hidden 256,128 --device cpu
     """
     if plot_file:  # before any work: the extra, and a file the figure can go to
@@ -86,17 +91,36 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
     bar = None
     if not quiet and sys.stderr.isatty():
         from tqdm import tqdm
-        bar = tqdm(total=len(cases) * len(engines), unit="run", file=sys.stderr)
+        bar = tqdm(total=len(cases) * len(engines) * rounds, unit="run", file=sys.stderr)
+    usable = {}
+    for engine in engines:
+        ok, why = bench.available(engine)
+        usable[engine] = ok
+        if not ok:
+            notes.append(f"{engine} skipped: {why}")
     for wl, X, y in cases:
+        # each engine in a process of its own, rounds in rotated order (bench.time_isolated)
+        runs = {e: [] for e in engines if usable[e]}
+        for r in range(rounds):
+            order = list(runs)
+            order = order[r % len(order):] + order[:r % len(order)] if order else order
+            for engine in order:
+                if bar is not None:
+                    bar.set_description(f"{wl.name} {engine}")
+                try:
+                    runs[engine].append(bench.time_isolated(engine, X, y, wl, epochs, threads))
+                except RuntimeError as exc:
+                    notes.append(f"{wl.name} {exc}")
+                if bar is not None:
+                    bar.update()
         for engine in engines:
-            if bar is not None:
-                bar.set_description(f"{wl.name} {engine}")
-            ok, why = bench.available(engine)
-            if not ok:
-                notes.append(f"{engine} skipped: {why}")
-            else:
-                first, times, transfer = bench.time_engine(bench.ENGINES[engine], X, y, wl,
-                                                           epochs, threads)
+            if not usable[engine]:
+                if bar is not None:
+                    bar.update(rounds)
+            elif runs[engine]:
+                first = runs[engine][0][0]
+                times = [t for run in runs[engine] for t in run[1]]
+                transfer = runs[engine][0][2]
                 med = float(np.median(times))
                 gf = wl.flop_per_epoch(len(X)) / med / 1e9
                 top = gpu_ceiling if engine.endswith("cuda") else ceiling
@@ -106,8 +130,6 @@ def bench_command(data_file, workloads, rows, devices, against, epochs, target, 
                     "epoch_seconds_median": med, "samples_per_second": len(X) / med,
                     "gflops": gf, "ceiling_fraction": gf / top if top else None,
                     "transfer_seconds": transfer})
-            if bar is not None:
-                bar.update()
     if bar is not None:
         bar.close()
     for note in dict.fromkeys(notes):

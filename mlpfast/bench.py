@@ -286,6 +286,54 @@ def time_engine(make, X, y, wl, epochs, threads):
     return first, times, None
 
 
+def _time_child(engine, X, y, wl, epochs, threads, queue):
+    """In a fresh process: time_engine of one engine, its result (or its error) on queue."""
+    try:
+        import numba
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        queue.put(("ok", time_engine(ENGINES[engine], X, y, wl, epochs, threads)))
+    except BaseException as exc:  # reported by the parent as one line
+        queue.put(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def time_isolated(engine, X, y, wl, epochs, threads, timeout=None):
+    """time_engine of ENGINES[engine] in a process of its own (spawned, so nothing of this
+    process's threads, thread pools or libraries is shared): one engine's threads, still
+    spinning after its run, slowed the next engine timed in the same process 5-7x (GNU
+    OpenMP's waiting threads against PyTorch's, benchmarks/RESULTS.md 2026-12-01). Returns
+    time_engine's triple; RuntimeError naming the engine when it failed or its process died.
+    X and y travel to the child by pickling."""
+    import multiprocessing as mp
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_time_child, args=(engine, X, y, wl, epochs, threads, queue),
+                       daemon=True)
+    proc.start()
+    import queue as queues
+    t0 = time.perf_counter()
+    status, value = "error", "timed out"
+    try:
+        while timeout is None or time.perf_counter() - t0 < timeout:
+            try:
+                status, value = queue.get(timeout=1.0)
+                break
+            except queues.Empty:
+                if not proc.is_alive():  # died without answering (a crash, a kill)
+                    try:
+                        status, value = queue.get(timeout=1.0)
+                    except queues.Empty:
+                        value = f"its process ended with code {proc.exitcode}"
+                    break
+    finally:
+        proc.join(5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if status != "ok":
+        raise RuntimeError(f"{engine}: {value}")
+    return value
+
+
 def blas_gflops(n=1024, repeats=5):
     """The matmul ceiling of this run: float32 n^3 products through NumPy's BLAS."""
     rng = np.random.default_rng(0)

@@ -80,3 +80,17 @@ def test_jax_peer_trains_the_workload_model(tmp_path):
     assert r.exit_code == 0, r.output
     assert {res["engine"] for res in json.loads(js.read_text())["results"]} == {
         "mlpfast-cpu", "jax-cpu"}
+
+
+def test_engines_are_timed_in_a_process_of_their_own():
+    """time_isolated runs an engine in a spawned process and returns time_engine's triple; an
+    engine failing there is a RuntimeError naming it, in one line (the CLI notes it)."""
+    import pytest
+
+    from mlpfast import bench
+    wl = bench.WORKLOADS["W4"]
+    X, y = bench.synthetic(wl, rows=200)
+    first, times, transfer = bench.time_isolated("numpy", X, y, wl, 2, 1)
+    assert first > 0 and len(times) == 2 and transfer is None
+    with pytest.raises(RuntimeError, match=r"^no-such-engine: KeyError: 'no-such-engine'$"):
+        bench.time_isolated("no-such-engine", X, y, wl, 1, 1)
