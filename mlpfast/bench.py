@@ -407,10 +407,13 @@ def machine():
     import numba
     info["versions"]["numba"] = numba.__version__
     info["threading_layer"] = _threading_layer()
-    for mod in ("torch", "sklearn"):
+    # the peers' versions from their metadata: importing them here would load their thread
+    # pools into this process (the engines run in processes of their own)
+    from importlib import metadata
+    for mod, dist in (("torch", "torch"), ("jax", "jax"), ("sklearn", "scikit-learn")):
         try:
-            info["versions"][mod] = __import__(mod).__version__
-        except ImportError:
+            info["versions"][mod] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
             pass
     try:
         from threadpoolctl import threadpool_info
