@@ -29,7 +29,9 @@ class Group(click.Group):
         except KeyboardInterrupt as exc:
             # Click would print 'Aborted!' and exit 1; nothing was written (files are renamed
             # into place only when complete)
-            click.echo(f"Interrupted ({signal_name(exc)}); nothing was written.", err=True)
+            # a command whose partial work stays (compile) says so in exc.note
+            note = getattr(exc, "note", "nothing was written")
+            click.echo(f"Interrupted ({signal_name(exc)}); {note}.", err=True)
             sys.exit(exit_code(exc))
         except MLPFastError as exc:
             raise click.ClickException(str(exc)) from None

@@ -52,6 +52,11 @@ def compile_(dtype, device, quiet):
 
     try:
         steps = compiling.compile_kernels(dtypes, on_step=on_step)
+    except KeyboardInterrupt as exc:
+        # Numba writes each kernel to its cache as it is compiled: those stay
+        exc.note = ("the kernels compiled so far stay cached; mlpfast compile again compiles "
+                    "the rest")
+        raise
     finally:
         _stop(state)
     for s in steps:

@@ -169,12 +169,18 @@ def _jax(X, y, wl, threads):
     cross-entropy, Adam lr 1e-3, betas 0.9 / 0.999, eps 1e-8), one jax.jit of lax.scan over
     the epoch's minibatches; the order is drawn on the host with NumPy and passed in, full
     minibatches only (the last partial one is left out: at most 0.2 % of W1's and W2's rows).
-    One thread: XLA's CPU flags must be set before JAX is first imported in the process."""
+    The platform (cpu) and one thread are XLA flags read when JAX is first imported in the
+    process: bench times each engine in a process of its own (time_isolated)."""
     import os
     import sys
-    if threads == 1 and "jax" not in sys.modules:
-        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen"
-                                   "=false intra_op_parallelism_threads=1").strip()
+    if "jax" not in sys.modules:
+        # the CPU peer on the CPU, also where jax[cuda] would take a GPU (or JAX_PLATFORMS
+        # names one)
+        os.environ["JAX_PLATFORMS"] = "cpu"
+        if threads == 1:
+            os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "")
+                                       + " --xla_cpu_multi_thread_eigen=false"
+                                       " intra_op_parallelism_threads=1").strip()
     import jax
     import jax.numpy as jnp
     widths = (wl.features,) + wl.hidden + (wl.classes,)

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -170,14 +171,14 @@ def _tiny(dtype):
 
 
 def _fit(dtype, **kw):
-    import warnings
-
+    """A one-epoch fit of the tiny problem. Its ConvergenceWarning (one epoch does not
+    converge, as meant) is silenced by the caller, once around all the runs: warnings'
+    filters are process-wide, and catch_warnings in run_together's threads raced (one thread
+    restored the others' 'ignore' and left every warning silenced)."""
     from .estimators import MLPClassifier
     X, y = _tiny(dtype)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # a one-epoch fit does not converge, as meant
-        return MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, batch_size=4, tol=0.0,
-                             dtype=dtype, random_state=0, **kw).fit(X, y)
+    return MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, batch_size=4, tol=0.0,
+                         dtype=dtype, random_state=0, **kw).fit(X, y)
 
 
 def _run_train(dtype):
@@ -260,7 +261,9 @@ def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None):
                 on_step(dtype, name)
             before = counter.count
             t0 = time.perf_counter()
-            with silenced(), counter.installed():
+            with silenced(), counter.installed(), warnings.catch_warnings():
+                # the tiny fits' ConvergenceWarning, once around all their threads (see _fit)
+                warnings.simplefilter("ignore")
                 run(dtype)
             out.append(Compiled(dtype, covers, time.perf_counter() - t0, counter.count - before))
     return out

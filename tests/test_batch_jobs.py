@@ -242,6 +242,34 @@ def test_read_only_install_caches_kernels_in_the_temporary_folder(monkeypatch, c
     assert kernels.choose_cache_dir("/x", "/y") is None
 
 
+def test_unwritable_numba_cache_dir_falls_back_with_a_warning(tmp_path, monkeypatch, caplog):
+    """NUMBA_CACHE_DIR naming a file or a folder this user cannot write: Numba would fail every
+    kernel's decoration ('no locator available'), so the temporary folder is used, and said."""
+    from numba import config
+
+    import mlpfast.kernels as kernels
+    a_file = tmp_path / "cache"
+    a_file.write_text("")
+    monkeypatch.setattr(config, "CACHE_DIR", str(a_file))
+    with caplog.at_level("WARNING", logger="mlpfast"):
+        assert kernels._route_cache() is True
+    assert config.CACHE_DIR == kernels._temporary_cache()
+    assert f"NUMBA_CACHE_DIR={a_file} is not a writable folder" in caplog.text
+    assert "chmod -R a+rwX" in caplog.text
+    # a writable folder is kept as it is, quietly
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path / "new" / "cache"))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="mlpfast"):
+        assert kernels._route_cache() is True
+    assert config.CACHE_DIR == str(tmp_path / "new" / "cache") and not caplog.text
+    # read-only, and no temporary folder either: uncached
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(kernels._os, "access", lambda path, mode: False)
+    with caplog.at_level("WARNING", logger="mlpfast"):
+        assert kernels._route_cache() is False
+    assert "kernels are not cached" in caplog.text and config.CACHE_DIR == ""
+
+
 def test_info_survives_an_unloadable_threading_layer(tmp_path):
     env = {**os.environ, "NUMBA_THREADING_LAYER": "tbb"}
     try:

@@ -254,6 +254,18 @@ def test_compile_command_reports_its_steps(monkeypatch):
     assert r.exit_code == 0 and calls[-1] == ("float64",) and r.stderr == ""
 
 
+def test_interrupted_compile_says_what_stays(monkeypatch):
+    """Numba writes each kernel to the cache as it compiles: an interrupted compile keeps
+    those (it does not claim nothing was written), exit 130."""
+    def interrupted(dtypes, on_step=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(compiling, "compile_kernels", interrupted)
+    r = CliRunner().invoke(cli, ["compile", "--dtype", "float32"])
+    assert r.exit_code == 130
+    assert r.stderr.strip() == ("Interrupted (SIGINT); the kernels compiled so far stay cached; "
+                                "mlpfast compile again compiles the rest.")
+
+
 def test_compile_command_fails_in_one_line_where_nothing_can_be_cached(monkeypatch):
     monkeypatch.setattr(compiling, "cache_folder", lambda: None)
     r = run("compile", "--dtype", "float32")

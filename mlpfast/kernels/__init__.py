@@ -39,10 +39,35 @@ def choose_cache_dir(package_dir, user_cache_dir):
         return False
 
 
+def _temporary_cache():
+    """A folder of ours in the temporary directory, or False when there is none writable."""
+    try:
+        folder = _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
+    except (FileNotFoundError, OSError):
+        return False
+    return folder if _writable(folder) else False
+
+
 def _route_cache():
     from numba import config
     from numba.misc.appdirs import AppDirs
     if config.CACHE_DIR:  # the user chose (NUMBA_CACHE_DIR)
+        chosen = config.CACHE_DIR
+        if (not _os.path.exists(chosen) or _os.path.isdir(chosen)) and _writable(chosen):
+            return True
+        # Numba uses a cache folder only where it can write (even to load): with this one every
+        # kernel's decoration would fail at import ('no locator available')
+        folder = _temporary_cache()
+        if folder is False:
+            config.CACHE_DIR = ""
+            log.warning("mlpfast: NUMBA_CACHE_DIR=%s is not a writable folder and Numba uses a "
+                        "cache only where it can write, even to load; nothing else is writable "
+                        "either: kernels are not cached and compile in every process", chosen)
+            return False
+        config.CACHE_DIR = folder
+        log.warning("mlpfast: NUMBA_CACHE_DIR=%s is not a writable folder and Numba uses a cache "
+                    "only where it can write, even to load: kernels are cached in %s instead "
+                    "(make it writable by this user: chmod -R a+rwX)", chosen, folder)
         return True
     user = AppDirs(appname="numba", appauthor=False).user_cache_dir
     folder = choose_cache_dir(_os.path.dirname(__file__), user)
