@@ -295,8 +295,11 @@ def time_engine(make, X, y, wl, epochs, threads):
 def _time_child(engine, X, y, wl, epochs, threads, queue):
     """In a fresh process: time_engine of one engine, its result (or its error) on queue."""
     try:
-        import numba
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        if engine.startswith("mlpfast"):
+            # only there: setting it starts Numba's OpenMP threads, which in a peer's process
+            # slowed PyTorch's W1 epoch from 0.4 s to 5-22 s
+            import numba
+            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
         queue.put(("ok", time_engine(ENGINES[engine], X, y, wl, epochs, threads)))
     except BaseException as exc:  # reported by the parent as one line
         queue.put(("error", f"{type(exc).__name__}: {exc}"))
