@@ -100,8 +100,9 @@ class Governor:
     ago, else from one thread (a busy machine costs a two-thread slice dearly, a quiet one
     loses a fraction of one slice). `sample` is cpu_seconds (tests pass their own)."""
 
-    def __init__(self, top, sample=cpu_seconds, clock=time.perf_counter):
-        self.top, self.sample, self.clock = top, sample, clock
+    def __init__(self, top, sample=None, clock=time.perf_counter):
+        # None: this module's cpu_seconds, looked up when sampling (so that it can be replaced)
+        self.top, self._sampler, self.clock = top, sample, clock
         self.cpus = _cpus()
         at, last = _last_choice
         recent = clock() - at < 5 * config.LOAD_WINDOW_SECONDS
@@ -109,6 +110,14 @@ class Governor:
         self.per_batch = {}  # threads -> seconds per minibatch of the last slice
         self._start = None
         self.choices = []  # (threads, minibatches) of every slice, for tests and benchmarks
+
+    def sample(self):
+        """cpu_seconds() (or the sampler given), None when it fails in any way: a sampler's
+        error never stops a fit, which then uses all threads as without /proc."""
+        try:
+            return (self._sampler or cpu_seconds)()
+        except Exception:  # noqa: BLE001
+            return None
 
     def plan(self, remaining):
         if self._start is None:

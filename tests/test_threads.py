@@ -229,3 +229,18 @@ def test_user_nesting_is_kept():
                  OMP_MAX_ACTIVE_LEVELS="2")
     restored, levels = out.stdout.split()
     assert restored == "None" and int(levels) > 1
+
+
+def test_a_failing_sampler_means_all_threads_not_a_failed_fit(monkeypatch):
+    """Whatever the load sampler raises, the Governor treats it as no /proc (all threads);
+    the module's cpu_seconds is looked up when sampling, so replacing it takes effect."""
+    from mlpfast import threads
+
+    def broken():
+        raise RuntimeError("no proc")
+    g = threads.Governor(2, sample=broken)
+    assert g.sample() is None
+    monkeypatch.setattr(threads, "cpu_seconds", lambda: None)
+    assert threads.Governor(2).sample() is None
+    monkeypatch.setattr(threads, "cpu_seconds", broken)
+    assert threads.Governor(2).sample() is None
