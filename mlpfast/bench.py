@@ -7,6 +7,8 @@ steady-state figure is the median of the epochs after it.
 """
 import os
 import platform
+import queue as queues
+import sys
 import time
 from dataclasses import dataclass
 
@@ -171,8 +173,6 @@ def _jax(X, y, wl, threads):
     minibatches only (the last partial one is left out: at most 0.2 % of W1's and W2's rows).
     The platform (cpu) and one thread are XLA flags read when JAX is first imported in the
     process: bench times each engine in a process of its own (time_isolated)."""
-    import os
-    import sys
     if "jax" not in sys.modules:
         # the CPU peer on the CPU, also where jax[cuda] would take a GPU (or JAX_PLATFORMS
         # names one)
@@ -318,7 +318,6 @@ def time_isolated(engine, X, y, wl, epochs, threads, timeout=None):
     proc = ctx.Process(target=_time_child, args=(engine, X, y, wl, epochs, threads, queue),
                        daemon=True)
     proc.start()
-    import queue as queues
     t0 = time.perf_counter()
     status, value = "error", "timed out"
     try:

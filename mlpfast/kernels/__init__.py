@@ -33,19 +33,16 @@ def choose_cache_dir(package_dir, user_cache_dir):
     at import with Numba's 'cannot cache function ...: no locator available'."""
     if _writable(_os.path.join(package_dir, "__pycache__")) or _writable(user_cache_dir):
         return None
-    try:
-        return _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
-    except (FileNotFoundError, OSError):  # no writable temporary directory either
-        return False
+    return _temporary_cache()
 
 
 def _temporary_cache():
-    """A folder of ours in the temporary directory, or False when there is none writable."""
+    """This user's folder in the temporary directory, or False when there is no writable
+    temporary directory."""
     try:
-        folder = _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
+        return _os.path.join(_tempfile.gettempdir(), f"mlpfast-numba-cache-{_os.getuid()}")
     except (FileNotFoundError, OSError):
         return False
-    return folder if _writable(folder) else False
 
 
 def _route_cache():
@@ -58,7 +55,7 @@ def _route_cache():
         # Numba uses a cache folder only where it can write (even to load): with this one every
         # kernel's decoration would fail at import ('no locator available')
         folder = _temporary_cache()
-        if folder is False:
+        if folder is False or not _writable(folder):
             config.CACHE_DIR = ""
             log.warning("mlpfast: NUMBA_CACHE_DIR=%s is not a writable folder and Numba uses a "
                         "cache only where it can write, even to load; nothing else is writable "
