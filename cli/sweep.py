@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from .common import notes_to_stderr
+from .common import COMPILE_NOTICE, notes_to_stderr
 from .main import cli
 from .signals import STOP, exit_code, signal_name
 
@@ -61,6 +61,7 @@ def sweep(spec, out_dir, scheduler, workers, threads, together, quiet):
     out_dir = os.path.abspath(out_dir or os.path.join("sweeps", name))
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     bar = _Bar(quiet)
+    COMPILE_NOTICE.quiet = quiet  # the workers' compile notice (mlpfast.cluster.warm_up)
     # from here a signal stops the trials at a checkpoint and the results so far are written
     STOP.deferred = STOP.progressed = True
     try:
@@ -136,6 +137,7 @@ class _Bar:
             from tqdm import tqdm
             self.bar = tqdm(total=event["total"], unit="trial", file=sys.stderr,
                             dynamic_ncols=True, smoothing=0)
+            COMPILE_NOTICE.bar = self.bar  # a compile notice's time goes on the bar
         if event["kind"] == "start":
             return
         self.bar.n = event["done"]
@@ -143,6 +145,8 @@ class _Bar:
         self.bar.set_postfix_str(f"{row['trial']} {row['status']}", refresh=True)
 
     def close(self):
+        COMPILE_NOTICE.stop()
+        COMPILE_NOTICE.bar = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -178,34 +178,56 @@ def task_started(client, fut):
     return state in ("processing", "memory", "erred")
 
 
-def warm_up(client, stop=None):
-    """Load (or compile) the training kernels on every worker before its first task: one
-    worker first, so that the others load what it put in Numba's cache rather than all
-    compiling at once. Returns False when `stop` (see sweep) was set meanwhile."""
+def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",)):
+    """Load (or compile) the kernels a sweep's trials need (mlpfast.compiling's entry point
+    names, and dtypes) on every worker before its first task: one worker first, so that the
+    others load what it put in Numba's cache rather than all compiling at once. When they
+    will compile there (the first worker is asked), the `mlpfast` logger says so at WARNING
+    before and at INFO after (compiling.notify, compiling.finished). Returns False when
+    `stop` (see sweep) was set meanwhile."""
     import time
+
+    from . import compiling
     names = list(client.scheduler_info().get("workers", {}))
+    if not names:
+        return True
+    try:
+        todo = client.submit(_pending, kernels, dtypes, workers=names[:1],
+                             allow_other_workers=False, pure=False).result()
+    except Exception:  # noqa: BLE001 (no answer: the warm-up runs all the same)
+        todo = []
+    for dtype, pending in todo:
+        compiling.notify(pending, dtype, where="on the sweep's workers")
+    t0 = time.perf_counter()
     for batch in (names[:1], names[1:]):
-        futures = [client.submit(_warm, workers=[w], allow_other_workers=False, pure=False,
-                                 key=f"mlpfast-warm-{w}-{time.time_ns()}") for w in batch]
+        futures = [client.submit(_warm, kernels, dtypes, workers=[w], allow_other_workers=False,
+                                 pure=False, key=f"mlpfast-warm-{w}-{time.time_ns()}")
+                   for w in batch]
         while not all(f.done() for f in futures):
             if stop is not None and stop.is_set():
                 for f in futures:
                     f.cancel()
                 return False
             time.sleep(0.1)
+        if batch == names[:1]:  # the first worker compiled; the others load its cache
+            for dtype, pending in todo:
+                compiling.finished(pending, dtype, time.perf_counter() - t0)
     return True
 
 
-def _warm():
-    import warnings
+def _pending(kernels, dtypes):
+    # on a worker: [(dtype, the entry points that will compile there for it)], those with any
+    from . import compiling
+    points = sorted({name for k in kernels for name in (k,) + compiling.WARMERS[k][1]})
+    return [(d, p) for d in dtypes if (p := compiling.pending(points, d))]
 
-    import numpy as np
 
-    from .estimators import MLPClassifier
-    X = np.zeros((4, 2), np.float32)
-    X[:2] = 1
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # one epoch does not converge, as meant
-        MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, batch_size=2, tol=0.0).fit(
-            X, np.array([0, 0, 1, 1]))
+def _warm(kernels, dtypes):
+    # on a worker: the kernels into Numba's cache, or loaded from it, through tiny real runs
+    from . import compiling
+    from .errors import MLPFastError
+    try:
+        compiling.compile_kernels(dtypes, kernels)
+    except MLPFastError:  # nowhere to cache them: each trial compiles what it needs itself
+        pass
     return True

@@ -145,11 +145,17 @@ def announce(kernels, dtype):
         compiling = [k for k, ok in state.items() if ok is False]
         if not compiling:
             return []
-    log.warning("mlpfast: compiling the %s kernels (%s): Numba's cache has none for this CPU; "
-                "up to a minute on 2 cores, once, then loaded from the cache; %s", dtype,
-                ", ".join(compiling), HOW_TO_PRECOMPILE,
-                extra={"mlpfast_compiling": tuple(compiling)})
+    notify(compiling, dtype)
     return compiling
+
+
+def notify(kernels, dtype, where=""):
+    """The WARNING of announce() for `kernels` known to compile (in this process, or, with
+    `where`, elsewhere: "on the sweep's workers")."""
+    log.warning("mlpfast: compiling the %s kernels (%s)%s: Numba's cache has none for this "
+                "CPU; up to a minute on 2 cores, once, then loaded from the cache; %s",
+                np.dtype(dtype).name, ", ".join(kernels), f" {where}" if where else "",
+                HOW_TO_PRECOMPILE, extra={"mlpfast_compiling": tuple(kernels)})
 
 
 def finished(kernels, dtype, seconds):

@@ -374,6 +374,23 @@ def _together_key(t):
                                            if k not in _STEP_OPTIONS}}, sort_keys=True, default=str)
 
 
+def _kernels_of(groups):
+    """(entry points, dtypes) of mlpfast.compiling that the CPU trials of `groups` run: the
+    fit and prediction, L-BFGS's objective, run_together's pooled call (a group of several)."""
+    kernels, dtypes = ["train", "predict"], set()
+    for group in groups:
+        for t in group:
+            opts = dict(DEFAULTS, **t.options)
+            if opts["device"] != "cpu":
+                continue
+            dtypes.add(str(opts["dtype"]))
+            if opts["optimizer"] == "lbfgs" and "lbfgs" not in kernels:
+                kernels.append("lbfgs")
+        if len(group) > 1 and "together" not in kernels:
+            kernels.append("together")
+    return tuple(kernels), tuple(sorted(dtypes))
+
+
 def _execute(client, threads, groups, out, book, callback, stop):
     """Submit the groups, record rows as they end; returns whether the sweep was stopped."""
     import distributed
@@ -381,7 +398,7 @@ def _execute(client, threads, groups, out, book, callback, stop):
     from .cluster import task_started, warm_up
     stop_name = f"mlpfast-sweep-stop-{os.getpid()}-{time.time_ns()}"
     event = distributed.Event(stop_name, client=client)
-    if not warm_up(client, stop):
+    if not warm_up(client, stop, *_kernels_of(groups)):
         for group in groups:
             for t in group:
                 book.end(t, _row(t, out, status="not started"))

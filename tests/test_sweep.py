@@ -450,3 +450,51 @@ def test_a_scheduler_that_cannot_be_reached_is_one_error_and_leaves_nothing(tmp_
         mlpfast.sweep({"data": str(tmp_path / "d.csv")}, out=str(tmp_path / "o"),
                       scheduler=address)
     assert not (tmp_path / "o").exists()
+
+
+def _say_pending(pending):
+    # on a worker: its compiling.pending answers `pending` (None: the real one again)
+    from mlpfast import compiling
+    if pending is None:
+        compiling.pending = compiling._real_pending
+    else:
+        compiling._real_pending = getattr(compiling, "_real_pending", compiling.pending)
+        compiling.pending = lambda kernels, dtype: [k for k in kernels if k in pending]
+
+
+def test_workers_about_to_compile_are_announced_and_the_end_logged(client, caplog):
+    # an empty kernel cache on a worker cannot be had in a test's time (a minute of
+    # compiling): the workers' answer to "will it compile" is set, the warm-up itself is real
+    from mlpfast import cluster
+    client.run(_say_pending, ["train", "shuffle"])
+    try:
+        with caplog.at_level("INFO", logger="mlpfast"):
+            assert cluster.warm_up(client, kernels=("train",), dtypes=("float32",))
+    finally:
+        client.run(_say_pending, None)
+    notices = [r for r in caplog.records if getattr(r, "mlpfast_compiling", None)]
+    ends = [r for r in caplog.records if getattr(r, "mlpfast_compiled", None)]
+    assert len(notices) == 1 and notices[0].levelname == "WARNING"
+    assert set(notices[0].mlpfast_compiling) == {"shuffle", "train"}
+    assert "on the sweep's workers" in notices[0].getMessage()
+    assert "mlpfast compile" in notices[0].getMessage()
+    assert len(ends) == 1 and set(ends[0].mlpfast_compiled) == {"shuffle", "train"}
+    # nothing pending (the real answer after the warm-up above): no notice
+    caplog.clear()
+    with caplog.at_level("INFO", logger="mlpfast"):
+        assert cluster.warm_up(client, kernels=("train",), dtypes=("float32",))
+    assert not [r for r in caplog.records if getattr(r, "mlpfast_compiling", None)]
+
+
+def test_kernels_of_a_sweep_follow_its_trials(tmp_path):
+    from mlpfast.sweeps import _groups, _kernels_of
+    (tmp_path / "a.csv").write_text("x,y\n1,0\n2,1\n")
+    spec = tmp_path / "s.toml"
+    spec.write_text('data = ["a.csv"]\ntarget = "y"\n[grid]\nlr = [0.001, 0.002]\n'
+                    'optimizer = ["adam", "lbfgs"]\ndtype = ["float32", "float64"]\n')
+    trials = trials_of(*load_spec(str(spec))[:2])
+    kernels, dtypes = _kernels_of(_groups(trials, True))
+    assert set(kernels) == {"train", "predict", "lbfgs", "together"}
+    assert dtypes == ("float32", "float64")
+    kernels, _ = _kernels_of(_groups(trials, False))
+    assert "together" not in kernels
