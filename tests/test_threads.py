@@ -183,6 +183,29 @@ def test_switching_threads_between_slices_gives_the_same_bits(monkeypatch, kw):
     assert one.loss_curve_ == switched.loss_curve_
 
 
+@pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning")
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
+@pytest.mark.parametrize("hidden", [(16,), (128, 128)], ids=["small", "large"])
+def test_one_chunk_minibatches_serial_or_not_give_the_same_bits(monkeypatch, hidden):
+    # 32-row minibatches are one chunk. A small network has nothing for a second thread:
+    # its run is network.serial_steps on one thread whatever the thread count. A large one
+    # keeps its parallel update on two threads and runs serial_steps on one: the same bits.
+    from mlpfast.engine import CPUEngine
+    starts = []
+    real = CPUEngine.start
+
+    def start(self, *a, **k):
+        real(self, *a, **k)
+        starts.append(self.serial)
+    monkeypatch.setattr(CPUEngine, "start", start)
+    two = _fit(2, hidden_layer_sizes=hidden, batch_size=32)
+    one = _fit(1, hidden_layer_sizes=hidden, batch_size=32)
+    assert starts == ([True, True] if hidden == (16,) else [False, False])
+    for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
+        assert np.array_equal(a, b)
+    assert one.loss_curve_ == two.loss_curve_
+
+
 def _child(code, **env_vars):
     env = {k: v for k, v in os.environ.items()
            if k not in ("OMP_MAX_ACTIVE_LEVELS", "OMP_NESTED", "NUMBA_THREADING_LAYER")}

@@ -11,7 +11,7 @@ import time
 import numba
 import numpy as np
 
-from .. import threads
+from .. import config, threads
 from ..errors import DeviceError
 from ..kernels import buffers, network, random
 from . import together
@@ -108,6 +108,10 @@ class CPUEngine(Engine):
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
         self.governor = None  # threads.Governor of this fit, made at the first slice
+        # nothing for other threads: every minibatch one chunk and the update below the size
+        # that pays for threads (network.train_batches then runs network.serial_steps)
+        self.serial = (min(self.ws.acts.shape[0], buffers.chunk_count.py_func(spec.batch_size))
+                       == 1 and theta.shape[0] < config.PARALLEL_MIN_PARAMS)
 
     def _run(self, first, last, hyper, counters, rng, totals):
         group = together.current()
@@ -119,8 +123,11 @@ class CPUEngine(Engine):
 
     def _train(self, first, last, hyper, counters, rng, totals):
         top = numba.get_num_threads()
-        if top == 1:
-            self._train_on(1, first, last, hyper, counters, rng, totals)
+        if top == 1 or self.serial:
+            # on one thread: the one-iteration parallel region of a serial run would keep
+            # another OpenMP thread spinning for nothing beside it (a fifth of a core)
+            with threads.numba_threads(1):
+                self._train_on(1, first, last, hyper, counters, rng, totals)
             return
         # slices on all threads while the machine leaves the cores free, else on one
         # (mlpfast.threads: spinning OpenMP threads on busy cores ran 8-17x slower than one)
