@@ -10,7 +10,7 @@ from conftest import ODD, tol
 
 from mlpfast import reference as ref
 from mlpfast.kernels import activations as act
-from mlpfast.kernels import matmul, optim, random, simd, softmax
+from mlpfast.kernels import buffers, matmul, optim, random, simd, softmax
 from mlpfast.registry import ACTIVATIONS
 
 DTYPES = (np.float32, np.float64)
@@ -509,3 +509,40 @@ def test_dropout_backward(rng):
         dH = G.copy()
         act.dropout_backward(dH, H * mask, mask, code)
         np.testing.assert_allclose(dH, G * mask * ref.DERIVATIVES[name](H), atol=1e-12, err_msg=name)
+
+
+@nb.njit
+def _through_borrowed(a, i, value):
+    # a[i] = value, and the sum of a[i + 1:], through buffers.borrowed(a) and a view of it
+    b = buffers.borrowed(a)
+    b[i] = value
+    total = 0.0
+    for x in b[i + 1:]:
+        total += x
+    return total
+
+
+@nb.njit
+def _borrowed_strided(a):
+    # a view of a borrowed strided view: same elements, written back through it
+    b = buffers.borrowed(a)
+    v = b[1:, ::2]
+    for i in range(v.shape[0]):
+        for j in range(v.shape[1]):
+            v[i, j] += 1
+    return b.shape[0], b.shape[1], b.strides[0], b.strides[1]
+
+
+def test_borrowed_arrays_are_the_same_memory_shape_and_strides(rng):
+    a = rng.standard_normal(10)
+    want = a[4:].sum()
+    assert np.isclose(_through_borrowed(a, 3, 7.0), want)
+    assert a[3] == 7.0
+    base = rng.standard_normal((6, 9)).astype(np.float32)
+    view = base[::2, 1:]  # not contiguous: its strides must come through as they are
+    before = base.copy()
+    assert _borrowed_strided(view) == (view.shape[0], view.shape[1]) + view.strides
+    expect = before.copy()
+    expect[::2, 1:][1:, ::2] += 1
+    assert np.array_equal(base, expect)
+    assert _borrowed_strided(np.zeros((0, 3)))[:2] == (0, 3)  # an empty array: no elements

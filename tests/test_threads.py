@@ -187,9 +187,9 @@ def test_switching_threads_between_slices_gives_the_same_bits(monkeypatch, kw):
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 @pytest.mark.parametrize("hidden", [(16,), (128, 128)], ids=["small", "large"])
 def test_one_chunk_minibatches_serial_or_not_give_the_same_bits(monkeypatch, hidden):
-    # 32-row minibatches are one chunk. A small network has nothing for a second thread:
-    # its run is network.serial_steps on one thread whatever the thread count. A large one
-    # keeps its parallel update on two threads and runs serial_steps on one: the same bits.
+    # 32-row minibatches are one chunk. A small network has nothing for a second thread: it
+    # trains on one whatever the thread count. A large one keeps its parallel update on two
+    # threads and has a serial one on one thread: the same bits.
     from mlpfast.engine import CPUEngine
     starts = []
     real = CPUEngine.start

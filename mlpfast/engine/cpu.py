@@ -109,7 +109,7 @@ class CPUEngine(Engine):
         self.perm = np.arange(self.n, dtype=np.int64)
         self.governor = None  # threads.Governor of this fit, made at the first slice
         # nothing for other threads: every minibatch one chunk and the update below the size
-        # that pays for threads (network.train_batches then runs network.serial_steps)
+        # that pays for threads (network.train_batches opens no parallel region)
         self.serial = (min(self.ws.acts.shape[0], buffers.chunk_count.py_func(spec.batch_size))
                        == 1 and theta.shape[0] < config.PARALLEL_MIN_PARAMS)
 
@@ -124,8 +124,7 @@ class CPUEngine(Engine):
     def _train(self, first, last, hyper, counters, rng, totals):
         top = numba.get_num_threads()
         if top == 1 or self.serial:
-            # on one thread: the one-iteration parallel region of a serial run would keep
-            # another OpenMP thread spinning for nothing beside it (a fifth of a core)
+            # nothing for other threads: no Governor (its load windows and slices), one thread
             with threads.numba_threads(1):
                 self._train_on(1, first, last, hyper, counters, rng, totals)
             return

@@ -26,8 +26,8 @@ import numpy as np
 from . import CACHE
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
-from .buffers import (Data, Workspace, chunk_rows, layer_block, layer_panels, layer_params,
-                      n_rows, pack_weights)
+from .buffers import (Data, Workspace, borrowed, borrowed_data, borrowed_workspace, chunk_rows,
+                      layer_block, layer_panels, layer_params, n_rows, pack_weights)
 from .matmul import gemm_packed, gemm_tn
 from .optim import add_l2, bias_grad
 from .random import dropout_mask, next_u64
@@ -235,28 +235,24 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
 
     The parallel loop sits here rather than in a function of its own: Numba re-optimises
     everything a function calls when it compiles it, and each level of calls above the
-    network cost seconds of the first fit's compilation. When no minibatch has work for
-    other threads (one chunk each and a small update, or workers = 1) the run is
-    serial_steps, inside a parallel loop of one iteration (see there).
+    network cost seconds of the first fit's compilation.
     """
+    # the arrays without their reference counts: their views are made in every step here
+    # (buffers.borrowed; W4 9.0 against 7.4 us a step with them)
+    ws = borrowed_workspace(ws)
+    d = borrowed_data(d)
+    perm, theta, grad, opt1, opt2 = (borrowed(perm), borrowed(theta), borrowed(grad),
+                                     borrowed(opt1), borrowed(opt2))
+    layout, widths, hyper, counters = (borrowed(layout), borrowed(widths), borrowed(hyper),
+                                       borrowed(counters))
+    rng, totals = borrowed(rng), borrowed(totals)
     n = n_rows(d)
     weighted = d.w.shape[0] > 0
     alpha = hyper[H_ALPHA]
     dropout = hyper[H_DROPOUT]
     # theta may have changed since the last call (warm start, partial_fit, set weights)
     pack_weights(ws, theta, layout, np.bool_(True))
-    # nothing to run on other threads (every minibatch one chunk and the update below the
-    # size that pays for threads, or one thread): the whole run as the body of one parallel
-    # loop of one iteration, where arrays carry no reference counts (serial_steps; W4 7.2
-    # against 9.0 us a step). Its size is an int64: Numba leaves a prange over a conditional
-    # expression (1 if serial else 0) a plain serial loop, without a word.
-    one_chunk = chunk_rows(cap, ws.acts.shape[0])[0] == 1
-    serial = (one_chunk and (workers <= 1 or theta.shape[0] < config.PARALLEL_MIN_PARAMS)
-              or workers <= 1)
-    for _ in nb.prange(np.int64(serial)):
-        serial_steps(ws, d, perm, 0, True, d, perm, first, last, last, cap, theta, grad, opt1,
-                     opt2, layout, widths, hidden, output, solver, hyper, counters, rng, totals)
-    for b in range(last if serial else first, last):
+    for b in range(first, last):
         start = b * cap
         rows = min(cap, n - start)
         # the minibatch's weight: its rows without weights (1 / rows is then the scale the
@@ -269,7 +265,9 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
         _draw_streams(ws, S, dropout, rng)
         if S == 1:
             # no parallel region for one chunk: waking the other threads costs microseconds,
-            # a fifth of a small network's step
+            # a fifth of a small network's step; the next minibatch's rows asked for meanwhile
+            if b + 1 < last:
+                _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
             chunk_gradient(ws, np.int64(0), d, perm, start, rows, 1.0 / sw, theta, grad, layout,
                            widths, hidden, output, dropout)
         else:
@@ -293,7 +291,7 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
         totals[T_ROWS] += rows
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
 def _prefetch_rows(d, perm, start, rows):
     """A hint that dense rows perm[start:start+rows] of d (their first 256 bytes) and their
     targets are read soon: the next minibatch's gather. Shuffled rows lie anywhere in the
@@ -365,70 +363,6 @@ def _shares_rows(dsel, psel, firsts, lasts, k, m):
             and lasts[k] == lasts[m])
 
 
-@nb.njit(error_model="numpy", cache=CACHE)
-def serial_steps(ws, src, src_perm, at0, prefetch_next, d, perm, b0, b1, last, cap, theta, grad,
-                 opt1, opt2, layout, widths, hidden, output, solver, hyper, counters, rng,
-                 totals):
-    """Minibatches b0..b1-1 of the order perm over the data d, as train_batches runs them
-    (the same arithmetic, so the same bits) but on the calling thread: each minibatch's chunks
-    one after the other, the update on this thread; the Adam step count and the totals held
-    in registers and written back at the end (the same additions in the same order).
-
-    The rows are read from src through src_perm from position start - at0 (src, src_perm, at0
-    = d, perm, 0 to read the data itself; a gathered block of minibatches b0.. and an empty
-    order with at0 = b0 * cap otherwise, see train_batches_many). prefetch_next (reading the
-    data itself): the next minibatch's rows (up to minibatch last - 1) are prefetched during
-    a step.
-
-    Called inside a parallel loop's body (train_batches, train_batches_many): arrays there
-    carry no reference count, and the atomic updates of the hundreds of views a step makes
-    cost a small network a fifth of its step (W4: 9.0 against 7.2 us) in a serial caller."""
-    n = n_rows(d)
-    S = ws.acts.shape[0]
-    weighted = d.w.shape[0] > 0
-    one = np.int64(1)
-    alpha = hyper[H_ALPHA]
-    dropout = hyper[H_DROPOUT]
-    nesterov = counters[C_NESTEROV] != 0
-    step = counters[C_ADAM_T]
-    sum_loss = totals[T_LOSS]
-    sum_correct = totals[T_CORRECT]
-    sum_rows = totals[T_ROWS]
-    for b in range(b0, b1):
-        start = b * cap
-        rows = min(cap, n - start)
-        sw = weight_sum(d, perm, start, rows)
-        if sw == 0:
-            sum_rows += rows
-            continue
-        if prefetch_next and b + 1 < last:
-            _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
-        at = start - at0
-        used, per = chunk_rows(rows, S)
-        _draw_streams(ws, used, dropout, rng)
-        for c in range(used):
-            lo = c * per
-            g = grad if c == 0 else ws.grads[c - 1]
-            chunk_gradient(ws, c, src, src_perm, at + lo, min(rows, lo + per) - lo, 1.0 / sw,
-                           theta, g, layout, widths, hidden, output, dropout)
-        loss, correct = _loss_of_chunks(ws, used)
-        if solver == ADAM:
-            step += 1
-        sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw, solver,
-                    hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON], step,
-                    hyper[H_MOMENTUM], nesterov)
-        if weighted:
-            sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
-        else:
-            sum_loss += loss + 0.5 * alpha * sq
-        sum_correct += correct
-        sum_rows += rows
-    counters[C_ADAM_T] = step
-    totals[T_LOSS] = sum_loss
-    totals[T_CORRECT] = sum_correct
-    totals[T_ROWS] = sum_rows
-
-
 @nb.njit(error_model="numpy", parallel=True, nogil=True, cache=CACHE)
 def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, grads, opt1s,
                        opt2s, P, layout, widths, hidden, output, solver, hypers, counters, rngs,
@@ -466,6 +400,7 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
     T = wss.tasks.shape[0]
     P1 = min(P, opt1s.shape[1])
     P2 = min(P, opt2s.shape[1])
+    one = np.int64(1)
     for t in nb.prange(bounds.shape[0] - 1):
         i = bounds[t]
         end = bounds[t + 1]
@@ -515,11 +450,54 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
                                   src.w)
                 for m in range(i, g_end):
                     km = order[m]
-                    serial_steps(_model_ws(wss, km, S, R, T), src, src_perm,
-                                 s0 if shared else 0, not shared, d, perm, b0, b1, last, cap,
-                                 thetas[km, :P], grads[km, :P], opt1s[km, :P1], opt2s[km, :P2],
-                                 layout, widths, hidden, output, solver, hypers[km],
-                                 counters[km], rngs[km], totals[km])
+                    ws = _model_ws(wss, km, S, R, T)
+                    theta = thetas[km, :P]
+                    grad = grads[km, :P]
+                    opt1 = opt1s[km, :P1]
+                    opt2 = opt2s[km, :P2]
+                    hyper = hypers[km]
+                    rng = rngs[km]
+                    alpha = hyper[H_ALPHA]
+                    dropout = hyper[H_DROPOUT]
+                    nesterov = counters[km, C_NESTEROV] != 0
+                    step = counters[km, C_ADAM_T]
+                    sum_loss = totals[km, T_LOSS]
+                    sum_correct = totals[km, T_CORRECT]
+                    sum_rows = totals[km, T_ROWS]
+                    for b in range(b0, b1):
+                        start = b * cap
+                        rows = min(cap, n - start)
+                        sw = weight_sum(d, perm, start, rows)
+                        if sw == 0:
+                            sum_rows += rows
+                            continue
+                        if not shared and b + 1 < last:
+                            _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
+                        at = start - s0 if shared else start
+                        used, per = chunk_rows(rows, S)
+                        _draw_streams(ws, used, dropout, rng)
+                        for c in range(used):
+                            lo = c * per
+                            g = grad if c == 0 else ws.grads[c - 1]
+                            chunk_gradient(ws, c, src, src_perm, at + lo,
+                                           min(rows, lo + per) - lo, 1.0 / sw, theta, g,
+                                           layout, widths, hidden, output, dropout)
+                        loss, correct = _loss_of_chunks(ws, used)
+                        if solver == ADAM:
+                            step += 1
+                        sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw,
+                                    solver, hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2],
+                                    hyper[H_EPSILON], step, hyper[H_MOMENTUM], nesterov)
+                        if weighted:
+                            sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
+                        else:
+                            sum_loss += loss + 0.5 * alpha * sq
+                        sum_correct += correct
+                        sum_rows += rows
+                    counters[km, C_ADAM_T] = step
+                    totals[km, T_LOSS] = sum_loss
+                    totals[km, T_CORRECT] = sum_correct
+                    totals[km, T_ROWS] = sum_rows
             i = g_end
 
 
