@@ -4,10 +4,11 @@ step over the rounds (the first round, which compiles, left out), and the median
 of each checkout's time over the first one's.
 
     python benchmarks/ab_inprocess.py old=/path/to/old/checkout new=. [--wl W1,W4] [--rounds 12]
+                                      [--shuffle]
 
 Each checkout's mlpfast/ is copied to a temporary folder as package mlpfast_<TAG> (its own
-Numba cache, so the first round compiles it). 40,000 synthetic rows of each workload, no
-shuffle, Adam. benchmarks/ab_chunks.py uses the same machinery on config variants.
+Numba cache, so the first round compiles it). 40,000 synthetic rows of each workload, in
+order unless --shuffle, Adam. benchmarks/ab_chunks.py uses the same machinery on config variants.
 """
 import argparse
 import importlib
@@ -34,9 +35,10 @@ def load_copies(sources, root, patch=None):
     return {tag: importlib.import_module(f"mlpfast_{tag}") for tag in sources}
 
 
-def race(packages, workloads, rounds):
+def race(packages, workloads, rounds, shuffle=False):
     """Print the best and median us per step of each package's CPU engine, epochs
-    alternating; returns {workload: {tag: [us per step of each round]}}."""
+    alternating (rows in order, or shuffled as a fit shuffles them: the same order for every
+    package); returns {workload: {tag: [us per step of each round]}}."""
     out = {}
     hyper = np.array([1e-3, 1e-4, 0.9, 0.9, 0.999, 1e-8, 0.0])
     for name in workloads:
@@ -61,7 +63,7 @@ def race(packages, workloads, rounds):
             for tag, e in engines.items():
                 counters, rng = np.zeros(2, np.int64), np.array([1], np.uint64)
                 t0 = time.perf_counter()
-                e.train_epoch(rng, False, hyper, counters)
+                e.train_epoch(rng, shuffle, hyper, counters)
                 if r:  # the first round compiles
                     times[tag].append((time.perf_counter() - t0) / steps * 1e6)
         first, *others = times
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("checkouts", nargs="+", help="TAG=PATH")
     ap.add_argument("--wl", default="W1,W4")
     ap.add_argument("--rounds", type=int, default=12)
+    ap.add_argument("--shuffle", action="store_true",
+                    help="shuffle the rows each epoch, as a fit does (default: in order)")
     args = ap.parse_args()
     sources = {}
     for item in args.checkouts:
@@ -87,7 +91,7 @@ def main():
         sources[tag] = os.path.join(path, "mlpfast")
     root = tempfile.mkdtemp(prefix="mlpfast-ab-")
     try:
-        race(load_copies(sources, root), args.wl.split(","), args.rounds)
+        race(load_copies(sources, root), args.wl.split(","), args.rounds, args.shuffle)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
