@@ -178,13 +178,15 @@ def task_started(client, fut):
     return state in ("processing", "memory", "erred")
 
 
-def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",)):
+def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",),
+            auto_dtypes=()):
     """Load (or compile) the kernels a sweep's trials need (mlpfast.compiling's entry point
-    names, and dtypes) on every worker before its first task: one worker first, so that the
-    others load what it put in Numba's cache rather than all compiling at once. When they
-    will compile there (the first worker is asked), the `mlpfast` logger says so at WARNING
-    before and at INFO after (compiling.notify, compiling.finished). Returns False when
-    `stop` (see sweep) was set meanwhile."""
+    names, and dtypes; auto_dtypes: those of trials on device 'auto', for workers where that
+    is the CPU) on every worker before its first task: one worker first, so that the others
+    load what it put in Numba's cache rather than all compiling at once. When they will
+    compile there (the first worker is asked), the `mlpfast` logger says so at WARNING before
+    and at INFO after (compiling.notify, compiling.finished). Returns False when `stop` (see
+    sweep) was set meanwhile."""
     import time
 
     from . import compiling
@@ -192,7 +194,7 @@ def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",)
     if not names:
         return True
     try:
-        todo = client.submit(_pending, kernels, dtypes, workers=names[:1],
+        todo = client.submit(_pending, kernels, dtypes, auto_dtypes, workers=names[:1],
                              allow_other_workers=False, pure=False).result()
     except Exception:  # noqa: BLE001 (no answer: the warm-up runs all the same)
         todo = []
@@ -200,8 +202,9 @@ def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",)
         compiling.notify(pending, dtype, where="on the sweep's workers")
     t0 = time.perf_counter()
     for batch in (names[:1], names[1:]):
-        futures = [client.submit(_warm, kernels, dtypes, workers=[w], allow_other_workers=False,
-                                 pure=False, key=f"mlpfast-warm-{w}-{time.time_ns()}")
+        futures = [client.submit(_warm, kernels, dtypes, auto_dtypes, workers=[w],
+                                 allow_other_workers=False, pure=False,
+                                 key=f"mlpfast-warm-{w}-{time.time_ns()}")
                    for w in batch]
         while not all(f.done() for f in futures):
             if stop is not None and stop.is_set():
@@ -215,19 +218,27 @@ def warm_up(client, stop=None, kernels=("train", "predict"), dtypes=("float32",)
     return True
 
 
-def _pending(kernels, dtypes):
+def _cpu_dtypes(dtypes, auto_dtypes):
+    # on a worker: the dtypes its CPU kernels run in (device 'auto' is the CPU without a GPU)
+    from .engine import resolve_device
+    auto = list(auto_dtypes) if auto_dtypes and resolve_device("auto") == "cpu" else []
+    return sorted(set(dtypes) | set(auto))
+
+
+def _pending(kernels, dtypes, auto_dtypes=()):
     # on a worker: [(dtype, the entry points that will compile there for it)], those with any
     from . import compiling
     points = sorted({name for k in kernels for name in (k,) + compiling.WARMERS[k][1]})
-    return [(d, p) for d in dtypes if (p := compiling.pending(points, d))]
+    return [(d, p) for d in _cpu_dtypes(dtypes, auto_dtypes)
+            if (p := compiling.pending(points, d))]
 
 
-def _warm(kernels, dtypes):
+def _warm(kernels, dtypes, auto_dtypes=()):
     # on a worker: the kernels into Numba's cache, or loaded from it, through tiny real runs
     from . import compiling
     from .errors import MLPFastError
     try:
-        compiling.compile_kernels(dtypes, kernels)
+        compiling.compile_kernels(_cpu_dtypes(dtypes, auto_dtypes), kernels)
     except MLPFastError:  # nowhere to cache them: each trial compiles what it needs itself
         pass
     return True

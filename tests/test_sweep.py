@@ -493,8 +493,17 @@ def test_kernels_of_a_sweep_follow_its_trials(tmp_path):
     spec.write_text('data = ["a.csv"]\ntarget = "y"\n[grid]\nlr = [0.001, 0.002]\n'
                     'optimizer = ["adam", "lbfgs"]\ndtype = ["float32", "float64"]\n')
     trials = trials_of(*load_spec(str(spec))[:2])
-    kernels, dtypes = _kernels_of(_groups(trials, True))
+    kernels, dtypes, auto = _kernels_of(_groups(trials, True))
     assert set(kernels) == {"train", "predict", "lbfgs", "together"}
-    assert dtypes == ("float32", "float64")
-    kernels, _ = _kernels_of(_groups(trials, False))
+    assert dtypes == ("float32", "float64") and auto == ()
+    kernels, _, _ = _kernels_of(_groups(trials, False))
     assert "together" not in kernels
+    # device 'auto' is the CPU on a worker without a GPU: its dtypes go to the workers apart
+    spec.write_text('data = ["a.csv"]\ntarget = "y"\n[options]\ndevice = "auto"\n'
+                    'dtype = "float64"\n[grid]\nseed = [0, 1]\n')
+    kernels, dtypes, auto = _kernels_of(_groups(trials_of(*load_spec(str(spec))[:2]), True))
+    assert dtypes == () and auto == ("float64",)
+    from mlpfast import cluster
+    from mlpfast.engine import resolve_device
+    assert cluster._cpu_dtypes((), auto) == (["float64"] if resolve_device("auto") == "cpu"
+                                              else [])
