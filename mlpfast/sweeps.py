@@ -376,9 +376,9 @@ def _together_key(t):
 
 def _kernels_of(groups):
     """(entry points, dtypes, dtypes on device 'auto') of mlpfast.compiling that the CPU
-    trials of `groups` run, for cluster.warm_up: the fit and prediction, L-BFGS's objective,
-    run_together's pooled call (a group of several). Device 'auto' is resolved on the
-    workers (the CPU where they have no GPU)."""
+    trials of `groups` run, for cluster.warm_up: the fit and prediction, and run_together's
+    pooled call for a group of several (train's optimizers are sgd and adam: no L-BFGS).
+    Device 'auto' is resolved on the workers (the CPU where they have no GPU)."""
     kernels, dtypes = ["train", "predict"], {"cpu": set(), "auto": set()}
     for group in groups:
         for t in group:
@@ -386,8 +386,6 @@ def _kernels_of(groups):
             if opts["device"] not in dtypes:
                 continue
             dtypes[opts["device"]].add(str(opts["dtype"]))
-            if opts["optimizer"] == "lbfgs" and "lbfgs" not in kernels:
-                kernels.append("lbfgs")
         if len(group) > 1 and "together" not in kernels:
             kernels.append("together")
     return tuple(kernels), tuple(sorted(dtypes["cpu"])), tuple(sorted(dtypes["auto"]))

@@ -491,10 +491,10 @@ def test_kernels_of_a_sweep_follow_its_trials(tmp_path):
     (tmp_path / "a.csv").write_text("x,y\n1,0\n2,1\n")
     spec = tmp_path / "s.toml"
     spec.write_text('data = ["a.csv"]\ntarget = "y"\n[grid]\nlr = [0.001, 0.002]\n'
-                    'optimizer = ["adam", "lbfgs"]\ndtype = ["float32", "float64"]\n')
+                    'optimizer = ["adam", "sgd"]\ndtype = ["float32", "float64"]\n')
     trials = trials_of(*load_spec(str(spec))[:2])
     kernels, dtypes, auto = _kernels_of(_groups(trials, True))
-    assert set(kernels) == {"train", "predict", "lbfgs", "together"}
+    assert set(kernels) == {"train", "predict", "together"}
     assert dtypes == ("float32", "float64") and auto == ()
     kernels, _, _ = _kernels_of(_groups(trials, False))
     assert "together" not in kernels
