@@ -25,3 +25,20 @@ def rng():
 def tol(dtype):
     """rtol/atol for comparing a kernel in `dtype` with the float64 reference."""
     return dict(rtol=2e-4, atol=2e-5) if dtype == np.float32 else dict(rtol=1e-10, atol=1e-12)
+
+
+def fit_on_threads(threads, **kw):
+    """A small MLPClassifier fit (1500 x 20, 3 epochs, random_state 0) on `threads` Numba
+    threads, the count restored after: the thread-count tests' common fit."""
+    import numba
+
+    from mlpfast import MLPClassifier
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((1500, 20)).astype(np.float32)
+    y = (X[:, :3] @ rng.standard_normal(3) > 0).astype(int) + (X[:, 3] > 1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        return MLPClassifier(random_state=0, max_iter=3, tol=0, **kw).fit(X, y)
+    finally:
+        numba.set_num_threads(before)

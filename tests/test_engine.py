@@ -4,7 +4,9 @@ import numba
 import numpy as np
 import pytest
 
-from mlpfast import MLPClassifier, config
+from conftest import fit_on_threads
+
+from mlpfast import config
 from mlpfast.kernels import buffers, optim, update
 from mlpfast.params import make_layout
 
@@ -71,19 +73,6 @@ def test_fused_update_matches_its_steps_one_by_one(rng, dtype, solver, nesterov,
     assert np.array_equal(packed, ws.wpack)
 
 
-def _fit(threads, **kw):
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((1500, 20)).astype(np.float32)
-    y = (X[:, :3] @ rng.standard_normal(3) > 0).astype(int) + (X[:, 3] > 1)
-    before = numba.get_num_threads()
-    numba.set_num_threads(threads)
-    try:
-        clf = MLPClassifier(random_state=0, max_iter=3, tol=0, **kw).fit(X, y)
-    finally:
-        numba.set_num_threads(before)
-    return clf
-
-
 @pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning")
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 @pytest.mark.parametrize("kw", [
@@ -92,8 +81,8 @@ def _fit(threads, **kw):
     dict(hidden_layer_sizes=(64,), batch_size=200, solver="sgd", dropout=0.2),
 ], ids=["adam", "sgd-dropout"])
 def test_training_does_not_depend_on_the_thread_count(kw):
-    one = _fit(1, **kw)
-    two = _fit(2, **kw)
+    one = fit_on_threads(1, **kw)
+    two = fit_on_threads(2, **kw)
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
         assert np.array_equal(a, b)
     assert one.loss_curve_ == two.loss_curve_

@@ -10,7 +10,9 @@ import numba
 import numpy as np
 import pytest
 
-from mlpfast import MLPClassifier, config, threads
+from conftest import fit_on_threads
+
+from mlpfast import config, threads
 
 # a parallel region of its own (compiled in a child in a second): starts Numba's threading layer
 # without mlpfast's kernels
@@ -146,18 +148,6 @@ class Alternating(threads.Governor):
         self.choices.append((threads_, batches))
 
 
-def _fit(n_threads, **kw):
-    rng = np.random.default_rng(3)
-    X = rng.standard_normal((1500, 20)).astype(np.float32)
-    y = (X[:, :3] @ rng.standard_normal(3) > 0).astype(int) + (X[:, 3] > 1)
-    before = numba.get_num_threads()
-    numba.set_num_threads(n_threads)
-    try:
-        return MLPClassifier(random_state=0, max_iter=3, tol=0, **kw).fit(X, y)
-    finally:
-        numba.set_num_threads(before)
-
-
 @pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning")
 @pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs two Numba threads")
 @pytest.mark.parametrize("kw", [
@@ -174,10 +164,10 @@ def test_switching_threads_between_slices_gives_the_same_bits(monkeypatch, kw):
         made.append(Alternating(top, **k))
         return made[-1]
     monkeypatch.setattr(threads, "Governor", make)
-    switched = _fit(2, **kw)
+    switched = fit_on_threads(2, **kw)
     used = {k for g in made for k, _ in g.choices}
     assert used == {1, 2}
-    one = _fit(1, **kw)  # one thread: no Governor, one call per epoch
+    one = fit_on_threads(1, **kw)  # one thread: no Governor, one call per epoch
     for a, b in zip(one.coefs_ + one.intercepts_, switched.coefs_ + switched.intercepts_):
         assert np.array_equal(a, b)
     assert one.loss_curve_ == switched.loss_curve_
@@ -198,8 +188,8 @@ def test_one_chunk_minibatches_serial_or_not_give_the_same_bits(monkeypatch, hid
         real(self, *a, **k)
         starts.append(self.serial)
     monkeypatch.setattr(CPUEngine, "start", start)
-    two = _fit(2, hidden_layer_sizes=hidden, batch_size=32)
-    one = _fit(1, hidden_layer_sizes=hidden, batch_size=32)
+    two = fit_on_threads(2, hidden_layer_sizes=hidden, batch_size=32)
+    one = fit_on_threads(1, hidden_layer_sizes=hidden, batch_size=32)
     assert starts == ([True, True] if hidden == (16,) else [False, False])
     for a, b in zip(one.coefs_ + one.intercepts_, two.coefs_ + two.intercepts_):
         assert np.array_equal(a, b)
@@ -237,7 +227,7 @@ def test_after_a_fit_this_thread_does_not_nest(monkeypatch):
     for var in ("OMP_MAX_ACTIVE_LEVELS", "OMP_NESTED"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(threads, "_nesting_restored", False)
-    _fit(numba.config.NUMBA_NUM_THREADS, hidden_layer_sizes=(4,), batch_size=200)
+    fit_on_threads(numba.config.NUMBA_NUM_THREADS, hidden_layer_sizes=(4,), batch_size=200)
     if numba.threading_layer() != "omp":
         pytest.skip(f"threading layer is {numba.threading_layer()}")
     from numba.np.ufunc import omppool
@@ -254,7 +244,7 @@ def test_user_nesting_is_kept():
     assert restored == "None" and int(levels) > 1
 
 
-def test_a_failing_sampler_means_all_threads_not_a_failed_fit(monkeypatch):
+def test_a_failing_sampler_means_all_threads_not_a_failedfit_on_threads(monkeypatch):
     """Whatever the load sampler raises, the Governor treats it as no /proc (all threads);
     the module's cpu_seconds is looked up when sampling, so replacing it takes effect."""
     from mlpfast import threads
