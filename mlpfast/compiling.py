@@ -36,6 +36,13 @@ ENTRY_POINTS = {
     "together": ("network", "train_batches_many", "thetas"),   # run_together, sweeps
 }
 
+# compiled on their own and called through their address by an entry point
+# (kernels.addresses): entry point -> (module, function, dtype argument) of each
+BY_ADDRESS = {
+    "train": (("network", "chunk_gradient", "theta"),),
+    "lbfgs": (("network", "chunk_gradient", "theta"),),
+}
+
 # what a run needs, by what it does
 FIT = ("shuffle", "train")
 FIT_EVALUATING = FIT + ("predict",)
@@ -49,13 +56,11 @@ Compiled.__doc__ = """One step of compile_kernels: the entry points it covered, 
 and how many functions Numba compiled (0: everything came from the cache)."""
 
 
-def _dispatcher(name):
-    module, function, _ = ENTRY_POINTS[name]
+def _dispatcher(module, function):
     return getattr(importlib.import_module(f"mlpfast.kernels.{module}"), function)
 
 
-def _dtype_position(name, dispatcher):
-    _, _, arg = ENTRY_POINTS[name]
+def _dtype_position(arg, dispatcher):
     if arg is None:
         return None
     code = dispatcher.py_func.__code__
@@ -75,14 +80,23 @@ def _kernel_dtype(name, dtype):
 
 def is_compiled(name, dtype):
     """Whether entry point `name` (ENTRY_POINTS) for `dtype` runs without compiling in this
-    process: compiled here already, or in Numba's on-disk cache for this CPU and this source.
-    None when Numba's cache internals cannot be read (another Numba version)."""
+    process, with the functions it calls through their address (BY_ADDRESS): compiled here
+    already, or in Numba's on-disk cache for this CPU and this source. None when Numba's
+    cache internals cannot be read (another Numba version)."""
+    states = [_function_compiled(*where, _kernel_dtype(name, dtype))
+              for where in (ENTRY_POINTS[name],) + BY_ADDRESS.get(name, ())]
+    if False in states:
+        return False
+    return None if None in states else True
+
+
+def _function_compiled(module, function, arg, dtype):
     import numba
-    dispatcher = _dispatcher(name)
+    dispatcher = _dispatcher(module, function)
     if not hasattr(dispatcher, "overloads"):  # not a Numba dispatcher (a test's wrapper)
         return None
-    position = _dtype_position(name, dispatcher)
-    want = numba.from_dtype(np.dtype(_kernel_dtype(name, dtype)))
+    position = _dtype_position(arg, dispatcher)
+    want = numba.from_dtype(np.dtype(dtype))
     if any(_matches(types, position, want) for types in list(dispatcher.overloads)):
         return True
     try:
@@ -280,4 +294,4 @@ def cache_folder():
     from .kernels import CACHE
     if not CACHE:
         return None
-    return _dispatcher("train")._cache.cache_path
+    return _dispatcher(*ENTRY_POINTS["train"][:2])._cache.cache_path

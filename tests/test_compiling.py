@@ -25,6 +25,11 @@ import numba
 @numba.njit(cache=True)
 def toy(a, n):
     return a[0] * n
+
+
+@numba.njit(cache=True)
+def helper(a):
+    a[0] += 1
 """
 
 
@@ -32,7 +37,7 @@ def _load_toy(folder, name):
     spec = importlib.util.spec_from_file_location(name, folder / "toykern.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.toy
+    return mod
 
 
 @pytest.fixture
@@ -48,12 +53,28 @@ def toy_kernel(tmp_path, monkeypatch):
     def load(i=[0]):
         i[0] += 1
         current["toy"] = _load_toy(tmp_path, f"toykern_{i[0]}")
-        return current["toy"]
+        return current["toy"].toy
 
     real = compiling._dispatcher
-    monkeypatch.setattr(compiling, "_dispatcher",
-                        lambda name: current["toy"] if name == "toy" else real(name))
+    monkeypatch.setattr(compiling, "_dispatcher", lambda module, function: (
+        getattr(current["toy"], function) if module == "toy" else real(module, function)))
     return load
+
+
+def test_an_entry_point_is_compiled_with_what_it_calls_by_address(toy_kernel, monkeypatch):
+    # train_batches calls chunk_gradient through its address (kernels.addresses): a cache
+    # holding train_batches alone still compiles chunk_gradient, and is reported so
+    assert compiling.BY_ADDRESS["train"] == (("network", "chunk_gradient", "theta"),)
+    monkeypatch.setitem(compiling.BY_ADDRESS, "toy", (("toy", "helper", "a"),))
+    toy = toy_kernel()
+    toy(np.ones(2, np.float32), 3)
+    assert compiling.is_compiled("toy", np.float32) is False  # helper is not
+    assert compiling.pending(["toy"], np.float32) == ["toy"]
+    compiling._dispatcher("toy", "helper")(np.ones(2, np.float32))
+    assert compiling.is_compiled("toy", np.float32) is True
+    toy_kernel()  # new dispatchers: both from the disk cache
+    assert compiling.is_compiled("toy", np.float32) is True
+    assert compiling.is_compiled("toy", np.float64) is False
 
 
 def test_is_compiled_reads_numbas_cache_index(toy_kernel, monkeypatch):

@@ -10,7 +10,7 @@ from conftest import ODD, tol
 
 from mlpfast import reference as ref
 from mlpfast.kernels import activations as act
-from mlpfast.kernels import buffers, matmul, optim, random, simd, softmax
+from mlpfast.kernels import addresses, buffers, matmul, optim, random, simd, softmax
 from mlpfast.registry import ACTIVATIONS
 
 DTYPES = (np.float32, np.float64)
@@ -546,3 +546,70 @@ def test_borrowed_arrays_are_the_same_memory_shape_and_strides(rng):
     expect[::2, 1:][1:, ::2] += 1
     assert np.array_equal(base, expect)
     assert _borrowed_strided(np.zeros((0, 3)))[:2] == (0, 3)  # an empty array: no elements
+
+
+# ---- calls through an address (kernels.addresses): what train_batches' and full_gradient's
+# parallel loops do with chunk_gradient
+
+@nb.njit
+def _scaled_rows(out, X, i, s):
+    for j in range(X.shape[1]):
+        out[i, j] = X[i, j] * s + i
+
+
+@nb.njit
+def _raises(a):
+    if a[0] < 0:
+        raise ValueError("negative first element")
+
+
+@nb.njit
+def _returns(a):
+    return a[0]
+
+
+@nb.njit(parallel=True)
+def _rows_by_address(fn, out, X, s):
+    for i in nb.prange(X.shape[0]):
+        addresses.call_at(fn, (out, X, np.int64(i), s))
+
+
+@nb.njit
+def _call_once(fn, a):
+    addresses.call_at(fn, (a,))
+
+
+@nb.njit
+def _call_with_wrong_types(fn, a):
+    addresses.call_at(fn, (a, 1.5))
+
+
+def test_a_call_through_an_address_computes_what_a_direct_call_does(rng):
+    for dtype, shape in itertools.product(DTYPES, [(1, 1), (7, 3), (13, 17)]):
+        X = rng.standard_normal(shape).astype(dtype)
+        got, want = np.zeros_like(X), np.zeros_like(X)
+        fn = addresses.address_of(_scaled_rows, (nb.typeof(got), nb.typeof(X), nb.types.int64,
+                                                 nb.types.float64))
+        _rows_by_address(fn, got, X, 0.5)
+        for i in range(shape[0]):
+            _scaled_rows(want, X, i, 0.5)
+        assert np.array_equal(got, want)
+        assert np.array_equal(want, (X * 0.5 + np.arange(shape[0])[:, None]).astype(dtype))
+        # the same function and types: the same Address (compiled once)
+        assert addresses.address_of(_scaled_rows, fn.argtypes) is fn
+
+
+def test_a_call_through_an_address_checks_its_types_and_passes_exceptions_on():
+    a = np.ones(3)
+    fn = addresses.address_of(_raises, (nb.typeof(a),))
+    _call_once(fn, a)  # no exception
+    a[0] = -1.0
+    with pytest.raises(ValueError, match="negative first element"):
+        _call_once(fn, a)
+    # arguments of other types than the function's: no compilation, never a wrong call
+    with pytest.raises(nb.core.errors.TypingError, match="compiled for"):
+        _call_with_wrong_types(fn, a)
+    with pytest.raises(nb.core.errors.TypingError, match="compiled for"):
+        _call_once(fn, a.astype(np.float32))
+    with pytest.raises(TypeError, match="return nothing"):
+        addresses.address_of(_returns, (nb.typeof(a),))

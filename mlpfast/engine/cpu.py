@@ -108,6 +108,9 @@ class CPUEngine(Engine):
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
         self.governor = None  # threads.Governor of this fit, made at the first slice
+        # network.chunk_gradient_address for these arrays' types: train_batches', and
+        # full_gradient's (the data's order, any theta of this dtype)
+        self._chunk_fn = self._full_fn = None
         # nothing for other threads: every minibatch one chunk and the update below the size
         # that pays for threads (network.train_batches opens no parallel region)
         self.serial = (min(self.ws.acts.shape[0], buffers.chunk_count.py_func(spec.batch_size))
@@ -145,10 +148,14 @@ class CPUEngine(Engine):
 
     def _train_on(self, workers, first, last, hyper, counters, rng, totals):
         s = self.spec
+        if self._chunk_fn is None:  # its types take a millisecond: once a fit (W4: 8 % a step)
+            self._chunk_fn = network.chunk_gradient_address(
+                self.ws, self.data, self.perm, self.theta, self.grad, self.layout, self.widths,
+                s.hidden, self._output)
         network.train_batches(self.ws, workers, self.data, self.perm, first, last,
                               s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
                               self.layout, self.widths, s.hidden, self._output, s.solver, hyper,
-                              counters, rng, totals)
+                              counters, rng, totals, self._chunk_fn)
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         if shuffle and start == 0:
@@ -210,11 +217,16 @@ class CPUEngine(Engine):
         # each call a slice of the Governor's (see _train): L-BFGS's training is these calls
         k = self.governor.plan(1)[0] if top > 1 else 1
         t0 = time.perf_counter()
+        order = np.zeros(0, np.int64)  # the data's order
+        if self._full_fn is None:
+            self._full_fn = network.chunk_gradient_address(
+                self.ws, self.data, order, theta, self.grad, self.layout, self.widths,
+                spec.hidden, self._output)
         with together.away(), threads.numba_threads(k):
             # in run_together: not pooled, the others go on meanwhile
-            f = network.full_gradient(self.ws, self.data, np.zeros(0, np.int64), theta, out,
-                                      self.grad, self.layout, self.widths, spec.hidden,
-                                      self._output, float(alpha), np.int64(spec.batch_size))
+            f = network.full_gradient(self.ws, self.data, order, theta, out, self.grad,
+                                      self.layout, self.widths, spec.hidden, self._output,
+                                      float(alpha), np.int64(spec.batch_size), self._full_fn)
         if top > 1:
             self.governor.done(k, 1, time.perf_counter() - t0)
         if not direct:

@@ -24,6 +24,7 @@ import numba as nb
 import numpy as np
 
 from . import CACHE
+from .addresses import address_of, call_at
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
 from .buffers import (Data, Workspace, borrowed, borrowed_data, borrowed_workspace, chunk_rows,
@@ -221,9 +222,22 @@ def batch_gradient(ws, d, perm, start, rows, theta, grad, layout, widths, hidden
     return loss + 0.5 * alpha * sq, sw, correct
 
 
+def chunk_gradient_address(ws, d, perm, theta, grad, layout, widths, hidden, output):
+    """chunk_gradient's Address (addresses.address_of) for the chunk_fn of train_batches and
+    full_gradient, compiled for the types they call it with: their own arguments' (the same
+    names), int64 for the chunk, its first row and its rows, float64 for the scale and the
+    dropout rate (hyper is float64). Compiles chunk_gradient the first time in a process (or
+    loads it from Numba's cache); about a millisecond after that (the types of a dozen
+    arrays), so a caller keeps it."""
+    i8, f8 = nb.types.int64, nb.types.float64
+    t = nb.typeof
+    return address_of(chunk_gradient, (t(ws), i8, t(d), t(perm), i8, i8, f8, t(theta), t(grad),
+                                       t(layout), t(widths), t(hidden), t(output), f8))
+
+
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt2, layout,
-                  widths, hidden, output, solver, hyper, counters, rng, totals):
+                  widths, hidden, output, solver, hyper, counters, rng, totals, chunk_fn):
     """Minibatches first..last-1 of the order `perm` over the data d: gradient, then one
     optimizer step each. The chunks of a minibatch run in parallel, the update on up to
     `workers` threads.
@@ -235,7 +249,11 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
 
     The parallel loop sits here rather than in a function of its own: Numba re-optimises
     everything a function calls when it compiles it, and each level of calls above the
-    network cost seconds of the first fit's compilation.
+    network cost seconds of the first fit's compilation. For the same reason chunk_gradient
+    is called through its address, chunk_fn (chunk_gradient_address), compiled once on its
+    own: linked, its tree went through LLVM here and in the three levels of the parallel
+    loop's body (the first fit compiled in 18-19 s instead of 22-27 s; W1, W2 and W4 steps
+    unchanged within the A/B's noise).
     """
     # the arrays without their reference counts, for the views every step makes of them
     # (buffers.borrowed: W4 took 9.0 us a step with the counts, 7.4 without)
@@ -268,15 +286,15 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
             # a fifth of a small network's step; the next minibatch's rows asked for meanwhile
             if b + 1 < last:
                 _prefetch_rows(d, perm, start + cap, min(cap, n - start - cap))
-            chunk_gradient(ws, np.int64(0), d, perm, start, rows, 1.0 / sw, theta, grad, layout,
-                           widths, hidden, output, dropout)
+            call_at(chunk_fn, (ws, np.int64(0), d, perm, start, rows, 1.0 / sw, theta, grad,
+                               layout, widths, hidden, output, dropout))
         else:
             for c_ in nb.prange(S):
                 c = np.int64(c_)
                 lo = c * per
                 g = grad if c == 0 else ws.grads[c - 1]
-                chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, 1.0 / sw,
-                               theta, g, layout, widths, hidden, output, dropout)
+                call_at(chunk_fn, (ws, c, d, perm, start + lo, min(rows, lo + per) - lo,
+                                   1.0 / sw, theta, g, layout, widths, hidden, output, dropout))
         loss, correct = _loss_of_chunks(ws, S)
         if solver == ADAM:
             counters[C_ADAM_T] += 1
@@ -515,7 +533,8 @@ def _add_chunks(grad, part, grads, S, p0, p1):
 
 
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
-def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output, alpha, cap):
+def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output, alpha, cap,
+                  chunk_fn):
     """scikit-learn's full-batch objective at theta over all the rows of d (weighted mean loss
     + 0.5 * alpha * ||W||^2 / sw, sw the rows or their sum of weights), returned, and its
     gradient into grad (P,); for L-BFGS. No dropout.
@@ -525,7 +544,9 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
     workspace ws, so memory does not grow with the rows; chunk 0 writes part (P,), the
     others ws.grads. Every block is added to grad in chunk order, block after block, and
     the losses likewise: the result does not depend on the thread count. perm is empty (the
-    data's order). Weights summing to 0: 0, with grad = 0.
+    data's order). Weights summing to 0: 0, with grad = 0. chunk_fn: chunk_gradient's
+    Address for these arguments (chunk_gradient_address with grad=part), called in the
+    parallel loop (see train_batches).
     """
     n = n_rows(d)
     P = grad.shape[0]
@@ -551,8 +572,8 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
                 c = np.int64(c_)
                 lo = c * per
                 g = part if c == 0 else grads[c - 1]
-                chunk_gradient(ws, c, d, perm, start + lo, min(rows, lo + per) - lo, scale,
-                               theta, g, layout, widths, hidden, output, 0.0)
+                call_at(chunk_fn, (ws, c, d, perm, start + lo, min(rows, lo + per) - lo, scale,
+                                   theta, g, layout, widths, hidden, output, 0.0))
         if S == 1 or P < config.PARALLEL_MIN_PARAMS:
             # a parallel region per block costs more than it saves here (W4: 15x the block)
             _add_chunks(grad, part, grads, S, 0, P)
