@@ -82,3 +82,47 @@ def _route_cache():
 
 # whether the kernels below are compiled with cache=True (see _route_cache)
 CACHE = _route_cache()
+
+
+LOCK_NAME = "mlpfast-cache.lock"
+
+
+def lock_cache_saves(modules):
+    """Make Numba's cache writes of the kernels in `modules` one at a time across processes
+    (an exclusive flock on LOCK_NAME in the cache folder around each write; POSIX only).
+
+    Numba saves a compiled signature by reading the function's index file, adding the new key
+    with the first unused data file name, and writing the index and then the data. Two
+    processes saving different signatures of one function at the same moment (a float32 and a
+    float64 job started together on a cold cache, or the compile of chunk_gradient apart from
+    train_batches') can both pick the same data file name: one key is lost, or the index maps
+    it to the other signature's code. Under the lock each write sees the last one's index.
+    Reads need none: Numba writes each file whole and then renames it into place."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: Numba's own writes
+        return
+    from numba.core.dispatcher import Dispatcher
+    for module in modules:
+        for obj in list(vars(module).values()):
+            cache_file = getattr(getattr(obj, "_cache", None), "_cache_file", None)
+            if (isinstance(obj, Dispatcher) and cache_file is not None
+                    and not getattr(cache_file, "mlpfast_locked", False)):
+                cache_file.save = _locked(cache_file.save, cache_file._cache_path, fcntl)
+                cache_file.mlpfast_locked = True
+
+
+def _locked(save, folder, fcntl):
+    def locked_save(key, data):
+        try:
+            # read-only is enough for flock, so a cache folder shared by several users works
+            # whoever made the lock file
+            fd = _os.open(_os.path.join(folder, LOCK_NAME), _os.O_RDONLY | _os.O_CREAT, 0o666)
+        except OSError:  # no lock possible here: Numba's own write, as without mlpfast
+            return save(key, data)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            return save(key, data)
+        finally:
+            _os.close(fd)  # and with it the lock
+    return locked_save

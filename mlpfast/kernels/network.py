@@ -20,10 +20,12 @@ has no such mean: it is skipped (no gradient, no update, no Adam step, 0 added t
 rows still count as seen). Without weights (an empty w) the arithmetic is the unweighted one,
 bit for bit.
 """
+import sys
+
 import numba as nb
 import numpy as np
 
-from . import CACHE
+from . import CACHE, lock_cache_saves
 from .addresses import address_of, call_at
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
@@ -618,3 +620,8 @@ def predict_raw(ws, out, d, theta, layout, widths, hidden, output):
         Z = layer_block(acts, widths, rows, cap, layout.shape[0])
         # OUT_IDENTITY copies Z
         output_activation(out[start: start + rows], Z, output)
+
+
+# every CPU kernel module is loaded by now (this one imports the others)
+lock_cache_saves(module for name, module in list(sys.modules.items())
+                 if name.startswith(__package__ + ".") and name != __package__ + ".cuda_kernels")
