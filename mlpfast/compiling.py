@@ -181,6 +181,113 @@ def finished(kernels, dtype, seconds):
                  ", ".join(kernels), seconds, extra={"mlpfast_compiled": tuple(kernels)})
 
 
+# ---- one kernel compiled in another process meanwhile
+
+def _in_cache(dispatcher, argtypes):
+    """Whether Numba's on-disk cache holds `dispatcher` for exactly `argtypes` here (None when
+    its internals cannot be read)."""
+    try:
+        cache = dispatcher._cache
+        if not hasattr(cache, "_cache_file"):
+            return False
+        key = cache._index_key(tuple(argtypes), dispatcher.targetctx.codegen())
+        data_name = cache._cache_file._load_index().get(key)
+        return data_name is not None and os.path.exists(cache._cache_file._data_path(data_name))
+    except (AttributeError, TypeError, ValueError, IndexError, OSError):
+        return None
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+class Apart:
+    """A kernel compiling in a child process (compile_apart); finish() waits for it."""
+
+    def __init__(self, process, what):
+        self.process = process
+        self.what = what
+
+    def finish(self, ok=True):
+        """Wait for the child (ok) or stop it (not ok: the caller is leaving on an error or
+        a signal). Returns whether it compiled; its stderr's last line is logged at DEBUG when
+        not (the caller then compiles the kernel itself)."""
+        if not ok:
+            self.process.kill()
+        err = self.process.stderr.read()
+        self.process.stderr.close()
+        self.process.wait()
+        if self.process.returncode != 0 and ok:
+            lines = err.decode(errors="replace").strip().splitlines()
+            log.debug("mlpfast: compiling %s in another process failed (%s)", self.what,
+                      lines[-1] if lines else f"exit status {self.process.returncode}")
+        return self.process.returncode == 0
+
+
+def compile_apart(module, function, argtypes):
+    """Start compiling kernels.<module>.<function> for `argtypes` (a tuple of Numba types) in
+    a new Python process, into Numba's on-disk cache, so that this process compiles something
+    else meanwhile and then loads it from the cache: the first fit compiles chunk_gradient so
+    beside train_batches (each about half of it) on a second core. Returns an Apart, or None
+    where that would not help or cannot be done: config.COMPILE_APART off, kernels not
+    cached, one usable CPU, the kernel compiled here already or in the cache, or no process
+    could be started. Numba's cache writes are locked across processes
+    (kernels.lock_cache_saves)."""
+    import pickle
+    import subprocess
+    import sys
+    from . import config
+    from .kernels import CACHE
+    if not config.COMPILE_APART or not CACHE or _usable_cpus() < 2:
+        return None
+    dispatcher = _dispatcher(module, function)
+    argtypes = tuple(argtypes)
+    if argtypes in dispatcher.overloads or _in_cache(dispatcher, argtypes) is not False:
+        return None
+    import numba
+    env = dict(os.environ)
+    if numba.config.CACHE_DIR:  # the folder chosen in this process (kernels._route_cache)
+        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
+    # the child imports this process's mlpfast (a checkout imported by its path, say): its
+    # kernels' source is what the cache entry is keyed on
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    try:
+        payload = pickle.dumps((module, function, argtypes))
+        process = subprocess.Popen(
+            [sys.executable, "-c", _CHILD, root],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        log.debug("mlpfast: cannot compile %s in another process (%s)", function, exc)
+        return None
+    try:
+        process.stdin.write(payload)
+        process.stdin.close()
+    except OSError as exc:  # the child is gone already (BrokenPipeError)
+        process.kill()
+        process.wait()
+        log.debug("mlpfast: cannot compile %s in another process (%s)", function, exc)
+        return None
+    return Apart(process, function)
+
+
+_CHILD = ("import sys\n"
+          "if sys.argv[1] not in sys.path:\n"
+          "    sys.path.insert(0, sys.argv[1])\n"
+          "from mlpfast.compiling import _compile_child\n"
+          "_compile_child()\n")
+
+
+def _compile_child():
+    """compile_apart's child: (module, function, argtypes) pickled on stdin."""
+    import pickle
+    import sys
+    module, function, argtypes = pickle.loads(sys.stdin.buffer.read())
+    _dispatcher(module, function).compile(argtypes)
+
+
 # ---- compiling ahead of time
 
 def _tiny(dtype):

@@ -44,3 +44,9 @@ PROGRESS_SECONDS = 0.25
 # stopping's splits, say) by copying each set once into one stacked array; above this many
 # bytes of copies it runs each set's fits in calls of their own instead.
 TOGETHER_COPY_BYTES = 1 << 30
+
+# A first fit compiles chunk_gradient (the network's forward and backward) in a child process
+# while it compiles train_batches (the steps and the update), when Numba caches the kernels
+# and two CPUs are usable (mlpfast.compiling.compile_apart): about half the first fit's
+# compilation moves to the second core.
+COMPILE_APART = True

@@ -11,9 +11,9 @@ import time
 import numba
 import numpy as np
 
-from .. import config, threads
+from .. import compiling, config, threads
 from ..errors import DeviceError
-from ..kernels import buffers, network, random
+from ..kernels import addresses, buffers, network, random
 from . import together
 from .base import Engine, layout_of, run_in_chunks
 
@@ -108,8 +108,8 @@ class CPUEngine(Engine):
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
         self.governor = None  # threads.Governor of this fit, made at the first slice
-        # network.chunk_gradient_address for these arrays' types: train_batches', and
-        # full_gradient's (the data's order, any theta of this dtype)
+        # chunk_gradient's Address (_chunk_address) for these arrays' types: train_batches',
+        # and full_gradient's (the data's order, any theta of this dtype)
         self._chunk_fn = self._full_fn = None
         # nothing for other threads: every minibatch one chunk and the update below the size
         # that pays for threads (network.train_batches opens no parallel region)
@@ -148,14 +148,35 @@ class CPUEngine(Engine):
 
     def _train_on(self, workers, first, last, hyper, counters, rng, totals):
         s = self.spec
+        args = [self.ws, workers, self.data, self.perm, first, last, s.batch_size, self.theta,
+                self.grad, self.opt1, self.opt2, self.layout, self.widths, s.hidden,
+                self._output, s.solver, hyper, counters, rng, totals, None]
         if self._chunk_fn is None:  # its types take a millisecond: once a fit (W4: 8 % a step)
-            self._chunk_fn = network.chunk_gradient_address(
-                self.ws, self.data, self.perm, self.theta, self.grad, self.layout, self.widths,
-                s.hidden, self._output)
-        network.train_batches(self.ws, workers, self.data, self.perm, first, last,
-                              s.batch_size, self.theta, self.grad, self.opt1, self.opt2,
-                              self.layout, self.widths, s.hidden, self._output, s.solver, hyper,
-                              counters, rng, totals, self._chunk_fn)
+            self._chunk_fn = self._chunk_address(self.perm, self.theta, network.train_batches,
+                                                 args)
+        args[-1] = self._chunk_fn
+        network.train_batches(*args)
+
+    def _chunk_address(self, perm, theta, caller, args):
+        """chunk_gradient's Address for `caller` (train_batches or full_gradient, whose
+        arguments are args, chunk_fn last and None). When neither is compiled yet, this
+        process compiles the caller while a child compiles chunk_gradient into the cache
+        (compiling.compile_apart), then loads it from there."""
+        types = network.chunk_gradient_types(self.ws, self.data, perm, theta, self.grad,
+                                             self.layout, self.widths, self.spec.hidden,
+                                             self._output)
+        apart = None
+        if not caller.overloads:
+            apart = compiling.compile_apart("network", "chunk_gradient", types)
+        if apart is not None:
+            ok = False
+            try:
+                signature = tuple(caller.typeof_pyval(a) for a in args[:-1])
+                caller.compile(signature + (addresses.AddressType(types),))
+                ok = True
+            finally:
+                apart.finish(ok)
+        return addresses.address_of(network.chunk_gradient, types)
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         if shuffle and start == 0:
@@ -217,16 +238,15 @@ class CPUEngine(Engine):
         # each call a slice of the Governor's (see _train): L-BFGS's training is these calls
         k = self.governor.plan(1)[0] if top > 1 else 1
         t0 = time.perf_counter()
-        order = np.zeros(0, np.int64)  # the data's order
+        args = [self.ws, self.data, np.zeros(0, np.int64), theta, out, self.grad, self.layout,
+                self.widths, spec.hidden, self._output, float(alpha), np.int64(spec.batch_size),
+                None]
         if self._full_fn is None:
-            self._full_fn = network.chunk_gradient_address(
-                self.ws, self.data, order, theta, self.grad, self.layout, self.widths,
-                spec.hidden, self._output)
+            self._full_fn = self._chunk_address(args[2], theta, network.full_gradient, args)
+        args[-1] = self._full_fn
         with together.away(), threads.numba_threads(k):
             # in run_together: not pooled, the others go on meanwhile
-            f = network.full_gradient(self.ws, self.data, order, theta, out, self.grad,
-                                      self.layout, self.widths, spec.hidden, self._output,
-                                      float(alpha), np.int64(spec.batch_size), self._full_fn)
+            f = network.full_gradient(*args)
         if top > 1:
             self.governor.done(k, 1, time.perf_counter() - t0)
         if not direct:

@@ -224,17 +224,16 @@ def batch_gradient(ws, d, perm, start, rows, theta, grad, layout, widths, hidden
     return loss + 0.5 * alpha * sq, sw, correct
 
 
-def chunk_gradient_address(ws, d, perm, theta, grad, layout, widths, hidden, output):
-    """chunk_gradient's Address (addresses.address_of) for the chunk_fn of train_batches and
-    full_gradient, compiled for the types they call it with: their own arguments' (the same
-    names), int64 for the chunk, its first row and its rows, float64 for the scale and the
-    dropout rate (hyper is float64). Compiles chunk_gradient the first time in a process (or
-    loads it from Numba's cache); about a millisecond after that (the types of a dozen
-    arrays), so a caller keeps it."""
+def chunk_gradient_types(ws, d, perm, theta, grad, layout, widths, hidden, output):
+    """The argument types (Numba types) that train_batches and full_gradient call
+    chunk_gradient with, for its Address (addresses.address_of, their chunk_fn): their own
+    arguments' (the same names), int64 for the chunk, its first row and its rows, float64 for
+    the scale and the dropout rate (hyper is float64). About a millisecond (the types of a
+    dozen arrays): a caller keeps the Address."""
     i8, f8 = nb.types.int64, nb.types.float64
     t = nb.typeof
-    return address_of(chunk_gradient, (t(ws), i8, t(d), t(perm), i8, i8, f8, t(theta), t(grad),
-                                       t(layout), t(widths), t(hidden), t(output), f8))
+    return (t(ws), i8, t(d), t(perm), i8, i8, f8, t(theta), t(grad), t(layout), t(widths),
+            t(hidden), t(output), f8)
 
 
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
@@ -252,7 +251,7 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
     The parallel loop sits here rather than in a function of its own: Numba re-optimises
     everything a function calls when it compiles it, and each level of calls above the
     network cost seconds of the first fit's compilation. For the same reason chunk_gradient
-    is called through its address, chunk_fn (chunk_gradient_address), compiled once on its
+    is called through its address, chunk_fn (chunk_gradient_types), compiled once on its
     own: linked, its tree went through LLVM here and in the three levels of the parallel
     loop's body (the first fit compiled in 18-19 s instead of 22-27 s; W1, W2 and W4 steps
     unchanged within the A/B's noise).
@@ -547,7 +546,7 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
     others ws.grads. Every block is added to grad in chunk order, block after block, and
     the losses likewise: the result does not depend on the thread count. perm is empty (the
     data's order). Weights summing to 0: 0, with grad = 0. chunk_fn: chunk_gradient's
-    Address for these arguments (chunk_gradient_address with grad=part), called in the
+    Address for these arguments (chunk_gradient_types with grad=part), called in the
     parallel loop (see train_batches).
     """
     n = n_rows(d)
