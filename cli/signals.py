@@ -37,6 +37,13 @@ class StopRequest:
             sys.stderr.write(f"Interrupted ({signal.Signals(signum).name}); nothing was written.\n")
             os._exit(128 + signum)
         if not (self.deferred and self.progressed):
+            if _in_c_callback(frame):
+                # Python drops an exception raised in a C library's callback into Python
+                # (llvmlite calls one for each object Numba compiles): the signal was lost, or
+                # Numba's state was broken and the run failed with a traceback. Sent again a
+                # moment later, it arrives outside it
+                threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
+                return
             # reading, compiling (a minute on a first run) or writing: nothing to save yet, or
             # only complete files: stop now
             raise Interrupted(signum)
@@ -48,6 +55,17 @@ class StopRequest:
 
 
 STOP = StopRequest()
+
+# Python functions that C code calls back while Numba compiles (llvmlite's object cache hooks)
+C_CALLBACKS = ("_raw_object_cache_notify", "_raw_object_cache_getbuffer")
+
+
+def _in_c_callback(frame):
+    while frame is not None:
+        if frame.f_code.co_name in C_CALLBACKS:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _is_the_program():

@@ -550,3 +550,27 @@ def test_weights_past_float_range_are_never_checkpointed(tmp_path):
     assert caught.value.folder is not None or not (tmp_path / "run").exists()
     if (tmp_path / "run").exists():
         assert np.isfinite(mlpfast.load(str(tmp_path / "run")).estimator._theta).all()
+
+
+def _raw_object_cache_notify(then):
+    # named as llvmlite's hook that C calls back for each object Numba compiles
+    return then(sys._getframe())
+
+
+def test_a_signal_inside_a_c_callback_is_sent_again_outside_it(monkeypatch):
+    """An exception raised in a Python function called back from C is dropped by Python: a
+    signal during a first run's compile was lost (the run went on) or broke Numba's state (a
+    traceback). The handler sends it again a moment later instead of raising there."""
+    from mlpfast.cli import signals
+    sent = []
+    monkeypatch.setattr(signals.os, "kill", lambda pid, signum: sent.append((pid, signum)))
+    stop = signals.StopRequest()
+    stop.active = True
+    assert _raw_object_cache_notify(lambda frame: stop.handle(signal.SIGTERM, frame)) is None
+    end = time.time() + 5
+    while not sent and time.time() < end:
+        time.sleep(0.01)
+    assert sent == [(os.getpid(), signal.SIGTERM)]
+    # outside a callback: raised at once, as before
+    with pytest.raises(signals.Interrupted):
+        stop.handle(signal.SIGTERM, sys._getframe())
