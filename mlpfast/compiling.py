@@ -205,37 +205,78 @@ def _usable_cpus():
 
 
 class Apart:
-    """A kernel compiling in a child process (compile_apart); finish() waits for it."""
+    """Kernels compiling one after the other in a child process (compile_apart). The child
+    writes each function's name on its stdout once that is in the cache."""
 
-    def __init__(self, process, what):
+    def __init__(self, process, functions):
         self.process = process
-        self.what = what
+        self.functions = tuple(functions)
+        self.done = set()
+        self.lock = threading.Lock()
+
+    def wait_for(self, function):
+        """Wait until `function` is in the cache; whether it got there (False: the child
+        failed, logged at DEBUG; the caller compiles it itself). The child may go on with the
+        kernels after it."""
+        with self.lock:
+            while function not in self.done:
+                line = self.process.stdout.readline()
+                if not line:  # the child is gone
+                    self._reap(True)
+                    break
+                self.done.add(line.decode(errors="replace").strip())
+            if self.done >= set(self.functions):
+                self._reap(True)
+            return function in self.done
 
     def finish(self, ok=True):
-        """Wait for the child (ok) or stop it (not ok: the caller is leaving on an error or
-        a signal). Returns whether it compiled; its stderr's last line is logged at DEBUG when
-        not (the caller then compiles the kernel itself)."""
-        if not ok:
-            self.process.kill()
+        """Wait for the child (ok), or stop it (not ok: the caller is leaving on an error or a
+        signal). Returns whether it compiled every kernel."""
+        with self.lock:
+            if not ok:
+                self.process.kill()
+            self._reap(ok)
+            return self.process.returncode == 0
+
+    def _reap(self, ok):
+        if self.process.returncode is not None and self not in _running:
+            return
+        out = self.process.stdout.read()
+        self.done.update(line.strip() for line in out.decode(errors="replace").splitlines())
         err = self.process.stderr.read()
+        self.process.stdout.close()
         self.process.stderr.close()
         self.process.wait()
+        with _lock:
+            if self in _running:
+                _running.remove(self)
         if self.process.returncode != 0 and ok:
             lines = err.decode(errors="replace").strip().splitlines()
-            log.debug("mlpfast: compiling %s in another process failed (%s)", self.what,
+            log.debug("mlpfast: compiling %s in another process failed (%s)",
+                      ", ".join(self.functions),
                       lines[-1] if lines else f"exit status {self.process.returncode}")
-        return self.process.returncode == 0
 
 
-def compile_apart(module, function, argtypes):
-    """Start compiling kernels.<module>.<function> for `argtypes` (a tuple of Numba types) in
-    a new Python process, into Numba's on-disk cache, so that this process compiles something
-    else meanwhile and then loads it from the cache: the first fit compiles chunk_gradient so
-    beside train_batches (each about half of it) on a second core. Returns an Apart, or None
-    where that would not help or cannot be done: config.COMPILE_APART off, kernels not
-    cached, one usable CPU, the kernel compiled here already or in the cache, or no process
-    could be started. Numba's cache writes are locked across processes
-    (kernels.lock_cache_saves)."""
+_running = []  # the Aparts whose child may still be compiling
+
+
+def wait_for_kernel(function):
+    """Before compiling `function` here: wait for a child of compile_apart that compiles it
+    (then it loads from the cache). Nothing to wait for in most calls."""
+    for apart in list(_running):
+        if function in apart.functions:
+            apart.wait_for(function)
+
+
+def compile_apart(kernels):
+    """Start compiling `kernels`, a list of (module in mlpfast.kernels, function, argtypes (a
+    tuple of Numba types)), one after the other in a new Python process, into Numba's on-disk
+    cache, so that this process compiles something else meanwhile and then loads them from the
+    cache: the first fit compiles chunk_gradient and predict_raw so beside train_batches on a
+    second core. Returns an Apart, or None where that would not help or cannot be done:
+    config.COMPILE_APART off, kernels not cached, one usable CPU, each of them compiled here
+    already or in the cache, or no process could be started. Numba's cache writes are locked
+    across processes (kernels.lock_cache_saves)."""
     import pickle
     import subprocess
     import sys
@@ -243,9 +284,13 @@ def compile_apart(module, function, argtypes):
     from .kernels import CACHE
     if not config.COMPILE_APART or not CACHE or _usable_cpus() < 2:
         return None
-    dispatcher = _dispatcher(module, function)
-    argtypes = tuple(argtypes)
-    if argtypes in dispatcher.overloads or _in_cache(dispatcher, argtypes) is not False:
+    todo = []
+    for module, function, argtypes in kernels:
+        dispatcher = _dispatcher(module, function)
+        argtypes = tuple(argtypes)
+        if argtypes not in dispatcher.overloads and _in_cache(dispatcher, argtypes) is False:
+            todo.append((module, function, argtypes))
+    if not todo:
         return None
     import numba
     env = dict(os.environ)
@@ -254,13 +299,14 @@ def compile_apart(module, function, argtypes):
     # the child imports this process's mlpfast (a checkout imported by its path, say): its
     # kernels' source is what the cache entry is keyed on
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    what = ", ".join(function for _, function, _ in todo)
     try:
-        payload = pickle.dumps((module, function, argtypes))
+        payload = pickle.dumps(todo)
         process = subprocess.Popen(
             [sys.executable, "-c", _CHILD, root],
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-        log.debug("mlpfast: cannot compile %s in another process (%s)", function, exc)
+        log.debug("mlpfast: cannot compile %s in another process (%s)", what, exc)
         return None
     try:
         process.stdin.write(payload)
@@ -268,9 +314,12 @@ def compile_apart(module, function, argtypes):
     except OSError as exc:  # the child is gone already (BrokenPipeError)
         process.kill()
         process.wait()
-        log.debug("mlpfast: cannot compile %s in another process (%s)", function, exc)
+        log.debug("mlpfast: cannot compile %s in another process (%s)", what, exc)
         return None
-    return Apart(process, function)
+    apart = Apart(process, [function for _, function, _ in todo])
+    with _lock:
+        _running.append(apart)
+    return apart
 
 
 _CHILD = ("import sys\n"
@@ -281,11 +330,12 @@ _CHILD = ("import sys\n"
 
 
 def _compile_child():
-    """compile_apart's child: (module, function, argtypes) pickled on stdin."""
+    """compile_apart's child: [(module, function, argtypes), ...] pickled on stdin."""
     import pickle
     import sys
-    module, function, argtypes = pickle.loads(sys.stdin.buffer.read())
-    _dispatcher(module, function).compile(argtypes)
+    for module, function, argtypes in pickle.loads(sys.stdin.buffer.read()):
+        _dispatcher(module, function).compile(argtypes)
+        print(function, flush=True)
 
 
 # ---- compiling ahead of time

@@ -440,8 +440,11 @@ X = np.random.default_rng(0).standard_normal((300, 5)).astype(np.float32)
 y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
 c = MLPClassifier(hidden_layer_sizes=(7,), max_iter=2, batch_size=50, random_state=0).fit(X, y)
 np.save(sys.argv[2], np.concatenate([a.ravel() for a in c.coefs_ + c.intercepts_]))
+c.predict_proba(X)
 (types,) = network.chunk_gradient.overloads
+(ptypes,) = network.predict_raw.overloads
 print(network.chunk_gradient._cache_hits[types], network.chunk_gradient._cache_misses[types],
+      network.predict_raw._cache_hits[ptypes], network.predict_raw._cache_misses[ptypes],
       len(network.train_batches.overloads))
 """
 
@@ -449,15 +452,16 @@ print(network.chunk_gradient._cache_hits[types], network.chunk_gradient._cache_m
 @pytest.mark.slow
 def test_first_fit_compiles_chunk_gradient_in_a_child_and_loads_it(tmp_path):
     """A first fit on a cold cache: this process compiles train_batches while a child
-    compiles chunk_gradient into the cache; the fit then loads it (a cache hit, no compile
-    here) and gives the bits of a fit compiled in one process."""
+    compiles chunk_gradient and predict_raw into the cache; the fit and the predict then load
+    them (cache hits, no compile here), with the bits of a fit compiled in one process."""
     if compiling._usable_cpus() < 2 or not compiling.cache_folder():
         pytest.skip("needs two CPUs and a kernel cache")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     r = subprocess.run([sys.executable, "-c", APART, "on", str(tmp_path / "w.npy")], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["1", "0", "1"]  # loaded from the child's cache entry
+    # chunk_gradient and predict_raw loaded from the child's cache entries
+    assert r.stdout.split() == ["1", "0", "1", "0", "1"]
     X = np.random.default_rng(0).standard_normal((300, 5)).astype(np.float32)
     y = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)
     c = MLPClassifier(hidden_layer_sizes=(7,), max_iter=2, batch_size=50, random_state=0)
@@ -473,20 +477,21 @@ def test_compile_apart_declines_what_is_compiled_and_reports_a_failed_child(capl
     MLPClassifier(hidden_layer_sizes=(2,), max_iter=1, batch_size=4).fit(X, [0, 1] * 4)
     (compiled,) = [t for t in network.chunk_gradient.overloads
                    if t[7] == numba.types.float32[::1]]
-    assert compiling.compile_apart("network", "chunk_gradient", compiled) is None
+    assert compiling.compile_apart([("network", "chunk_gradient", compiled)]) is None
     if compiling._usable_cpus() < 2 or not compiling.cache_folder():
         return
     # types chunk_gradient cannot be compiled for: the child fails, the caller is told so
     # (and compiles the kernel itself)
     bogus = (numba.types.int64,)
-    apart = compiling.compile_apart("network", "chunk_gradient", bogus)
+    apart = compiling.compile_apart([("network", "chunk_gradient", bogus)])
     assert apart is not None
     with caplog.at_level(logging.DEBUG, logger="mlpfast"):
-        assert apart.finish() is False
+        assert apart.wait_for("chunk_gradient") is False
     assert "compiling chunk_gradient in another process failed" in caplog.text
+    assert apart.finish() is False and apart not in compiling._running
     old = config.COMPILE_APART
     config.COMPILE_APART = False
     try:
-        assert compiling.compile_apart("network", "chunk_gradient", bogus) is None
+        assert compiling.compile_apart([("network", "chunk_gradient", bogus)]) is None
     finally:
         config.COMPILE_APART = old

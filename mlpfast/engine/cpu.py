@@ -160,23 +160,35 @@ class CPUEngine(Engine):
     def _chunk_address(self, perm, theta, caller, args):
         """chunk_gradient's Address for `caller` (train_batches or full_gradient, whose
         arguments are args, chunk_fn last and None). When neither is compiled yet, this
-        process compiles the caller while a child compiles chunk_gradient into the cache
-        (compiling.compile_apart), then loads it from there."""
+        process compiles the caller while a child compiles chunk_gradient, and predict_raw for
+        dense input, into the cache (compiling.compile_apart), then loads them from there."""
         types = network.chunk_gradient_types(self.ws, self.data, perm, theta, self.grad,
                                              self.layout, self.widths, self.spec.hidden,
                                              self._output)
         apart = None
         if not caller.overloads:
-            apart = compiling.compile_apart("network", "chunk_gradient", types)
+            apart = compiling.compile_apart([("network", "chunk_gradient", types),
+                                             ("network", "predict_raw", self._predict_types())])
         if apart is not None:
-            ok = False
             try:
                 signature = tuple(caller.typeof_pyval(a) for a in args[:-1])
                 caller.compile(signature + (addresses.AddressType(types),))
-                ok = True
-            finally:
-                apart.finish(ok)
+            except BaseException:
+                apart.finish(ok=False)
+                raise
+            # predict_raw may still be compiling: predict() waits for it if it comes first
+            apart.wait_for("chunk_gradient")
         return addresses.address_of(network.chunk_gradient, types)
+
+    def _predict_types(self):
+        """The argument types of predict()'s call of predict_raw for dense input."""
+        s = self.spec
+        theta = np.zeros(self.theta.shape[0], s.dtype)
+        args = (buffers.predict_workspace(s.widths, s.dtype, 1),
+                np.empty((1, s.widths[-1]), s.dtype),
+                as_data(s, np.zeros((1, s.widths[0]), s.dtype)), theta, layout_of(theta, s),
+                s.widths_array, s.hidden, self._output)
+        return tuple(network.predict_raw.typeof_pyval(a) for a in args)
 
     def train_epoch(self, rng, shuffle, hyper, counters, progress=None, start=0, totals=None):
         if shuffle and start == 0:
@@ -264,6 +276,7 @@ class CPUEngine(Engine):
         n = buffers.n_rows_of(d)
         ws = buffers.predict_workspace(spec.widths, spec.dtype, n)
         out = np.empty((n, spec.widths[-1]), spec.dtype)
+        compiling.wait_for_kernel("predict_raw")  # compiling in another process (first fit)
         # on the threads training last chose (a validation pass between epochs), else all
         with threads.numba_threads(threads.recent_choice(numba.get_num_threads())):
             network.predict_raw(ws, out, d, theta, layout_of(theta, spec), spec.widths_array,

@@ -546,8 +546,7 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
     others ws.grads. Every block is added to grad in chunk order, block after block, and
     the losses likewise: the result does not depend on the thread count. perm is empty (the
     data's order). Weights summing to 0: 0, with grad = 0. chunk_fn: chunk_gradient's
-    Address for these arguments (chunk_gradient_types with grad=part), called in the
-    parallel loop (see train_batches).
+    Address for these arguments (chunk_gradient_types with grad=part; see train_batches).
     """
     n = n_rows(d)
     P = grad.shape[0]
@@ -566,8 +565,8 @@ def full_gradient(ws, d, perm, theta, grad, part, layout, widths, hidden, output
         rows = min(cap, n - start)
         S, per = chunk_rows(rows, ws.acts.shape[0])
         if S == 1:
-            chunk_gradient(ws, np.int64(0), d, perm, start, rows, scale, theta, part, layout,
-                           widths, hidden, output, 0.0)
+            call_at(chunk_fn, (ws, np.int64(0), d, perm, start, rows, scale, theta, part, layout,
+                               widths, hidden, output, 0.0))
         else:
             for c_ in nb.prange(S):
                 c = np.int64(c_)
