@@ -18,8 +18,8 @@ CHOICES_ALL = "all"
 @click.option("--quiet", "-q", is_flag=True, help="Say nothing unless it fails.")
 def compile_(dtype, device, quiet):
     """Compile every kernel variant a run may need into Numba's on-disk cache, so that the
-    first train, fit and predict afterwards load them instead of compiling (up to a minute
-    each on 2 cores). For container images and CI: run it where the image is built, with
+    first train, fit and predict afterwards load them instead of compiling (10-30 s each on
+    2 cores). For container images and CI: run it where the image is built, with
     NUMBA_CACHE_DIR pointing at a folder kept in the image (Numba caches beside the package,
     or in ~/.cache, otherwise). The cache holds code for this CPU: a run on another CPU kind
     compiles again (and says so).

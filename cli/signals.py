@@ -44,7 +44,7 @@ class StopRequest:
                 # moment later, it arrives outside it
                 threading.Timer(0.05, os.kill, (os.getpid(), signum)).start()
                 return
-            # reading, compiling (a minute on a first run) or writing: nothing to save yet, or
+            # reading, compiling (seconds on a first run) or writing: nothing to save yet, or
             # only complete files: stop now
             raise Interrupted(signum)
         self.signum = self.signum or signum

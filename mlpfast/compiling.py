@@ -167,7 +167,7 @@ def notify(kernels, dtype, where=""):
     """The WARNING of announce() for `kernels` known to compile (in this process, or, with
     `where`, elsewhere: "on the sweep's workers")."""
     log.warning("mlpfast: compiling the %s kernels (%s)%s: Numba's cache has none for this "
-                "CPU; up to a minute on 2 cores, once, then loaded from the cache; %s",
+                "CPU; 10-30 s on 2 cores, once, then loaded from the cache; %s",
                 np.dtype(dtype).name, ", ".join(kernels), f" {where}" if where else "",
                 HOW_TO_PRECOMPILE, extra={"mlpfast_compiling": tuple(kernels)})
 
