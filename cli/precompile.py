@@ -15,8 +15,10 @@ CHOICES_ALL = "all"
               show_default=True, help="The training dtypes to compile for.")
 @click.option("--device", type=click.Choice(["cpu", "cuda", CHOICES_ALL]), default="cpu",
               show_default=True, help="The engines to compile for.")
+@click.option("--jobs", "-j", type=click.IntRange(min=1), default=None,
+              help="Processes compiling at once, each dtype in one  [default: the usable CPUs]")
 @click.option("--quiet", "-q", is_flag=True, help="Say nothing unless it fails.")
-def compile_(dtype, device, quiet):
+def compile_(dtype, device, jobs, quiet):
     """Compile every kernel variant a run may need into Numba's on-disk cache, so that the
     first train, fit and predict afterwards load them instead of compiling (10-30 s each on
     2 cores). For container images and CI: run it where the image is built, with
@@ -40,18 +42,23 @@ def compile_(dtype, device, quiet):
         if device == "cuda":
             return
     dtypes = compiling.DTYPES if dtype == CHOICES_ALL else (dtype,)
+    jobs = jobs or compiling._usable_cpus()
     tty = not quiet and sys.stderr.isatty()
     state = {"ticker": None}
+    others = dtypes[1:] if jobs > 1 else ()
+    aside = f" ({', '.join(others)} in another process)" if others else ""
 
     def on_step(dt, name):
+        if dt in others:  # all announced at its start
+            return
         _stop(state)
-        label = f"{dt} {name}"
+        label = f"{dt} {name}{aside}"
         if tty:
             state["ticker"] = Ticker(lambda s: (sys.stderr.write(f"\r{label}: {s:.0f} s\033[K"),
                                                 sys.stderr.flush()))
 
     try:
-        steps = compiling.compile_kernels(dtypes, on_step=on_step)
+        steps = compiling.compile_kernels(dtypes, on_step=on_step, processes=jobs)
     except KeyboardInterrupt as exc:
         # Numba writes each kernel to its cache as it is compiled: those stay
         exc.note = ("the kernels compiled so far stay cached; mlpfast compile again compiles "

@@ -412,26 +412,56 @@ class _CompileCounter:
             yield self
 
 
-def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None):
+def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None, processes=1):
     """Compile every CPU kernel variant a run may dispatch into Numba's on-disk cache, so that
     later processes load them instead of compiling: for each dtype (float32, float64), the
     stochastic fit (SGD and Adam, dropout, weights, every output kind, dense and CSR: one
     version), prediction, the L-BFGS objective (float64) and run_together's pooled training.
 
-    on_step(dtype, name) is called before each step. Returns a list of Compiled, one per
-    dtype and step. Kernels already cached load in well under a second. Raises MLPFastError
-    when the kernels cannot be cached here (nothing writable: set NUMBA_CACHE_DIR)."""
+    on_step(dtype, name) is called before each step. With processes > 1 and several dtypes,
+    the dtypes after the first compile at the same time in child processes (up to processes -
+    1 of them; Numba's cache writes are locked across processes), and on_step is called for
+    their steps when they start, not before each. Returns a list of Compiled, one per dtype
+    and step, in the order of dtypes. Kernels already cached load in well under a second.
+    Raises MLPFastError when the kernels cannot be cached here (nothing writable: set
+    NUMBA_CACHE_DIR), or when a child process fails (with its last line of error)."""
     from .errors import MLPFastError
     if cache_folder() is None:
         raise MLPFastError("the kernels cannot be cached here: neither the install folder, the "
                            "home cache nor the temporary directory is writable; set "
                            "NUMBA_CACHE_DIR to a writable folder")
+    dtypes = [np.dtype(dtype).name for dtype in dtypes]
+    for dtype in dtypes:
+        if dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
+    kernels = tuple(kernels)
+    here, apart = dtypes[:1], dtypes[1:]
+    if processes <= 1:
+        here, apart = dtypes, []
+    children = []
+    try:
+        for group in [apart[i::processes - 1] for i in range(min(len(apart), processes - 1))]:
+            children.append((group, _start_steps(group, kernels)))
+            if on_step is not None:
+                for dtype in group:
+                    for name in kernels:
+                        on_step(dtype, name)
+        out = _steps(here, kernels, on_step)
+        for group, child in children:
+            out += _finish_steps(child)
+    finally:
+        for _, child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+    order = {dtype: i for i, dtype in enumerate(dtypes)}
+    return sorted(out, key=lambda c: order[c.dtype])
+
+
+def _steps(dtypes, kernels, on_step):
     out = []
     counter = _CompileCounter()
     for dtype in dtypes:
-        dtype = np.dtype(dtype).name
-        if dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
         for name in kernels:
             run, covers = WARMERS[name]
             if on_step is not None:
@@ -444,6 +474,50 @@ def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None):
                 run(dtype)
             out.append(Compiled(dtype, covers, time.perf_counter() - t0, counter.count - before))
     return out
+
+
+_STEPS_CHILD = ("import sys\n"
+                "if sys.argv[1] not in sys.path:\n"
+                "    sys.path.insert(0, sys.argv[1])\n"
+                "from mlpfast.compiling import _steps_child\n"
+                "_steps_child()\n")
+
+
+def _start_steps(dtypes, kernels):
+    import json
+    import subprocess
+    import sys
+    import numba
+    env = dict(os.environ)
+    if numba.config.CACHE_DIR:
+        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.Popen([sys.executable, "-c", _STEPS_CHILD, root,
+                             json.dumps([list(dtypes), list(kernels)])],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env=env)
+
+
+def _finish_steps(child):
+    import json
+    from .errors import MLPFastError
+    out, err = child.communicate()
+    if child.returncode != 0:
+        lines = err.decode(errors="replace").strip().splitlines()
+        raise MLPFastError("compiling in a child process failed: "
+                           + (lines[-1] if lines else f"exit status {child.returncode}"))
+    return [Compiled(d, tuple(k), s, c) for d, k, s, c in json.loads(out.decode())]
+
+
+def _steps_child():
+    """compile_kernels' child: its dtypes and kernels as JSON in argv; the Compiled steps as
+    JSON on stdout."""
+    import json
+    import sys
+    dtypes, kernels = json.loads(sys.argv[2])
+    out = _steps(dtypes, kernels, None)
+    sys.stdout.write(json.dumps([[c.dtype, list(c.kernels), c.seconds, c.compiled]
+                                 for c in out]))
 
 
 def cache_folder():

@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlpfast import MLPClassifier, compiling
+from mlpfast.errors import MLPFastError
 from mlpfast.cli.main import cli
 
 pytestmark = pytest.mark.filterwarnings("ignore::mlpfast.errors.ConvergenceWarning")
@@ -261,24 +262,24 @@ def test_notice_goes_above_a_progress_bar_and_the_bar_carries_the_time(monkeypat
 def test_compile_command_reports_its_steps(monkeypatch):
     calls = []
 
-    def fake(dtypes, on_step=None):
-        calls.append(tuple(dtypes))
+    def fake(dtypes, on_step=None, processes=1):
+        calls.append((tuple(dtypes), processes))
         return [compiling.Compiled(d, ("shuffle", "train"), 1.5, 0 if d == "float32" else 40)
                 for d in dtypes]
     monkeypatch.setattr(compiling, "compile_kernels", fake)
-    r = run("compile")
-    assert r.exit_code == 0 and calls == [("float32", "float64")]
+    r = run("compile", "-j", "2")
+    assert r.exit_code == 0 and calls == [(("float32", "float64"), 2)]
     assert "float32 shuffle, train: already cached in 1.5 s" in r.stderr
     assert "float64 shuffle, train: compiled 40 functions in 1.5 s" in r.stderr
     assert "kernels cached in " in r.stderr
     r = run("compile", "--dtype", "float64", "-q")
-    assert r.exit_code == 0 and calls[-1] == ("float64",) and r.stderr == ""
+    assert r.exit_code == 0 and calls[-1][0] == ("float64",) and r.stderr == ""
 
 
 def test_interrupted_compile_says_what_stays(monkeypatch):
     """Numba writes each kernel to the cache as it compiles: an interrupted compile keeps
     those (it does not claim nothing was written), exit 130."""
-    def interrupted(dtypes, on_step=None):
+    def interrupted(dtypes, on_step=None, processes=1):
         raise KeyboardInterrupt
     monkeypatch.setattr(compiling, "compile_kernels", interrupted)
     r = CliRunner().invoke(cli, ["compile", "--dtype", "float32"])
@@ -495,3 +496,19 @@ def test_compile_apart_declines_what_is_compiled_and_reports_a_failed_child(capl
         assert compiling.compile_apart([("network", "chunk_gradient", bogus)]) is None
     finally:
         config.COMPILE_APART = old
+
+
+def test_compile_kernels_runs_the_other_dtypes_in_a_child_at_once(monkeypatch):
+    """processes=2: float64 compiles in a child process meanwhile (here mostly from the
+    cache this test run filled); its steps come back in order, and a failing child is one
+    error with its last line."""
+    seen = []
+    steps = compiling.compile_kernels(["float32", "float64"], kernels=("train",),
+                                      on_step=lambda d, k: seen.append((d, k)), processes=2)
+    assert [(s.dtype, s.kernels) for s in steps] == [
+        ("float32", ("shuffle", "train")), ("float64", ("shuffle", "train"))]
+    assert all(s.seconds > 0 and s.compiled >= 0 for s in steps)
+    assert sorted(seen) == [("float32", "train"), ("float64", "train")]
+    monkeypatch.setattr(compiling, "_STEPS_CHILD", "import sys; sys.exit('no compiler here')")
+    with pytest.raises(MLPFastError, match="compiling in a child process failed: no compiler"):
+        compiling.compile_kernels(["float32", "float64"], kernels=("train",), processes=2)
