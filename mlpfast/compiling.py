@@ -15,6 +15,7 @@ import contextlib
 import importlib
 import logging
 import os
+import tempfile
 import threading
 import time
 import warnings
@@ -206,51 +207,65 @@ def _usable_cpus():
 
 class Apart:
     """Kernels compiling one after the other in a child process (compile_apart). The child
-    writes each function's name on its stdout once that is in the cache."""
+    writes each function's name to a pipe of its own once that is in the cache; its stderr
+    goes to a temporary file (a pipe that nobody reads meanwhile would stop a child that
+    writes much there, and the fit waiting for it)."""
 
-    def __init__(self, process, functions):
+    def __init__(self, process, functions, reports, errors):
         self.process = process
         self.functions = tuple(functions)
+        self.reports = reports  # the read end of the child's pipe
+        self.errors = errors    # its stderr
         self.done = set()
         self.lock = threading.Lock()
 
     def wait_for(self, function):
         """Wait until `function` is in the cache; whether it got there (False: the child
-        failed, logged at DEBUG; the caller compiles it itself). The child may go on with the
-        kernels after it."""
+        failed, logged at DEBUG; the caller compiles it itself). The child goes on with the
+        kernels after it, and a thread collects it when it ends."""
         with self.lock:
-            while function not in self.done:
-                line = self.process.stdout.readline()
-                if not line:  # the child is gone
-                    self._reap(True)
-                    break
-                self.done.add(line.decode(errors="replace").strip())
-            if self.done >= set(self.functions):
+            while function not in self.done and self._read_one():
+                pass
+            if self.process.returncode is None and not self.done >= set(self.functions):
+                threading.Thread(target=self.finish, name="mlpfast-compile-apart",
+                                 daemon=True).start()
+            elif self.process.returncode is None:
                 self._reap(True)
             return function in self.done
 
     def finish(self, ok=True):
         """Wait for the child (ok), or stop it (not ok: the caller is leaving on an error or a
         signal). Returns whether it compiled every kernel."""
+        if not ok:
+            self.process.kill()
         with self.lock:
-            if not ok:
-                self.process.kill()
-            self._reap(ok)
-            return self.process.returncode == 0
+            while self._read_one():
+                pass
+            return self.process.returncode == 0 and self.done >= set(self.functions)
+
+    def _read_one(self):
+        """One more report from the child; False (and the child collected) at its end."""
+        if self.process.returncode is not None:
+            return False
+        line = self.reports.readline()
+        if line:
+            self.done.add(line.decode(errors="replace").strip())
+            return True
+        self._reap(True)
+        return False
 
     def _reap(self, ok):
-        if self.process.returncode is not None and self not in _running:
-            return
-        out = self.process.stdout.read()
-        self.done.update(line.strip() for line in out.decode(errors="replace").splitlines())
-        err = self.process.stderr.read()
-        self.process.stdout.close()
-        self.process.stderr.close()
+        self.done.update(line.strip() for line in
+                         self.reports.read().decode(errors="replace").splitlines())
+        self.reports.close()
         self.process.wait()
+        self.errors.seek(0)
+        err = self.errors.read()
+        self.errors.close()
         with _lock:
             if self in _running:
                 _running.remove(self)
-        if self.process.returncode != 0 and ok:
+        if self.process.returncode != 0 and ok and self.process.returncode != -9:
             lines = err.decode(errors="replace").strip().splitlines()
             log.debug("mlpfast: compiling %s in another process failed (%s)",
                       ", ".join(self.functions),
@@ -300,23 +315,32 @@ def compile_apart(kernels):
     # kernels' source is what the cache entry is keyed on
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     what = ", ".join(function for _, function, _ in todo)
+    read, write = os.pipe()
+    errors = tempfile.TemporaryFile()
     try:
         payload = pickle.dumps(todo)
         process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, root],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+            [sys.executable, "-c", _CHILD, root, str(write)], pass_fds=(write,),
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
+        os.close(read)
+        os.close(write)
+        errors.close()
         log.debug("mlpfast: cannot compile %s in another process (%s)", what, exc)
         return None
+    os.close(write)  # the child's now: its end closes when it exits
+    reports = os.fdopen(read, "rb")
     try:
         process.stdin.write(payload)
         process.stdin.close()
     except OSError as exc:  # the child is gone already (BrokenPipeError)
         process.kill()
         process.wait()
+        reports.close()
+        errors.close()
         log.debug("mlpfast: cannot compile %s in another process (%s)", what, exc)
         return None
-    apart = Apart(process, [function for _, function, _ in todo])
+    apart = Apart(process, [function for _, function, _ in todo], reports, errors)
     with _lock:
         _running.append(apart)
     return apart
@@ -330,12 +354,15 @@ _CHILD = ("import sys\n"
 
 
 def _compile_child():
-    """compile_apart's child: [(module, function, argtypes), ...] pickled on stdin."""
+    """compile_apart's child: [(module, function, argtypes), ...] pickled on stdin; each
+    function's name on the pipe whose descriptor is argv[2] once it is compiled (cached)."""
     import pickle
     import sys
-    for module, function, argtypes in pickle.loads(sys.stdin.buffer.read()):
-        _dispatcher(module, function).compile(argtypes)
-        print(function, flush=True)
+    kernels = pickle.loads(sys.stdin.buffer.read())
+    with os.fdopen(int(sys.argv[2]), "w") as reports:
+        for module, function, argtypes in kernels:
+            _dispatcher(module, function).compile(argtypes)
+            print(function, file=reports, flush=True)
 
 
 # ---- compiling ahead of time

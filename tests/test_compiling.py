@@ -512,3 +512,31 @@ def test_compile_kernels_runs_the_other_dtypes_in_a_child_at_once(monkeypatch):
     monkeypatch.setattr(compiling, "_STEPS_CHILD", "import sys; sys.exit('no compiler here')")
     with pytest.raises(MLPFastError, match="compiling in a child process failed: no compiler"):
         compiling.compile_kernels(["float32", "float64"], kernels=("train",), processes=2)
+
+
+def test_a_child_compiling_apart_is_collected_and_cannot_block_on_its_stderr(monkeypatch):
+    """The child's stderr goes to a file: one that writes much there (a debug setting, a
+    flood of warnings) once blocked on a full pipe, and the fit waiting for it with it. A
+    child left compiling after the kernel the fit waited for is collected when it ends (it
+    stayed a zombie until a predict)."""
+    import threading
+    import time
+    if compiling._usable_cpus() < 2 or not compiling.cache_folder():
+        pytest.skip("needs two CPUs and a kernel cache")
+    # two cheap signatures not compiled in this process (shared test cache: maybe cached)
+    kernels = [("buffers", "chunk_count", (t,)) for t in (numba.types.int16, numba.types.uint16)]
+    apart = compiling.compile_apart(kernels)
+    if apart is not None:
+        assert apart.wait_for("chunk_count") is True
+        end = time.time() + 60
+        while apart in compiling._running and time.time() < end:
+            time.sleep(0.1)
+        assert apart not in compiling._running and apart.process.returncode == 0
+    monkeypatch.setattr(compiling, "_CHILD",
+                        "import sys; sys.stderr.write('x' * 300000); sys.exit('flooded')")
+    apart = compiling.compile_apart([("buffers", "chunk_count", (numba.types.int8,))])
+    result = []
+    waiter = threading.Thread(target=lambda: result.append(apart.wait_for("chunk_count")))
+    waiter.start()
+    waiter.join(60)
+    assert result == [False]

@@ -173,11 +173,11 @@ class CPUEngine(Engine):
             try:
                 signature = tuple(caller.typeof_pyval(a) for a in args[:-1])
                 caller.compile(signature + (addresses.AddressType(types),))
-            except BaseException:
+                # predict_raw may still be compiling: predict() waits for it if it comes first
+                apart.wait_for("chunk_gradient")
+            except BaseException:  # an error, or a signal: the child stops too
                 apart.finish(ok=False)
                 raise
-            # predict_raw may still be compiling: predict() waits for it if it comes first
-            apart.wait_for("chunk_gradient")
         return addresses.address_of(network.chunk_gradient, types)
 
     def _predict_types(self):
