@@ -17,7 +17,7 @@ import numpy as np
 from mlpfast import bench
 from mlpfast.engine import CPUEngine, NetSpec
 from mlpfast.engine.cpu import as_data
-from mlpfast.kernels import buffers, network, softmax, update
+from mlpfast.kernels import addresses, buffers, network, softmax, update
 from mlpfast.params import make_layout
 
 ZERO = np.int64(0)
@@ -67,10 +67,10 @@ def _backward(reps, ws, per, grad, layout, w):
 
 
 @numba.njit
-def _update(reps, ws, workers, theta, grad, m, v, layout, S, B):
+def _update(reps, ws, workers, theta, grad, m, v, layout, S, B, task_fn):
     for r in range(reps):
         update.update(ws, workers, theta, grad, m, v, layout, S, 1e-4 / B, update.ADAM, 1e-9,
-                      0.9, 0.999, 1e-8, r + 1, 0.9, False)
+                      0.9, 0.999, 1e-8, r + 1, 0.9, False, task_fn)
 
 
 def best_us(fn, reps):
@@ -104,6 +104,8 @@ def main(name):
     threads = numba.get_num_threads()
     reps = max(10, int(1e8 // max(1, wl.flop_per_epoch(B))))
     L = len(widths) - 1
+    task_fn = addresses.address_of(update._task, update.task_types(ws, theta, grad, m, v, layout,
+                                                                   update.ADAM))
     parts = {
         f"chunk pass ({S} chunks, {threads} threads)":
             lambda r: _chunk_pass(r, ws, d, perm, B, theta, grad, layout, w),
@@ -113,8 +115,8 @@ def main(name):
         "    softmax + CE gradient": lambda r: _softmax(r, ws, per, w, L),
         "    backward": lambda r: _backward(r, ws, per, grad, layout, w),
         f"update ({threads} threads)": lambda r: _update(r, ws, threads, theta, grad, m, v,
-                                                          layout, S, B),
-        "update (1 thread)": lambda r: _update(r, ws, 1, theta, grad, m, v, layout, S, B),
+                                                          layout, S, B, task_fn),
+        "update (1 thread)": lambda r: _update(r, ws, 1, theta, grad, m, v, layout, S, B, task_fn),
     }
     engine = CPUEngine(NetSpec(widths, 1, True, np.float32, network.ADAM, B))
     engine.start(theta.copy(), np.zeros_like(theta), np.zeros_like(theta), X, y, Y)

@@ -7,7 +7,7 @@ import pytest
 from conftest import fit_on_threads
 
 from mlpfast import config
-from mlpfast.kernels import buffers, optim, update
+from mlpfast.kernels import addresses, buffers, optim, update
 from mlpfast.params import make_layout
 
 WIDTHS = (20, 48, 40, 3)
@@ -62,8 +62,12 @@ def test_fused_update_matches_its_steps_one_by_one(rng, dtype, solver, nesterov,
         optim.adam_step(t_, g_, m_, v_, 7, 1e-3, 0.9, 0.999, 1e-8)
     else:
         optim.sgd_step(t_, g_, m_, 1e-2, 0.9, nesterov)
+    # the parallel tasks call _task through its address (kernels.addresses)
+    task_fn = addresses.address_of(update._task, update.task_types(ws, theta, grad, opt1, opt2,
+                                                                   layout, solver))
     sq = update.update(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, 1e-3 if
-                       solver == update.ADAM else 1e-2, 0.9, 0.999, 1e-8, 7, 0.9, nesterov)
+                       solver == update.ADAM else 1e-2, 0.9, 0.999, 1e-8, 7, 0.9, nesterov,
+                       task_fn)
     for got, want in zip((theta, grad, opt1, opt2), expect):
         assert np.array_equal(got, want)
     assert sq == pytest.approx(sq_expect, rel=1e-12)

@@ -13,7 +13,7 @@ import numpy as np
 
 from .. import compiling, config, threads
 from ..errors import DeviceError
-from ..kernels import addresses, buffers, network, random
+from ..kernels import addresses, buffers, network, random, update
 from . import together
 from .base import Engine, layout_of, run_in_chunks
 
@@ -108,9 +108,10 @@ class CPUEngine(Engine):
         self.ws = self._workspace(spec.batch_size, self.data.Y.shape[1], theta.shape[0])
         self.perm = np.arange(self.n, dtype=np.int64)
         self.governor = None  # threads.Governor of this fit, made at the first slice
-        # chunk_gradient's Address (_chunk_address) for these arrays' types: train_batches',
-        # and full_gradient's (the data's order, any theta of this dtype)
-        self._chunk_fn = self._full_fn = None
+        # the Addresses (_addresses) for these arrays' types: chunk_gradient's and _task's
+        # for train_batches, chunk_gradient's for full_gradient (the data's order, any theta
+        # of this dtype)
+        self._chunk_fn = self._task_fn = self._full_fn = None
         # nothing for other threads: every minibatch one chunk and the update below the size
         # that pays for threads (network.train_batches opens no parallel region)
         self.serial = (min(self.ws.acts.shape[0], buffers.chunk_count.py_func(spec.batch_size))
@@ -150,35 +151,39 @@ class CPUEngine(Engine):
         s = self.spec
         args = [self.ws, workers, self.data, self.perm, first, last, s.batch_size, self.theta,
                 self.grad, self.opt1, self.opt2, self.layout, self.widths, s.hidden,
-                self._output, s.solver, hyper, counters, rng, totals, None]
-        if self._chunk_fn is None:  # its types take a millisecond: once a fit (W4: 8 % a step)
-            self._chunk_fn = self._chunk_address(self.perm, self.theta, network.train_batches,
-                                                 args)
-        args[-1] = self._chunk_fn
-        network.train_batches(*args)
+                self._output, s.solver, hyper, counters, rng, totals]
+        if self._chunk_fn is None:  # their types take a millisecond: once a fit (W4: 8 % a step)
+            task = (update._task, update.task_types(self.ws, self.theta, self.grad, self.opt1,
+                                                    self.opt2, self.layout, s.solver))
+            self._chunk_fn, self._task_fn = self._addresses(network.train_batches, args,
+                                                            self.perm, self.theta, task)
+        network.train_batches(*args, self._chunk_fn, self._task_fn)
 
-    def _chunk_address(self, perm, theta, caller, args):
-        """chunk_gradient's Address for `caller` (train_batches or full_gradient, whose
-        arguments are args, chunk_fn last and None). When neither is compiled yet, this
-        process compiles the caller while a child compiles chunk_gradient, and predict_raw for
-        dense input, into the cache (compiling.compile_apart), then loads them from there."""
-        types = network.chunk_gradient_types(self.ws, self.data, perm, theta, self.grad,
-                                             self.layout, self.widths, self.spec.hidden,
-                                             self._output)
+    def _addresses(self, caller, args, perm, theta, *more):
+        """The Addresses (kernels.addresses) that `caller` (train_batches or full_gradient)
+        takes after its arguments args (of which perm and theta): chunk_gradient's, then those
+        of `more`, (dispatcher, argument types) pairs. When the caller is not compiled yet, this process compiles it
+        while a child compiles chunk_gradient, and predict_raw for dense input, into the cache
+        (compiling.compile_apart), then loads them from there."""
+        chunk = (network.chunk_gradient,
+                 network.chunk_gradient_types(self.ws, self.data, perm, theta, self.grad,
+                                              self.layout, self.widths, self.spec.hidden,
+                                              self._output))
+        wanted = (chunk,) + more
         apart = None
         if not caller.overloads:
-            apart = compiling.compile_apart([("network", "chunk_gradient", types),
+            apart = compiling.compile_apart([("network", "chunk_gradient", chunk[1]),
                                              ("network", "predict_raw", self._predict_types())])
         if apart is not None:
             try:
-                signature = tuple(caller.typeof_pyval(a) for a in args[:-1])
-                caller.compile(signature + (addresses.AddressType(types),))
+                signature = tuple(caller.typeof_pyval(a) for a in args)
+                caller.compile(signature + tuple(addresses.AddressType(t) for _, t in wanted))
                 # predict_raw may still be compiling: predict() waits for it if it comes first
                 apart.wait_for("chunk_gradient")
             except BaseException:  # an error, or a signal: the child stops too
                 apart.finish(ok=False)
                 raise
-        return addresses.address_of(network.chunk_gradient, types)
+        return tuple(addresses.address_of(fn, types) for fn, types in wanted)
 
     def _predict_types(self):
         """The argument types of predict()'s call of predict_raw for dense input."""
@@ -251,14 +256,12 @@ class CPUEngine(Engine):
         k = self.governor.plan(1)[0] if top > 1 else 1
         t0 = time.perf_counter()
         args = [self.ws, self.data, np.zeros(0, np.int64), theta, out, self.grad, self.layout,
-                self.widths, spec.hidden, self._output, float(alpha), np.int64(spec.batch_size),
-                None]
+                self.widths, spec.hidden, self._output, float(alpha), np.int64(spec.batch_size)]
         if self._full_fn is None:
-            self._full_fn = self._chunk_address(args[2], theta, network.full_gradient, args)
-        args[-1] = self._full_fn
+            (self._full_fn,) = self._addresses(network.full_gradient, args, args[2], theta)
         with together.away(), threads.numba_threads(k):
             # in run_together: not pooled, the others go on meanwhile
-            f = network.full_gradient(*args)
+            f = network.full_gradient(*args, self._full_fn)
         if top > 1:
             self.governor.done(k, 1, time.perf_counter() - t0)
         if not direct:

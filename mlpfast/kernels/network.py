@@ -37,7 +37,7 @@ from .random import dropout_mask, next_u64
 from .simd import prefetch
 from .softmax import (OUT_EXP, OUT_LOGISTIC, OUT_SOFTMAX, logistic_xent_grad,
                       output_activation, poisson_grad, softmax_xent_grad, squared_error_grad)
-from .update import ADAM, SGD, update  # noqa: F401  (SGD, ADAM: the solver codes)
+from .update import ADAM, SGD, update, update_serial  # noqa: F401  (SGD, ADAM: the solver codes)
 
 # hyper (float64 array) slots
 H_LR, H_ALPHA, H_MOMENTUM, H_BETA1, H_BETA2, H_EPSILON, H_DROPOUT = range(7)
@@ -238,7 +238,8 @@ def chunk_gradient_types(ws, d, perm, theta, grad, layout, widths, hidden, outpu
 
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt2, layout,
-                  widths, hidden, output, solver, hyper, counters, rng, totals, chunk_fn):
+                  widths, hidden, output, solver, hyper, counters, rng, totals, chunk_fn,
+                  task_fn):
     """Minibatches first..last-1 of the order `perm` over the data d: gradient, then one
     optimizer step each. The chunks of a minibatch run in parallel, the update on up to
     `workers` threads.
@@ -254,7 +255,7 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
     is called through its address, chunk_fn (chunk_gradient_types), compiled once on its
     own: linked, its tree went through LLVM here and in the three levels of the parallel
     loop's body (the first fit compiled in 18-19 s instead of 22-27 s; W1, W2 and W4 steps
-    unchanged within the A/B's noise).
+    unchanged within the A/B's noise). task_fn: update's _task Address (update.task_types).
     """
     # the arrays without their reference counts, for the views every step makes of them
     # (buffers.borrowed: W4 took 9.0 us a step with the counts, 7.4 without)
@@ -301,7 +302,7 @@ def train_batches(ws, workers, d, perm, first, last, cap, theta, grad, opt1, opt
             counters[C_ADAM_T] += 1
         sq = update(ws, workers, theta, grad, opt1, opt2, layout, S, alpha / sw, solver,
                     hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2], hyper[H_EPSILON],
-                    counters[C_ADAM_T], hyper[H_MOMENTUM], counters[C_NESTEROV] != 0)
+                    counters[C_ADAM_T], hyper[H_MOMENTUM], counters[C_NESTEROV] != 0, task_fn)
         if weighted:
             totals[T_LOSS] += rows * ((loss + 0.5 * alpha * sq) / sw)
         else:
@@ -419,7 +420,6 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
     T = wss.tasks.shape[0]
     P1 = min(P, opt1s.shape[1])
     P2 = min(P, opt2s.shape[1])
-    one = np.int64(1)
     for t in nb.prange(bounds.shape[0] - 1):
         i = bounds[t]
         end = bounds[t + 1]
@@ -504,9 +504,10 @@ def train_batches_many(wss, S, R, ds, dsel, perms, firsts, lasts, cap, thetas, g
                         loss, correct = _loss_of_chunks(ws, used)
                         if solver == ADAM:
                             step += 1
-                        sq = update(ws, one, theta, grad, opt1, opt2, layout, used, alpha / sw,
-                                    solver, hyper[H_LR], hyper[H_BETA1], hyper[H_BETA2],
-                                    hyper[H_EPSILON], step, hyper[H_MOMENTUM], nesterov)
+                        sq = update_serial(ws, theta, grad, opt1, opt2, layout, used,
+                                           alpha / sw, solver, hyper[H_LR], hyper[H_BETA1],
+                                           hyper[H_BETA2], hyper[H_EPSILON], step,
+                                           hyper[H_MOMENTUM], nesterov)
                         if weighted:
                             sum_loss += rows * ((loss + 0.5 * alpha * sq) / sw)
                         else:

@@ -19,6 +19,7 @@ import numba as nb
 import numpy as np
 
 from . import CACHE
+from .addresses import call_at
 from .. import config
 from .buffers import layer_panels, layer_params
 from .matmul import pack_b
@@ -75,33 +76,57 @@ def _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, b
                    min(n_in, p * NR + NR))
 
 
+def task_types(ws, theta, grad, opt1, opt2, layout, solver):
+    """The argument types update's parallel loop calls _task with, for its Address
+    (addresses.address_of, update's task_fn): the arrays' own, int64 for the task, the chunk
+    count and the step number, float64 for the coefficients (hyper is float64), solver's and
+    a bool for nesterov."""
+    i8, f8, t = nb.types.int64, nb.types.float64, nb.typeof
+    return (t(ws), i8, t(theta), t(grad), t(opt1), t(opt2), t(layout), i8, f8, t(solver), f8,
+            f8, f8, f8, i8, f8, nb.types.boolean)
+
+
 @nb.njit(error_model="numpy", parallel=True, cache=CACHE)
 def _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1,
-                    beta_2, epsilon, t, momentum, nesterov):
+                    beta_2, epsilon, t, momentum, nesterov, task_fn):
+    # _task through its address (task_fn): linked, its tree went through LLVM again in each of
+    # the parallel loop's three levels and here (kernels/addresses.py)
     T = ws.tasks.shape[0]
     for w_ in nb.prange(workers):
         # worker w takes tasks w, w + workers, ...: layers' tasks differ in size, so
         # interleaving balances them better than contiguous runs
         for k in range(np.int64(w_), T, workers):
-            _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
-                  epsilon, t, momentum, nesterov)
+            call_at(task_fn, (ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr,
+                              beta_1, beta_2, epsilon, t, momentum, nesterov))
 
 
 @nb.njit(error_model="numpy", cache=CACHE)
-def update(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
-           epsilon, t, momentum, nesterov):
-    """grad (chunk 0's gradient) += the other S - 1 chunks' (ws.grads) + coef * weights; one
-    step of the optimizer (SGD: opt1 the velocity; ADAM: opt1, opt2 = m, v; t the step number);
-    the weights packed into ws.wpack. Returns the sum of squared weights before the step.
-    On `workers` threads when the model is large enough to pay for them."""
-    if workers > 1 and theta.shape[0] >= config.PARALLEL_MIN_PARAMS:
-        _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr,
-                        beta_1, beta_2, epsilon, t, momentum, nesterov)
-    else:
-        for k in range(ws.tasks.shape[0]):
-            _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
-                  epsilon, t, momentum, nesterov)
+def update_serial(ws, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
+                  epsilon, t, momentum, nesterov):
+    """update on one thread (no task_fn needed)."""
+    for k in range(ws.tasks.shape[0]):
+        _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
+              epsilon, t, momentum, nesterov)
     sq = 0.0
     for k in range(ws.tasks.shape[0]):
         sq += ws.task_sq[k]
     return sq
+
+
+@nb.njit(error_model="numpy", cache=CACHE)
+def update(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
+           epsilon, t, momentum, nesterov, task_fn):
+    """grad (chunk 0's gradient) += the other S - 1 chunks' (ws.grads) + coef * weights; one
+    step of the optimizer (SGD: opt1 the velocity; ADAM: opt1, opt2 = m, v; t the step number);
+    the weights packed into ws.wpack. Returns the sum of squared weights before the step.
+    On `workers` threads when the model is large enough to pay for them, calling _task
+    through task_fn (its Address for these arguments: task_types)."""
+    if workers > 1 and theta.shape[0] >= config.PARALLEL_MIN_PARAMS:
+        _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr,
+                        beta_1, beta_2, epsilon, t, momentum, nesterov, task_fn)
+        sq = 0.0
+        for k in range(ws.tasks.shape[0]):
+            sq += ws.task_sq[k]
+        return sq
+    return update_serial(ws, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1,
+                         beta_2, epsilon, t, momentum, nesterov)
