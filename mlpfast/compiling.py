@@ -58,7 +58,8 @@ and how many functions Numba compiled (0: everything came from the cache)."""
 
 
 def _dispatcher(module, function):
-    return getattr(importlib.import_module(f"mlpfast.kernels.{module}"), function)
+    # this package's kernels (under another name when a benchmark imports a copy of it)
+    return getattr(importlib.import_module(f"{__package__}.kernels.{module}"), function)
 
 
 def _dtype_position(arg, dispatcher):
@@ -194,15 +195,13 @@ def _in_cache(dispatcher, argtypes):
         key = cache._index_key(tuple(argtypes), dispatcher.targetctx.codegen())
         data_name = cache._cache_file._load_index().get(key)
         return data_name is not None and os.path.exists(cache._cache_file._data_path(data_name))
-    except (AttributeError, TypeError, ValueError, IndexError, OSError):
+    except (AttributeError, TypeError, ValueError, IndexError, OSError, ImportError):
         return None
 
 
 def _usable_cpus():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
+    from .cluster import cores  # light: dask is imported only when a cluster starts
+    return cores()
 
 
 class Apart:
@@ -294,7 +293,6 @@ def compile_apart(kernels):
     across processes (kernels.lock_cache_saves)."""
     import pickle
     import subprocess
-    import sys
     from . import config
     from .kernels import CACHE
     if not config.COMPILE_APART or not CACHE or _usable_cpus() < 2:
@@ -307,21 +305,13 @@ def compile_apart(kernels):
             todo.append((module, function, argtypes))
     if not todo:
         return None
-    import numba
-    env = dict(os.environ)
-    if numba.config.CACHE_DIR:  # the folder chosen in this process (kernels._route_cache)
-        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
-    # the child imports this process's mlpfast (a checkout imported by its path, say): its
-    # kernels' source is what the cache entry is keyed on
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     what = ", ".join(function for _, function, _ in todo)
     read, write = os.pipe()
     errors = tempfile.TemporaryFile()
     try:
         payload = pickle.dumps(todo)
-        process = subprocess.Popen(
-            [sys.executable, "-c", _CHILD, root, str(write)], pass_fds=(write,),
-            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors, env=env)
+        process = _python_child(_CHILD, str(write), pass_fds=(write,), stdin=subprocess.PIPE,
+                                stderr=errors)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
         os.close(read)
         os.close(write)
@@ -346,11 +336,27 @@ def compile_apart(kernels):
     return apart
 
 
-_CHILD = ("import sys\n"
-          "if sys.argv[1] not in sys.path:\n"
-          "    sys.path.insert(0, sys.argv[1])\n"
-          "from mlpfast.compiling import _compile_child\n"
-          "_compile_child()\n")
+_CHILD = f"from {__package__}.compiling import _compile_child\n_compile_child()\n"
+
+
+def _python_child(code, *args, **popen):
+    """A new Python process (sys.executable) running `code` with argv[2:] = args, on this
+    process's mlpfast (a checkout imported by its path, say: its kernels' source is what the
+    cache entries are keyed on) and Numba cache folder (the one kernels._route_cache chose).
+    popen: subprocess.Popen's keywords; its stdout goes nowhere (results come back through
+    pipes or files of the caller's)."""
+    import subprocess
+    import sys
+    import numba
+    env = dict(os.environ)
+    if numba.config.CACHE_DIR:
+        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    prelude = ("import sys\n"
+               "if sys.argv[1] not in sys.path:\n"
+               "    sys.path.insert(0, sys.argv[1])\n")
+    return subprocess.Popen([sys.executable, "-c", prelude + code, root, *args], env=env,
+                            stdout=subprocess.DEVNULL, **popen)
 
 
 def _compile_child():
@@ -362,7 +368,8 @@ def _compile_child():
     with os.fdopen(int(sys.argv[2]), "w") as reports:
         for module, function, argtypes in kernels:
             _dispatcher(module, function).compile(argtypes)
-            print(function, file=reports, flush=True)
+            reports.write(function + "\n")
+            reports.flush()
 
 
 # ---- compiling ahead of time
@@ -474,13 +481,15 @@ def compile_kernels(dtypes=DTYPES, kernels=tuple(WARMERS), on_step=None, process
                     for name in kernels:
                         on_step(dtype, name)
         out = _steps(here, kernels, on_step)
-        for group, child in children:
-            out += _finish_steps(child)
+        for _, started in children:
+            out += _finish_steps(started)
     finally:
-        for _, child in children:
-            if child.poll() is None:
+        for _, (child, results, errors) in children:
+            if child.poll() is None:  # leaving on an error or a signal
                 child.kill()
                 child.wait()
+            results.close()
+            errors.close()
     order = {dtype: i for i, dtype in enumerate(dtypes)}
     return sorted(out, key=lambda c: order[c.dtype])
 
@@ -503,48 +512,53 @@ def _steps(dtypes, kernels, on_step):
     return out
 
 
-_STEPS_CHILD = ("import sys\n"
-                "if sys.argv[1] not in sys.path:\n"
-                "    sys.path.insert(0, sys.argv[1])\n"
-                "from mlpfast.compiling import _steps_child\n"
-                "_steps_child()\n")
+_STEPS_CHILD = f"from {__package__}.compiling import _steps_child\n_steps_child()\n"
 
 
 def _start_steps(dtypes, kernels):
+    """(child process, the read end of its results pipe, its stderr file) compiling dtypes'
+    kernels."""
     import json
     import subprocess
-    import sys
-    import numba
-    env = dict(os.environ)
-    if numba.config.CACHE_DIR:
-        env["NUMBA_CACHE_DIR"] = numba.config.CACHE_DIR
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return subprocess.Popen([sys.executable, "-c", _STEPS_CHILD, root,
-                             json.dumps([list(dtypes), list(kernels)])],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    read, write = os.pipe()
+    errors = tempfile.TemporaryFile()
+    try:
+        child = _python_child(_STEPS_CHILD, json.dumps([list(dtypes), list(kernels)]),
+                              str(write), pass_fds=(write,), stdin=subprocess.DEVNULL,
+                              stderr=errors)
+    except OSError:
+        os.close(read)
+        errors.close()
+        raise
+    finally:
+        os.close(write)
+    return child, os.fdopen(read, "rb"), errors
 
 
-def _finish_steps(child):
+def _finish_steps(started):
     import json
     from .errors import MLPFastError
-    out, err = child.communicate()
+    child, results, errors = started
+    out = results.read()
+    child.wait()
     if child.returncode != 0:
-        lines = err.decode(errors="replace").strip().splitlines()
+        errors.seek(0)
+        lines = errors.read().decode(errors="replace").strip().splitlines()
         raise MLPFastError("compiling in a child process failed: "
                            + (lines[-1] if lines else f"exit status {child.returncode}"))
     return [Compiled(d, tuple(k), s, c) for d, k, s, c in json.loads(out.decode())]
 
 
 def _steps_child():
-    """compile_kernels' child: its dtypes and kernels as JSON in argv; the Compiled steps as
-    JSON on stdout."""
+    """compile_kernels' child: its dtypes and kernels as JSON in argv[2]; the Compiled steps
+    as JSON on the pipe whose descriptor is argv[3]."""
     import json
     import sys
     dtypes, kernels = json.loads(sys.argv[2])
     out = _steps(dtypes, kernels, None)
-    sys.stdout.write(json.dumps([[c.dtype, list(c.kernels), c.seconds, c.compiled]
-                                 for c in out]))
+    with os.fdopen(int(sys.argv[3]), "w") as results:
+        results.write(json.dumps([[c.dtype, list(c.kernels), c.seconds, c.compiled]
+                                  for c in out]))
 
 
 def cache_folder():

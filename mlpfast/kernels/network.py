@@ -26,7 +26,7 @@ import numba as nb
 import numpy as np
 
 from . import CACHE, lock_cache_saves
-from .addresses import address_of, call_at
+from .addresses import call_at
 from .. import config
 from .activations import IDENTITY, activation_backward, dropout_backward
 from .buffers import (Data, Workspace, borrowed, borrowed_data, borrowed_workspace, chunk_rows,
