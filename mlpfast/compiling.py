@@ -220,8 +220,10 @@ class Apart:
 
     def wait_for(self, function):
         """Wait until `function` is in the cache; whether it got there (False: the child
-        failed, logged at DEBUG; the caller compiles it itself). The child goes on with the
-        kernels after it, and a thread collects it when it ends."""
+        failed, logged at DEBUG, or does not compile it; the caller compiles it itself). The
+        child goes on with the kernels after it, and a thread collects it when it ends."""
+        if function not in self.functions:  # cached already when the child started
+            return False
         with self.lock:
             while function not in self.done and self._read_one():
                 pass

@@ -540,3 +540,14 @@ def test_a_child_compiling_apart_is_collected_and_cannot_block_on_its_stderr(mon
     waiter.start()
     waiter.join(60)
     assert result == [False]
+
+
+def test_a_fit_does_not_wait_for_a_child_that_compiles_only_predict(monkeypatch):
+    """chunk_gradient cached, predict_raw not: a child may compile predict_raw alone, and the
+    fit must not wait for it (it waited for the child's end, seconds)."""
+    class Child:
+        functions = ("predict_raw",)
+
+        def wait_for(self, function):
+            raise AssertionError("waited")
+    assert compiling.Apart.wait_for(Child(), "chunk_gradient") is False

@@ -162,9 +162,10 @@ class CPUEngine(Engine):
     def _addresses(self, caller, args, perm, theta, *more):
         """The Addresses (kernels.addresses) that `caller` (train_batches or full_gradient)
         takes after its arguments args (of which perm and theta): chunk_gradient's, then those
-        of `more`, (dispatcher, argument types) pairs. When the caller is not compiled yet, this process compiles it
-        while a child compiles chunk_gradient, and predict_raw for dense input, into the cache
-        (compiling.compile_apart), then loads them from there."""
+        of `more`, (dispatcher, argument types) pairs. When the caller is not compiled yet in
+        this process, it compiles (or loads) the caller while a child compiles what the cache
+        lacks of chunk_gradient and predict_raw for dense input (compiling.compile_apart), then
+        loads them from the cache."""
         chunk = (network.chunk_gradient,
                  network.chunk_gradient_types(self.ws, self.data, perm, theta, self.grad,
                                               self.layout, self.widths, self.spec.hidden,
