@@ -33,6 +33,7 @@ def compile_(dtype, device, jobs, quiet):
       NUMBA_CACHE_DIR=/opt/mlpfast/numba-cache mlpfast compile -q
     """
     from mlpfast import compiling
+    from mlpfast.cluster import cores
     say = (lambda msg: None) if quiet else (lambda msg: click.echo(msg, err=True))
     if device in ("cuda", CHOICES_ALL):
         installed, line = _cuda_line()
@@ -42,7 +43,7 @@ def compile_(dtype, device, jobs, quiet):
         if device == "cuda":
             return
     dtypes = compiling.DTYPES if dtype == CHOICES_ALL else (dtype,)
-    jobs = jobs or compiling._usable_cpus()
+    jobs = jobs or cores()
     tty = not quiet and sys.stderr.isatty()
     state = {"ticker": None}
     others = dtypes[1:] if jobs > 1 else ()
