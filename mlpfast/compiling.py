@@ -101,20 +101,24 @@ def _function_compiled(module, function, arg, dtype):
     want = numba.from_dtype(np.dtype(dtype))
     if any(_matches(types, position, want) for types in list(dispatcher.overloads)):
         return True
+    return _cached(dispatcher, lambda types: _matches(types, position, want))
+
+
+def _cached(dispatcher, wanted):
+    """Whether Numba's on-disk cache holds `dispatcher` for argument types that wanted(types)
+    accepts, usable here: Numba's own key for them on this CPU (name and features) and for
+    this source, as when Numba looks it up, and its data file present. None when Numba's
+    cache internals cannot be read (another Numba version, an index it cannot unpickle)."""
     try:
         cache = dispatcher._cache
         if not hasattr(cache, "_cache_file"):  # a NullCache: nothing is cached
             return False
         codegen = dispatcher.targetctx.codegen()
         index = cache._cache_file._load_index()  # {} when absent, stale or another version
-        for key, data_name in index.items():
-            # Numba's own key for that signature here: the same only on this CPU (name and
-            # features) and for this source, as when Numba looks it up
-            if (_matches(key[0], position, want) and cache._index_key(key[0], codegen) == key
-                    and os.path.exists(cache._cache_file._data_path(data_name))):
-                return True
-        return False
-    except (AttributeError, TypeError, ValueError, IndexError):  # Numba's internals moved
+        return any(wanted(key[0]) and cache._index_key(key[0], codegen) == key
+                   and os.path.exists(cache._cache_file._data_path(data_name))
+                   for key, data_name in index.items())
+    except (AttributeError, TypeError, ValueError, IndexError, OSError, ImportError):
         return None
 
 
@@ -185,30 +189,10 @@ def finished(kernels, dtype, seconds):
 
 # ---- one kernel compiled in another process meanwhile
 
-def _in_cache(dispatcher, argtypes):
-    """Whether Numba's on-disk cache holds `dispatcher` for exactly `argtypes` here (None when
-    its internals cannot be read)."""
-    try:
-        cache = dispatcher._cache
-        if not hasattr(cache, "_cache_file"):
-            return False
-        key = cache._index_key(tuple(argtypes), dispatcher.targetctx.codegen())
-        data_name = cache._cache_file._load_index().get(key)
-        return data_name is not None and os.path.exists(cache._cache_file._data_path(data_name))
-    except (AttributeError, TypeError, ValueError, IndexError, OSError, ImportError):
-        return None
-
-
-def _usable_cpus():
-    from .cluster import cores  # light: dask is imported only when a cluster starts
-    return cores()
-
-
 class Apart:
-    """Kernels compiling one after the other in a child process (compile_apart). The child
-    writes each function's name to a pipe of its own once that is in the cache; its stderr
-    goes to a temporary file (a pipe that nobody reads meanwhile would stop a child that
-    writes much there, and the fit waiting for it)."""
+    """Kernels compiling one after the other in a child process (compile_apart, started by
+    _python_child). The child writes each function's name to its pipe once that is in the
+    cache."""
 
     def __init__(self, process, functions, reports, errors):
         self.process = process
@@ -231,7 +215,7 @@ class Apart:
                 threading.Thread(target=self.finish, name="mlpfast-compile-apart",
                                  daemon=True).start()
             elif self.process.returncode is None:
-                self._reap(True)
+                self._reap()
             return function in self.done
 
     def finish(self, ok=True):
@@ -252,10 +236,10 @@ class Apart:
         if line:
             self.done.add(line.decode(errors="replace").strip())
             return True
-        self._reap(True)
+        self._reap()
         return False
 
-    def _reap(self, ok):
+    def _reap(self):
         self.done.update(line.strip() for line in
                          self.reports.read().decode(errors="replace").splitlines())
         self.reports.close()
@@ -266,7 +250,7 @@ class Apart:
         with _lock:
             if self in _running:
                 _running.remove(self)
-        if self.process.returncode != 0 and ok and self.process.returncode != -9:
+        if self.process.returncode not in (0, -9):  # -9: finish(ok=False) killed it
             lines = err.decode(errors="replace").strip().splitlines()
             log.debug("mlpfast: compiling %s in another process failed (%s)",
                       ", ".join(self.functions),
@@ -296,32 +280,26 @@ def compile_apart(kernels):
     import pickle
     import subprocess
     from . import config
+    from .cluster import cores  # light: dask is imported only when a cluster starts
     from .kernels import CACHE
-    if not config.COMPILE_APART or not CACHE or _usable_cpus() < 2:
+    if not config.COMPILE_APART or not CACHE or cores() < 2:
         return None
     todo = []
     for module, function, argtypes in kernels:
         dispatcher = _dispatcher(module, function)
         argtypes = tuple(argtypes)
-        if argtypes not in dispatcher.overloads and _in_cache(dispatcher, argtypes) is False:
+        if (argtypes not in dispatcher.overloads
+                and _cached(dispatcher, lambda types, a=argtypes: tuple(types) == a) is False):
             todo.append((module, function, argtypes))
     if not todo:
         return None
     what = ", ".join(function for _, function, _ in todo)
-    read, write = os.pipe()
-    errors = tempfile.TemporaryFile()
     try:
         payload = pickle.dumps(todo)
-        process = _python_child(_CHILD, str(write), pass_fds=(write,), stdin=subprocess.PIPE,
-                                stderr=errors)
+        process, reports, errors = _python_child(_CHILD, stdin=subprocess.PIPE)
     except (OSError, pickle.PicklingError, TypeError, AttributeError) as exc:
-        os.close(read)
-        os.close(write)
-        errors.close()
         log.debug("mlpfast: cannot compile %s in another process (%s)", what, exc)
         return None
-    os.close(write)  # the child's now: its end closes when it exits
-    reports = os.fdopen(read, "rb")
     try:
         process.stdin.write(payload)
         process.stdin.close()
@@ -341,12 +319,13 @@ def compile_apart(kernels):
 _CHILD = f"from {__package__}.compiling import _compile_child\n_compile_child()\n"
 
 
-def _python_child(code, *args, **popen):
-    """A new Python process (sys.executable) running `code` with argv[2:] = args, on this
-    process's mlpfast (a checkout imported by its path, say: its kernels' source is what the
-    cache entries are keyed on) and Numba cache folder (the one kernels._route_cache chose).
-    popen: subprocess.Popen's keywords; its stdout goes nowhere (results come back through
-    pipes or files of the caller's)."""
+def _python_child(code, *args, stdin=None):
+    """A new Python process (sys.executable) running `code` with argv[2:] = args and then the
+    descriptor of a pipe for its results, on this process's mlpfast (a checkout imported by
+    its path, say: its kernels' source is what the cache entries are keyed on) and Numba cache
+    folder (the one kernels._route_cache chose). Its stdout goes nowhere and its stderr to a
+    temporary file (a pipe that nobody reads meanwhile would stop a child that writes much
+    there). Returns (the process, the read end of its pipe, its stderr file)."""
     import subprocess
     import sys
     import numba
@@ -357,8 +336,19 @@ def _python_child(code, *args, **popen):
     prelude = ("import sys\n"
                "if sys.argv[1] not in sys.path:\n"
                "    sys.path.insert(0, sys.argv[1])\n")
-    return subprocess.Popen([sys.executable, "-c", prelude + code, root, *args], env=env,
-                            stdout=subprocess.DEVNULL, **popen)
+    read, write = os.pipe()
+    errors = tempfile.TemporaryFile()
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-c", prelude + code, root, *args, str(write)], env=env,
+            pass_fds=(write,), stdin=stdin, stdout=subprocess.DEVNULL, stderr=errors)
+    except BaseException:
+        os.close(read)
+        errors.close()
+        raise
+    finally:
+        os.close(write)  # the child's now: its end closes when it exits
+    return process, os.fdopen(read, "rb"), errors
 
 
 def _compile_child():
@@ -522,19 +512,8 @@ def _start_steps(dtypes, kernels):
     kernels."""
     import json
     import subprocess
-    read, write = os.pipe()
-    errors = tempfile.TemporaryFile()
-    try:
-        child = _python_child(_STEPS_CHILD, json.dumps([list(dtypes), list(kernels)]),
-                              str(write), pass_fds=(write,), stdin=subprocess.DEVNULL,
-                              stderr=errors)
-    except OSError:
-        os.close(read)
-        errors.close()
-        raise
-    finally:
-        os.close(write)
-    return child, os.fdopen(read, "rb"), errors
+    return _python_child(_STEPS_CHILD, json.dumps([list(dtypes), list(kernels)]),
+                         stdin=subprocess.DEVNULL)
 
 
 def _finish_steps(started):

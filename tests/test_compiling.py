@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from mlpfast import MLPClassifier, compiling
+from mlpfast.cluster import cores
 from mlpfast.errors import MLPFastError
 from mlpfast.cli.main import cli
 
@@ -455,7 +456,7 @@ def test_first_fit_compiles_chunk_gradient_in_a_child_and_loads_it(tmp_path):
     """A first fit on a cold cache: this process compiles train_batches while a child
     compiles chunk_gradient and predict_raw into the cache; the fit and the predict then load
     them (cache hits, no compile here), with the bits of a fit compiled in one process."""
-    if compiling._usable_cpus() < 2 or not compiling.cache_folder():
+    if cores() < 2 or not compiling.cache_folder():
         pytest.skip("needs two CPUs and a kernel cache")
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "cache"))
     r = subprocess.run([sys.executable, "-c", APART, "on", str(tmp_path / "w.npy")], env=env,
@@ -479,7 +480,7 @@ def test_compile_apart_declines_what_is_compiled_and_reports_a_failed_child(capl
     (compiled,) = [t for t in network.chunk_gradient.overloads
                    if t[7] == numba.types.float32[::1]]
     assert compiling.compile_apart([("network", "chunk_gradient", compiled)]) is None
-    if compiling._usable_cpus() < 2 or not compiling.cache_folder():
+    if cores() < 2 or not compiling.cache_folder():
         return
     # types chunk_gradient cannot be compiled for: the child fails, the caller is told so
     # (and compiles the kernel itself)
@@ -521,7 +522,7 @@ def test_a_child_compiling_apart_is_collected_and_cannot_block_on_its_stderr(mon
     stayed a zombie until a predict)."""
     import threading
     import time
-    if compiling._usable_cpus() < 2 or not compiling.cache_folder():
+    if cores() < 2 or not compiling.cache_folder():
         pytest.skip("needs two CPUs and a kernel cache")
     # two cheap signatures not compiled in this process (shared test cache: maybe cached)
     kernels = [("buffers", "chunk_count", (t,)) for t in (numba.types.int16, numba.types.uint16)]

@@ -107,6 +107,12 @@ def update_serial(ws, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta
     for k in range(ws.tasks.shape[0]):
         _task(ws, k, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1, beta_2,
               epsilon, t, momentum, nesterov)
+    return _sum_task_sq(ws)
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _sum_task_sq(ws):
+    # the tasks' sums of squared weights, in task order (the same for any split)
     sq = 0.0
     for k in range(ws.tasks.shape[0]):
         sq += ws.task_sq[k]
@@ -124,9 +130,6 @@ def update(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr, be
     if workers > 1 and theta.shape[0] >= config.PARALLEL_MIN_PARAMS:
         _tasks_parallel(ws, workers, theta, grad, opt1, opt2, layout, S, coef, solver, lr,
                         beta_1, beta_2, epsilon, t, momentum, nesterov, task_fn)
-        sq = 0.0
-        for k in range(ws.tasks.shape[0]):
-            sq += ws.task_sq[k]
-        return sq
+        return _sum_task_sq(ws)
     return update_serial(ws, theta, grad, opt1, opt2, layout, S, coef, solver, lr, beta_1,
                          beta_2, epsilon, t, momentum, nesterov)
