@@ -1,6 +1,9 @@
 """Every CPU kernel against the float64 reference (mlpfast.reference), on shapes that do not
 divide the register blocks, in float32 and float64."""
+import importlib
 import itertools
+import shutil
+import sys
 
 import numba as nb
 import numpy as np
@@ -8,6 +11,7 @@ import pytest
 from llvmlite import binding as llvm
 from conftest import ODD, tol
 
+import mlpfast
 from mlpfast import reference as ref
 from mlpfast.kernels import activations as act
 from mlpfast.kernels import addresses, buffers, matmul, optim, random, simd, softmax
@@ -119,31 +123,104 @@ def test_gemm_results_do_not_depend_on_threads_or_position(rng, M, K, N):
         assert np.array_equal(part, serial[lo:hi])
 
 
+@pytest.fixture(scope="module")
+def other_width(tmp_path_factory):
+    """matmul compiled at the other vector width (32 bytes where this CPU gives 64, and the
+    reverse): a copy of the package whose simd.VEC_BYTES is fixed to it. LLVM splits vectors
+    wider than the CPU's registers, so either width runs on any x86 CPU with AVX2."""
+    root = tmp_path_factory.mktemp("width")
+    copy = root / "mlpfast_width"
+    shutil.copytree(mlpfast.__path__[0], copy, ignore=shutil.ignore_patterns("__pycache__"))
+    source = (copy / "kernels" / "simd.py").read_text()
+    line = "VEC_BYTES = target_vector_bytes()"
+    assert line in source
+    (copy / "kernels" / "simd.py").write_text(
+        source.replace(line, f"VEC_BYTES = {96 - simd.VEC_BYTES}"))
+    sys.path.insert(0, str(root))
+    try:
+        other = importlib.import_module("mlpfast_width.kernels.matmul")
+    finally:
+        sys.path.remove(str(root))
+    assert other.nr_of(np.float32) != matmul.nr_of(np.float32)
+    return other
+
+
+def _products(mm, A, B, b):
+    """The GEMM entry points the network uses, of matmul module `mm`, on A (M, K) . B (K, N)
+    + b, relu (gemm_parallel runs gemm's code on each thread: its bits are tested equal
+    above)."""
+    M, K = A.shape
+    N = B.shape[1]
+    dtype = A.dtype
+
+    def pack():
+        return np.zeros(mm.pack_shape(dtype, N, K, 1), dtype)
+    out = {}
+    for name in ("gemm", "gemm_t", "tn", "packed"):
+        out[name] = np.full((M, N), np.nan, dtype)
+    mm.gemm(out["gemm"], A, B, False, b, act.RELU, pack())
+    mm.gemm(out["gemm_t"], A, np.ascontiguousarray(B.T), True, b, act.RELU, pack())
+    mm.gemm_tn(out["tn"], np.ascontiguousarray(A.T), B, b, act.RELU, pack())
+    Bp = np.full((mm.packed_rows(K, N, dtype), mm.nr_of(dtype)), np.nan, dtype)
+    mm.pack_b(Bp, B, False, 0, K, 0, N)
+    mm.gemm_packed(out["packed"], A, Bp, b, act.RELU, pack())
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_gemm_bits_do_not_depend_on_the_vector_width(rng, other_width, dtype):
+    # every element of C gets the same FMAs in the same order at 32 and at 64 bytes, so a
+    # model trained on an AVX2 machine and on an AVX-512 machine has the same bits
+    for M, K, N in [(1, 1, 1), (7, 33, 17), (37, 300, 70), (257, matmul.KC + 9, 129)]:
+        A = rng.standard_normal((M, K)).astype(dtype)
+        B = rng.standard_normal((K, N)).astype(dtype)
+        b = rng.standard_normal(N).astype(dtype)
+        here = _products(matmul, A, B, b)
+        there = _products(other_width, A, B, b)
+        for name, C in here.items():
+            assert np.array_equal(C, there[name]), (name, M, K, N)
+            np.testing.assert_allclose(C, np.maximum(ref.matmul(A, B) + b, 0), **tol(dtype))
+
+
+def test_vector_width_follows_the_target_features():
+    assert simd.target_vector_bytes("+avx2,+fma,+avx512f,+avx512bw") == 64
+    assert simd.target_vector_bytes("+avx2,+fma,-avx512f,-avx512bw") == 32
+    assert simd.target_vector_bytes("+neon") == 32
+    features = llvm.get_host_cpu_features().flatten().split(",")
+    if nb.config.CPU_FEATURES is None:
+        assert simd.VEC_BYTES == (64 if "+avx512f" in features else 32)
+
+
 @pytest.mark.skipif(not {"+avx2", "+fma"} <= set(llvm.get_host_cpu_features().flatten()
                                                  .split(",")),
                     reason="vector FMA instructions are checked on x86 with AVX2 and FMA")
 def test_micro_kernel_compiles_to_vector_fmas():
-    # the register block must come out of LLVM as 256-bit FMAs on 12 accumulators, with no
-    # accumulator spilled to memory (a fresh compile: the cache keeps no assembly to inspect)
+    # the register block must come out of LLVM as FMAs of the vector width (256-bit, 512-bit
+    # with AVX-512) on 12 accumulators, with no accumulator spilled to memory (a fresh
+    # compile: the cache keeps no assembly to inspect)
     block = nb.njit(error_model="numpy")(matmul._block.py_func)
-    C = np.zeros((12, 32), np.float32)
+    nr = matmul.nr_of(np.float32)
+    C = np.zeros((12, 2 * nr), np.float32)
     A = np.ones((12, 40), np.float32)
-    P = np.ones((80, 16), np.float32)
-    tile = np.zeros((6, 16), np.float32)
-    block(C, A, P, 40, 0, tile, 0, 12, 0, 32, C[:1, :0], True, False)
+    P = np.ones((80, nr), np.float32)
+    tile = np.zeros((6, nr), np.float32)
+    block(C, A, P, 40, 0, tile, 0, 12, 0, 2 * nr, C[:1, :0], True, False)
     assert np.all(C == 40)
     asm = block.inspect_asm(block.signatures[0])
-    fmas = [line for line in asm.splitlines() if "vfmadd" in line and "ymm" in line]
+    register = {32: "ymm", 64: "zmm"}[simd.VEC_BYTES]
+    fmas = [line for line in asm.splitlines() if "vfmadd" in line and register in line]
     assert len(fmas) >= 12
     assert not any("(%rsp)" in line for line in fmas)  # no FMA on a stack slot
 
 
 def test_gemm_refuses_a_pack_buffer_too_small(rng):
+    # room for one panel of B, four needed
+    nr = matmul.nr_of(np.float32)
     A = np.ones((8, 40), np.float32)
-    B = np.ones((40, 50), np.float32)
+    B = np.ones((40, 3 * nr + 1), np.float32)
     with pytest.raises(ValueError, match="pack buffer"):
-        matmul.gemm(np.empty((8, 50), np.float32), A, B, False, _empty(np.float32), 0,
-                    _pack(np.float32, 16, 40))
+        matmul.gemm(np.empty((8, 3 * nr + 1), np.float32), A, B, False, _empty(np.float32), 0,
+                    _pack(np.float32, nr, 40))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

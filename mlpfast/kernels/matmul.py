@@ -1,7 +1,7 @@
 """Matrix products of the MLP, written in Numba (no BLAS call).
 
-Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 8 float32,
-4 float64), MR = 6 rows and NR = 2L columns of a register block, KC rows of B per K-block.
+Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 16 float32,
+8 float64 with AVX-512, else 8 and 4), MR = 6 rows and NR = 2L columns of a register block, KC rows of B per K-block.
 
 The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy
 of anything the size of a minibatch:
@@ -16,7 +16,7 @@ one product across threads (for single large products and the benchmarks).
 
 The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
 - The micro-kernel holds a 6 x 2L block of C in 12 vector registers. Per k it loads two
-  vectors of B, broadcasts six elements of A and issues 12 FMAs: 15 of AVX2's 16 registers,
+  vectors of B, broadcasts six elements of A and issues 12 FMAs: 15 of AVX2's 16 registers (AVX-512 has 32),
   no load or store of C inside the K loop. (Dot-product blocks, which reduce along K, need a
   horizontal sum per element of C and ran at half this speed.)
 - B is packed per K-block into panels NR columns wide, contiguous along k, zero past N. A panel

@@ -2,13 +2,20 @@
 
 Numba has no vector types and leaves LLVM's SLP vectoriser off, so a register-blocked matmul
 written with scalars either keeps its accumulators in memory or reduces along K with a
-horizontal sum per output. These intrinsics hand LLVM vector values directly (`<8 x float>`,
-`<4 x double>`: 32 bytes, one AVX register); LLVM keeps them in registers and emits one
-instruction per operation (vmovups, vbroadcastss, vfmadd231ps on x86; narrower registers on
-targets without AVX, still correct).
+horizontal sum per output. These intrinsics hand LLVM vector values directly; LLVM keeps them
+in registers and emits one instruction per operation (vmovups, vbroadcastss, vfmadd231ps on
+x86; split into narrower registers on targets without them, still correct).
 
-Legend: L lanes per vector (8 float32, 4 float64). Arrays are 2-D with unit stride along
-their second axis wherever a vector is loaded or stored; (i, j) is the first element.
+A vector is VEC_BYTES wide: 64 bytes (`<16 x float>`, `<8 x double>`, one AVX-512 register)
+when the CPU Numba compiles for has AVX-512F, else 32 (`<8 x float>`, `<4 x double>`, one AVX
+register). The width is a function of the target features Numba keys its cache on, so a cached
+kernel is never loaded into a process that chose the other width; NUMBA_CPU_FEATURES (Numba's
+own setting) changes both together. Results do not depend on it: the GEMM gives every element
+of C the same FMAs in the same order at either width (matmul.py).
+
+Legend: L lanes per vector (16 float32, 8 float64 at 64 bytes; 8 and 4 at 32). Arrays are
+2-D with unit stride along their second axis wherever a vector is loaded or stored; (i, j) is
+the first element.
 """
 import numpy as np
 from llvmlite import ir
@@ -16,7 +23,23 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
-VEC_BYTES = 32
+
+
+def target_vector_bytes(features=None):
+    """64 when the target features (Numba's: NUMBA_CPU_FEATURES, else the host's; a string
+    like "+avx2,-avx512f,...") include +avx512f, else 32.
+
+    Measured on a 2-core Zen 5 (benchmarks/RESULTS.md, "AVX-512 vectors"): the 64-byte GEMM
+    made W1 and W2 steps 1.5x and 1.6x faster than the 32-byte one: each FMA does twice the
+    work, and the 32-byte GEMM had reached the speed of 32-byte FMAs."""
+    if features is None:
+        from numba.core.registry import cpu_target
+        # (triple, CPU name, features): the key Numba files cached kernels under
+        features = cpu_target.target_context.codegen().magic_tuple()[2]
+    return 64 if "+avx512f" in features.split(",") else 32
+
+
+VEC_BYTES = target_vector_bytes()
 
 
 def lanes_of(dtype):
