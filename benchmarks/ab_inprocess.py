@@ -35,6 +35,19 @@ def load_copies(sources, root, patch=None):
     return {tag: importlib.import_module(f"mlpfast_{tag}") for tag in sources}
 
 
+def settle(package, engine):
+    """Wait for the compile child a copy's first fit started (checkouts since compile_apart),
+    then let the engine's thread Governor start again from all threads with a new window (a
+    busy machine still shows in it), so that timed epochs use the threads a quiet machine
+    gives."""
+    compiling = importlib.import_module(f"{package.__name__}.compiling")
+    for apart in list(getattr(compiling, "_running", ())):
+        apart.finish()
+    governor = getattr(engine, "governor", None)
+    if governor is not None:  # Governor.restart(top) in checkouts that have it
+        governor.threads, governor._start = governor.top, None
+
+
 def race(packages, workloads, rounds, shuffle=False):
     """Print the best and median us per step of each package's CPU engine, epochs
     alternating (rows in order, or shuffled as a fit shuffles them: the same order for every
@@ -66,6 +79,10 @@ def race(packages, workloads, rounds, shuffle=False):
                 e.train_epoch(rng, shuffle, hyper, counters)
                 if r:  # the first round compiles
                     times[tag].append((time.perf_counter() - t0) / steps * 1e6)
+                else:
+                    # a cold fit's child goes on compiling predict_raw, and the engine's thread
+                    # Governor counts it as load (one thread): wait for it, then a new window
+                    settle(packages[tag], e)
         first, *others = times
         # epochs of one round ran back to back: their ratio cancels a drift of the machine
         ratios = "".join(

@@ -543,6 +543,21 @@ def test_a_child_compiling_apart_is_collected_and_cannot_block_on_its_stderr(mon
     assert result == [False]
 
 
+def test_wait_apart_waits_for_every_child(monkeypatch):
+    class Child:
+        def __init__(self):
+            self.finished = False
+
+        def finish(self, ok=True):
+            self.finished = ok
+    children = [Child(), Child()]
+    monkeypatch.setattr(compiling, "_running", list(children))
+    assert compiling.wait_apart() is True
+    assert all(c.finished for c in children)
+    monkeypatch.setattr(compiling, "_running", [])
+    assert compiling.wait_apart() is False
+
+
 def test_a_fit_does_not_wait_for_a_child_that_compiles_only_predict(monkeypatch):
     """chunk_gradient cached, predict_raw not: a child may compile predict_raw alone, and the
     fit must not wait for it (it waited for the child's end, seconds)."""

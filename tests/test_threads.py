@@ -70,6 +70,17 @@ def test_governor_follows_the_other_processes(monkeypatch):
     assert seen == [1, 2, 1, 2, 1]
 
 
+def test_governor_restart_forgets_the_open_window(monkeypatch):
+    # a window that saw a busy core (a compile child, since ended) chose one thread; restart
+    # goes on with the count given, and the next window alone decides
+    gov, slice_ = _governor(2, [1.0, 1.0, 0.0], monkeypatch)
+    assert [slice_()[0] for _ in range(2)] == [1, 1]
+    gov.restart(5)
+    assert gov.plan(10)[0] == 2  # at most top
+    assert slice_()[0] == 2      # the busy window's decision is gone
+    assert slice_()[0] == 2      # and the quiet one keeps all threads
+
+
 def test_governor_starts_from_the_last_recent_choice(monkeypatch):
     clock_now = 1000.0
     monkeypatch.setattr(threads, "_last_choice", (clock_now - 0.1, 2))
