@@ -2,6 +2,7 @@
 divide the register blocks, in float32 and float64."""
 import importlib
 import itertools
+import math
 import shutil
 import sys
 
@@ -366,6 +367,27 @@ def test_softmax_jacobian_and_fused_gradient_match_finite_differences(rng):
         dS = np.zeros(7)
         dS[y[i]] = -1.0 / s[y[i]]
         np.testing.assert_allclose(ref.softmax_jacobian(Z[i]).T @ dS / 5, dZ[i], atol=1e-12)
+
+
+@nb.njit(error_model="numpy")
+def _exps(x, shifted):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = softmax.exp_of_shifted(x[i]) if shifted else math.exp(x[i])
+    return out
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_exp_of_shifted_gives_math_exp_bit_for_bit(dtype):
+    # it skips exp where exp underflows to +0 (glibc's slow error path): the same bits for
+    # every x <= 0, around both dtypes' bounds, -inf and NaN
+    x = np.concatenate([-np.linspace(0, 800, 400001),
+                        np.nextafter(np.array([-103.972, -104.0, -745.133, -746.0]), 0),
+                        [-103.972, -104.0, -745.133, -746.0, -np.inf, np.nan, -0.0]]).astype(dtype)
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    got, want = _exps(x, True), _exps(x, False)
+    assert got.dtype == dtype
+    assert np.array_equal(got.view(bits), want.view(bits))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -1,7 +1,8 @@
 """Matrix products of the MLP, written in Numba (no BLAS call).
 
 Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 16 float32,
-8 float64 with AVX-512, else 8 and 4), MR = 6 rows and NR = 2L columns of a register block, KC rows of B per K-block.
+8 float64 with AVX-512, else 8 and 4), MR rows (8 with AVX-512, else 6) and NR = 2L columns of
+a register block, KC rows of B per K-block.
 
 The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy
 of anything the size of a minibatch:
@@ -15,14 +16,15 @@ gemm packs B itself per call, B given as is or transposed (trans_b), and gemm_pa
 one product across threads (for single large products and the benchmarks).
 
 The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
-- The micro-kernel holds a 6 x 2L block of C in 12 vector registers. Per k it loads two
-  vectors of B, broadcasts six elements of A and issues 12 FMAs: 15 of AVX2's 16 registers (AVX-512 has 32),
-  no load or store of C inside the K loop. (Dot-product blocks, which reduce along K, need a
-  horizontal sum per element of C and ran at half this speed.)
+- The micro-kernel holds an MR x 2L block of C in 2 MR vector registers. Per k it loads two
+  vectors of B, broadcasts MR elements of A and issues 2 MR FMAs, with no load or store of C
+  inside the K loop: at MR = 6, 15 of AVX2's 16 registers; at MR = 8, 19 of AVX-512's 32 (a
+  W1 step 4 % faster than at 6, W4 3 % slower: benchmarks/RESULTS.md). (Dot-product blocks,
+  which reduce along K, need a horizontal sum per element of C and ran at half this speed.)
 - B is packed per K-block into panels NR columns wide, contiguous along k, zero past N. A panel
-  (KC x NR, 16 KB in float32) stays in L1 while the blocks of A pass over it; unpacked, rows
+  (KC x NR, 16 KB in float32, 32 KB with AVX-512) stays in L1 while the blocks of A pass over it; unpacked, rows
   of B are N elements apart and at N = 1024 (4 KB apart) they all land in one L1 set. Packing
-  is also where Wt gets transposed (8 x 8 blocks in registers).
+  is also where Wt gets transposed (L x L blocks in registers).
 - A is read in place through its strides, except in gemm_tn, which copies each MR x kc block
   of A = dZ.T out of dZ once (see _pack_a_t).
 - gemm_parallel splits C into row ranges (multiples of MR) or column ranges (multiples of NR),
@@ -36,7 +38,8 @@ beneath it, for it.
 Edges: rows past M are clamped to the last row (computed, never stored); columns past N are
 zeros in the panel and masked on store. Every element of C is the same sequence of FMAs over
 k wherever it sits, so a row's result does not depend on the batch it was computed in, on its
-position in a register block, or on the number of threads.
+position in a register block, on the number of threads, or on L and MR (the products of an
+AVX2 and an AVX-512 machine are the same bits: tested against a copy at the other width).
 """
 import numba as nb
 import numpy as np
@@ -44,10 +47,12 @@ import numpy as np
 from . import CACHE
 from .. import config
 from .activations import IDENTITY, RELU, apply_activation
-from .simd import (lanes_of, vadd, vfma, vlanes, vload, vload_part, vrelu, vsplat, vstore,
-                   vstore_part, vtranspose, vzero)
+from .simd import (VEC_BYTES, lanes_of, vadd, vfma, vlanes, vload, vload_part, vrelu, vsplat,
+                   vstore, vstore_part, vtranspose, vzero)
 
-MR = 6
+# rows of the register block: 8 (16 accumulators) where vectors are 64 bytes, for AVX-512's 32
+# registers; 6 (12) for AVX2's 16
+MR = 8 if VEC_BYTES == 64 else 6
 KC = 256
 
 
@@ -110,7 +115,7 @@ def pack_b(P, B, trans_b, k0, k1, j_lo, j_hi):
 
 
 @nb.njit(error_model="numpy", inline="always", cache=CACHE)
-def _micro(Ak, P, p0, tile, i0, i_hi):
+def _micro6(Ak, P, p0, tile, i0, i_hi):
     """tile (6, NR) = Ak[i0:i0+6] (6, kc) . P[p0:p0+kc] (kc, NR); rows at or past i_hi repeat
     the last. (Inlined, with offsets instead of views: each array view made or passed in the
     loop over blocks costs a pair of atomic reference-count updates.)"""
@@ -169,6 +174,83 @@ def _micro(Ak, P, p0, tile, i0, i_hi):
     vstore(tile, 4, L, c41)
     vstore(tile, 5, 0, c50)
     vstore(tile, 5, L, c51)
+
+
+@nb.njit(error_model="numpy", inline="always", cache=CACHE)
+def _micro8(Ak, P, p0, tile, i0, i_hi):
+    """_micro with 8 rows: 16 accumulators, for 32 vector registers (AVX-512)."""
+    last = i_hi - 1
+    r0 = i0
+    r1 = min(i0 + 1, last)
+    r2 = min(i0 + 2, last)
+    r3 = min(i0 + 3, last)
+    r4 = min(i0 + 4, last)
+    r5 = min(i0 + 5, last)
+    r6 = min(i0 + 6, last)
+    r7 = min(i0 + 7, last)
+    L = vlanes(tile)
+    c00 = vzero(tile)
+    c01 = vzero(tile)
+    c10 = vzero(tile)
+    c11 = vzero(tile)
+    c20 = vzero(tile)
+    c21 = vzero(tile)
+    c30 = vzero(tile)
+    c31 = vzero(tile)
+    c40 = vzero(tile)
+    c41 = vzero(tile)
+    c50 = vzero(tile)
+    c51 = vzero(tile)
+    c60 = vzero(tile)
+    c61 = vzero(tile)
+    c70 = vzero(tile)
+    c71 = vzero(tile)
+    for k in range(Ak.shape[1]):
+        b0 = vload(P, p0 + k, 0)
+        b1 = vload(P, p0 + k, L)
+        a = vsplat(Ak[r0, k], tile)
+        c00 = vfma(a, b0, c00)
+        c01 = vfma(a, b1, c01)
+        a = vsplat(Ak[r1, k], tile)
+        c10 = vfma(a, b0, c10)
+        c11 = vfma(a, b1, c11)
+        a = vsplat(Ak[r2, k], tile)
+        c20 = vfma(a, b0, c20)
+        c21 = vfma(a, b1, c21)
+        a = vsplat(Ak[r3, k], tile)
+        c30 = vfma(a, b0, c30)
+        c31 = vfma(a, b1, c31)
+        a = vsplat(Ak[r4, k], tile)
+        c40 = vfma(a, b0, c40)
+        c41 = vfma(a, b1, c41)
+        a = vsplat(Ak[r5, k], tile)
+        c50 = vfma(a, b0, c50)
+        c51 = vfma(a, b1, c51)
+        a = vsplat(Ak[r6, k], tile)
+        c60 = vfma(a, b0, c60)
+        c61 = vfma(a, b1, c61)
+        a = vsplat(Ak[r7, k], tile)
+        c70 = vfma(a, b0, c70)
+        c71 = vfma(a, b1, c71)
+    vstore(tile, 0, 0, c00)
+    vstore(tile, 0, L, c01)
+    vstore(tile, 1, 0, c10)
+    vstore(tile, 1, L, c11)
+    vstore(tile, 2, 0, c20)
+    vstore(tile, 2, L, c21)
+    vstore(tile, 3, 0, c30)
+    vstore(tile, 3, L, c31)
+    vstore(tile, 4, 0, c40)
+    vstore(tile, 4, L, c41)
+    vstore(tile, 5, 0, c50)
+    vstore(tile, 5, L, c51)
+    vstore(tile, 6, 0, c60)
+    vstore(tile, 6, L, c61)
+    vstore(tile, 7, 0, c70)
+    vstore(tile, 7, L, c71)
+
+
+_micro = _micro8 if MR == 8 else _micro6
 
 
 @nb.njit(error_model="numpy", inline="always", cache=CACHE)

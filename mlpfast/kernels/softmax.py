@@ -22,8 +22,37 @@ import math
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from . import CACHE
+
+
+def exp_of_shifted(x):
+    """exp(x) for x = z - max(z) <= 0 (or NaN), as math.exp gives it: 0 below the bound
+    where the dtype's exp underflows to 0 without calling it. glibc's expf and exp return
+    +0 there through their underflow path, which sets errno and cost 2-3 % of a W1 step once a
+    model's logits were well apart (perf: xflowf)."""
+    return math.exp(x)
+
+
+# below these every x gives exp(x) = +0 in the dtype (glibc: expf under -103.972,
+# exp under -745.133); NaN compares false and still goes to exp
+_UNDERFLOW = {32: -104.0, 64: -746.0}
+
+
+@overload(exp_of_shifted, jit_options={"error_model": "numpy"})
+def _exp_of_shifted(x):
+    if not isinstance(x, types.Float) or x.bitwidth not in _UNDERFLOW:
+        return None
+    below = _UNDERFLOW[x.bitwidth]
+    zero = np.float32(0.0) if x.bitwidth == 32 else 0.0
+
+    def impl(x):
+        if x < below:
+            return zero
+        return math.exp(x)
+    return impl
 
 # Output layers: the output activation and the loss fused with it (NetSpec.output). Each pair
 # is the canonical link of its loss, so the gradient of the loss with respect to the output
@@ -46,7 +75,7 @@ def softmax(P, Z):
                 m = Z[i, k]
         s = 0.0
         for k in range(C):
-            e = math.exp(Z[i, k] - m)
+            e = exp_of_shifted(Z[i, k] - m)
             P[i, k] = e
             s += e
         inv = 1.0 / s
@@ -81,7 +110,7 @@ def softmax_xent_grad(dZ, Z, y, w, scale):
         # sums in float64: C terms of up to 1 each, rounding would bias the loss otherwise
         s = 0.0
         for k in range(C):
-            e = math.exp(Z[i, k] - m)
+            e = exp_of_shifted(Z[i, k] - m)
             dZ[i, k] = e
             s += e
         row = math.log(s) + m - zt
