@@ -204,7 +204,7 @@ def test_micro_kernel_compiles_to_vector_fmas():
     C = np.zeros((12, 2 * nr), np.float32)
     A = np.ones((12, 40), np.float32)
     P = np.ones((80, nr), np.float32)
-    tile = np.zeros((6, nr), np.float32)
+    tile = np.zeros((matmul.MR, nr), np.float32)  # the register block on its way to C
     block(C, A, P, 40, 0, tile, 0, 12, 0, 2 * nr, C[:1, :0], True, False)
     assert np.all(C == 40)
     asm = block.inspect_asm(block.signatures[0])
@@ -222,6 +222,19 @@ def test_gemm_refuses_a_pack_buffer_too_small(rng):
     with pytest.raises(ValueError, match="pack buffer"):
         matmul.gemm(np.empty((8, 3 * nr + 1), np.float32), A, B, False, _empty(np.float32), 0,
                     _pack(np.float32, nr, 40))
+
+
+def test_gemm_packed_refuses_a_work_buffer_too_small(rng):
+    # the register block is MR rows on its way to C: a shorter buffer was written past its end
+    A = np.ones((8, 40), np.float32)
+    B = np.ones((40, 50), np.float32)
+    work = _pack(np.float32, 50, 40)
+    with pytest.raises(ValueError, match="too small"):
+        matmul.gemm_packed(np.empty((8, 50), np.float32), A, _packed(B, False), _empty(np.float32),
+                           0, work[:matmul.MR - 1])
+    with pytest.raises(ValueError, match="too small"):
+        matmul.gemm_packed(np.empty((8, 50), np.float32), A, _packed(B, False)[:-1],
+                           _empty(np.float32), 0, work)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

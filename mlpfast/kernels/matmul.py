@@ -473,11 +473,16 @@ def gemm_packed(C, A, Bp, bias, activation, work):
     """C (M, N) = activation(A (M, K) . B + bias) with B given as Bp: pack_b(Bp, B, trans_b,
     0, K, 0, N), its panels over all of K (packed_rows(K, N) rows), so that a B used for many
     products (a layer's weights, for every chunk of a minibatch) is packed once. On one
-    thread; work: at least MR rows of NR for the register block."""
+    thread; work: at least MR rows of NR for the register block (ValueError otherwise, and for
+    a Bp with fewer rows than the panels)."""
     M, K = A.shape
     N = C.shape[1]
     if M == 0 or N == 0:
         return
+    NR = 2 * vlanes(C)
+    if (work.shape[0] < MR or work.shape[1] != NR or Bp.shape[1] != NR
+            or Bp.shape[0] < (N + NR - 1) // NR * K):
+        raise ValueError("gemm_packed: the work buffer or the packed B is too small")
     bias2 = bias.reshape((1, bias.shape[0]))
     if K == 0:
         _fill_bias(C, bias, activation)

@@ -29,8 +29,8 @@ def target_vector_bytes(features=None):
     """64 when the target features (Numba's: NUMBA_CPU_FEATURES, else the host's; a string
     like "+avx2,-avx512f,...") include +avx512f, else 32.
 
-    Measured on a 2-core Zen 5 (benchmarks/RESULTS.md, "AVX-512 vectors"): the 64-byte GEMM
-    made W1 and W2 steps 1.5x and 1.6x faster than the 32-byte one: each FMA does twice the
+    Measured on a 2-core Zen 5 (benchmarks/RESULTS.md, "the GEMM at AVX-512 width"): W1 and
+    W2 steps took 0.70x and 0.63x the time of the 32-byte GEMM's: each FMA does twice the
     work, and the 32-byte GEMM had reached the speed of 32-byte FMAs."""
     if features is None:
         from numba.core.registry import cpu_target
