@@ -10,6 +10,7 @@ import numba as nb
 import numpy as np
 import pytest
 from llvmlite import binding as llvm
+from numba.core.registry import cpu_target
 from conftest import ODD, tol
 
 import mlpfast
@@ -128,7 +129,12 @@ def test_gemm_results_do_not_depend_on_threads_or_position(rng, M, K, N):
 def other_width(tmp_path_factory):
     """matmul compiled at the other vector width (32 bytes where this CPU gives 64, and the
     reverse): a copy of the package whose simd.VEC_BYTES is fixed to it. LLVM splits vectors
-    wider than the CPU's registers, so either width runs on any x86 CPU with AVX2."""
+    wider than the CPU's registers, so either width runs on any x86 CPU with AVX2. Skipped on
+    a CPU with AVX-512 that mlpfast runs at 32 bytes (not in simd.WIDE_CPUS): the copy would
+    run 512-bit code that mlpfast never runs there."""
+    _, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    if simd.VEC_BYTES == 32 and "+avx512f" in features.split(","):
+        pytest.skip(f"mlpfast uses 32-byte vectors on this AVX-512 CPU ({cpu})")
     root = tmp_path_factory.mktemp("width")
     copy = root / "mlpfast_width"
     shutil.copytree(mlpfast.__path__[0], copy, ignore=shutil.ignore_patterns("__pycache__"))
@@ -183,13 +189,19 @@ def test_gemm_bits_do_not_depend_on_the_vector_width(rng, other_width, dtype):
             np.testing.assert_allclose(C, np.maximum(ref.matmul(A, B) + b, 0), **tol(dtype))
 
 
-def test_vector_width_follows_the_target_features():
-    assert simd.target_vector_bytes("+avx2,+fma,+avx512f,+avx512bw") == 64
-    assert simd.target_vector_bytes("+avx2,+fma,-avx512f,-avx512bw") == 32
-    assert simd.target_vector_bytes("+neon") == 32
-    features = llvm.get_host_cpu_features().flatten().split(",")
-    if nb.config.CPU_FEATURES is None:
-        assert simd.VEC_BYTES == (64 if "+avx512f" in features else 32)
+def test_vector_width_follows_the_target_cpu_and_features():
+    assert simd.target_vector_bytes("+avx2,+fma,+avx512f,+avx512bw", "znver5") == 64
+    assert simd.target_vector_bytes("+avx2,+fma,-avx512f,-avx512bw", "znver5") == 32
+    # AVX-512 where 64 bytes were not measured faster: 32
+    assert simd.target_vector_bytes("+avx2,+fma,+avx512f,+avx512bw", "znver4") == 32
+    assert simd.target_vector_bytes("+avx2,+fma,+avx512f", "sapphirerapids") == 32
+    assert simd.target_vector_bytes("+avx512f", "generic") == 32
+    assert simd.target_vector_bytes("+neon", "neoverse-v2") == 32
+    # this process: the CPU and features Numba keys its cache on
+    _, cpu, features = cpu_target.target_context.codegen().magic_tuple()
+    wide = cpu in simd.WIDE_CPUS and "+avx512f" in features.split(",")
+    assert simd.VEC_BYTES == (64 if wide else 32)
+    assert matmul.MR == (8 if wide else 6)
 
 
 @pytest.mark.skipif(not {"+avx2", "+fma"} <= set(llvm.get_host_cpu_features().flatten()

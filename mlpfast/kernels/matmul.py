@@ -1,8 +1,8 @@
 """Matrix products of the MLP, written in Numba (no BLAS call).
 
 Legend: C (M, N) = act(A (M, K) . B (K, N) + bias (N,)); L vector lanes (simd.py: 16 float32,
-8 float64 with AVX-512, else 8 and 4), MR rows (8 with AVX-512, else 6) and NR = 2L columns of
-a register block, KC rows of B per K-block.
+8 float64 at 64 bytes, where AVX-512 was measured faster, else 8 and 4), MR rows (8 at 64 bytes,
+else 6) and NR = 2L columns of a register block, KC rows of B per K-block.
 
 The three products of a layer (weights stored transposed, Wt (O, I)) need no transposed copy
 of anything the size of a minibatch:
@@ -22,9 +22,9 @@ The design is BLAS's (Goto and van de Geijn; the loop names are BLIS's):
   W1 step 4 % faster than at 6, W4 3 % slower: benchmarks/RESULTS.md). (Dot-product blocks,
   which reduce along K, need a horizontal sum per element of C and ran at half this speed.)
 - B is packed per K-block into panels NR columns wide, contiguous along k, zero past N. A panel
-  (KC x NR, 16 KB in float32, 32 KB with AVX-512) stays in L1 while the blocks of A pass over it; unpacked, rows
-  of B are N elements apart and at N = 1024 (4 KB apart) they all land in one L1 set. Packing
-  is also where Wt gets transposed (L x L blocks in registers).
+  (KC x NR, 16 KB in float32, 32 KB at 64 bytes) stays in L1 while the blocks of A pass over
+  it; unpacked, rows of B are N elements apart and at N = 1024 (4 KB apart) they all land in
+  one L1 set. Packing is also where Wt gets transposed (L x L blocks in registers).
 - A is read in place through its strides, except in gemm_tn, which copies each MR x kc block
   of A = dZ.T out of dZ once (see _pack_a_t).
 - gemm_parallel splits C into row ranges (multiples of MR) or column ranges (multiples of NR),
@@ -38,8 +38,8 @@ beneath it, for it.
 Edges: rows past M are clamped to the last row (computed, never stored); columns past N are
 zeros in the panel and masked on store. Every element of C is the same sequence of FMAs over
 k wherever it sits, so a row's result does not depend on the batch it was computed in, on its
-position in a register block, on the number of threads, or on L and MR (the products of an
-AVX2 and an AVX-512 machine are the same bits: tested against a copy at the other width).
+position in a register block, on the number of threads, or on L and MR (the products at 32 and
+at 64 bytes are the same bits: tested against a copy at the other width).
 """
 import numba as nb
 import numpy as np

@@ -7,16 +7,19 @@ in registers and emits one instruction per operation (vmovups, vbroadcastss, vfm
 x86; split into narrower registers on targets without them, still correct).
 
 A vector is VEC_BYTES wide: 64 bytes (`<16 x float>`, `<8 x double>`, one AVX-512 register)
-when the CPU Numba compiles for has AVX-512F, else 32 (`<8 x float>`, `<4 x double>`, one AVX
-register). The width is a function of the target features Numba keys its cache on, so a cached
-kernel is never loaded into a process that chose the other width; NUMBA_CPU_FEATURES (Numba's
-own setting) changes both together. Results do not depend on it: the GEMM gives every element
+when the CPU Numba compiles for has AVX-512F and is one where that was measured faster
+(WIDE_CPUS), else 32 (`<8 x float>`, `<4 x double>`, one AVX register). The width is a function
+of the target CPU and features Numba keys its cache on, so a cached kernel is never loaded into
+a process that chose the other width; NUMBA_CPU_NAME and NUMBA_CPU_FEATURES (Numba's own
+settings) change both together. Results do not depend on it: the GEMM gives every element
 of C the same FMAs in the same order at either width (matmul.py).
 
 Legend: L lanes per vector (16 float32, 8 float64 at 64 bytes; 8 and 4 at 32). Arrays are
 2-D with unit stride along their second axis wherever a vector is loaded or stored; (i, j) is
 the first element.
 """
+import os
+
 import numpy as np
 from llvmlite import ir
 from numba import types
@@ -25,18 +28,29 @@ from numba.extending import intrinsic, models, register_model
 
 
 
-def target_vector_bytes(features=None):
-    """64 when the target features (Numba's: NUMBA_CPU_FEATURES, else the host's; a string
-    like "+avx2,-avx512f,...") include +avx512f, else 32.
+# the CPUs (LLVM's names) where 64-byte vectors were measured faster than 32-byte ones
+WIDE_CPUS = frozenset({"znver5"})
+
+
+def target_vector_bytes(features=None, cpu=None):
+    """64 when the target CPU is in WIDE_CPUS and its features include +avx512f, else 32.
+    Both come from Numba's target, the key it files cached kernels under (magic_tuple: the
+    CPU's LLVM name, NUMBA_CPU_NAME else the host's, e.g. "znver5"; the features,
+    NUMBA_CPU_FEATURES else the host's, a string like "+avx2,-avx512f,..."), so that the
+    width compiled into a cached kernel is always the width of the process that loads it.
 
     Measured on a 2-core Zen 5 (benchmarks/RESULTS.md, "the GEMM at AVX-512 width"): W1 and
     W2 steps took 0.70x and 0.63x the time of the 32-byte GEMM's: each FMA does twice the
-    work, and the 32-byte GEMM had reached the speed of 32-byte FMAs."""
-    if features is None:
+    work, and the 32-byte GEMM had reached the speed of 32-byte FMAs. Other CPUs with
+    AVX-512 keep 32 bytes until measured: Zen 4 and Intel parts with one 512-bit FMA unit do
+    no more FMA work a cycle at 64 bytes than at 32, and older Intel parts lower their clock
+    while running 512-bit instructions."""
+    if features is None or cpu is None:
         from numba.core.registry import cpu_target
-        # (triple, CPU name, features): the key Numba files cached kernels under
-        features = cpu_target.target_context.codegen().magic_tuple()[2]
-    return 64 if "+avx512f" in features.split(",") else 32
+        _, target_cpu, target_features = cpu_target.target_context.codegen().magic_tuple()
+        features = target_features if features is None else features
+        cpu = target_cpu if cpu is None else cpu
+    return 64 if cpu in WIDE_CPUS and "+avx512f" in features.split(",") else 32
 
 
 VEC_BYTES = target_vector_bytes()
@@ -77,10 +91,42 @@ def _index(context, builder, sig, args, k):
     return context.cast(builder, args[k], sig.args[k], types.intp)
 
 
-def _ptr(context, builder, arrty, arr, i, j, vty):
+# MLPFAST_CHECK_VECTORS=1 (a debugging switch; use a NUMBA_CACHE_DIR of its own, the cache key
+# does not see it): every vector load and store checks that its row is in the array and its
+# lanes within the row, and otherwise prints the array's shape and the index and aborts
+CHECK = os.environ.get("MLPFAST_CHECK_VECTORS", "") == "1"
+
+
+def _check(context, builder, arr, i, j, width, what):
+    """Abort (printing what, the shape, i, j and width) unless 0 <= i < shape[0] and
+    0 <= j and j + width <= shape[1], or width <= 0 (width: the lanes touched, intp)."""
+    rows, cols = cgutils.unpack_tuple(builder, arr.shape, 2)
+    zero = ir.Constant(i.type, 0)
+    bad = builder.or_(builder.icmp_signed("<", i, zero), builder.icmp_signed(">=", i, rows))
+    bad = builder.or_(bad, builder.icmp_signed("<", j, zero))
+    bad = builder.or_(bad, builder.icmp_signed(">", builder.add(j, width), cols))
+    # an access with no lanes on touches no memory
+    bad = builder.and_(bad, builder.icmp_signed(">", width, zero))
+    with cgutils.if_unlikely(builder, bad):
+        cgutils.printf(builder, f"mlpfast: vector {what} out of bounds: shape (%zd, %zd), "
+                       "i %zd, j %zd, lanes %zd\n", rows, cols, i, j, width)
+        fn = cgutils.get_or_insert_function(builder.module,
+                                            ir.FunctionType(ir.VoidType(), []), "abort")
+        builder.call(fn, [])
+        builder.unreachable()
+
+
+def _ptr(context, builder, arrty, arr, i, j, vty, width=None, what="access"):
     """Pointer (to a vector of type vty) at arr[i, j]; i, j intp values. Uses the array's
-    byte strides, so any view with unit stride along its second axis works."""
+    byte strides, so any view with unit stride along its second axis works. width: the lanes
+    the access touches (an intp value; None: all of vty's), checked under CHECK."""
     arr = context.make_array(arrty)(context, builder, value=arr)
+    if CHECK:
+        lanes = ir.Constant(i.type, vty.count)
+        if width is None:
+            width = lanes
+        width = builder.select(builder.icmp_signed("<", width, lanes), width, lanes)
+        _check(context, builder, arr, i, j, width, what)
     stride_i = cgutils.unpack_tuple(builder, arr.strides, 2)[0]
     itemsize = ir.Constant(stride_i.type, arrty.dtype.bitwidth // 8)
     offset = builder.add(builder.mul(i, stride_i), builder.mul(j, itemsize))
@@ -88,10 +134,10 @@ def _ptr(context, builder, arrty, arr, i, j, vty):
     return builder.inttoptr(builder.add(base, offset), vty.as_pointer())
 
 
-def _address(context, builder, sig, args, vty):
+def _address(context, builder, sig, args, vty, width=None, what="access"):
     """Pointer at arr[i, j] for an intrinsic whose first three arguments are arr, i, j."""
     return _ptr(context, builder, sig.args[0], args[0], _index(context, builder, sig, args, 1),
-                _index(context, builder, sig, args, 2), vty)
+                _index(context, builder, sig, args, 2), vty, width, what)
 
 
 def _lane_mask(builder, n, lanes):
@@ -125,7 +171,7 @@ def vload(typingctx, arr, i, j):
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(vt)
-        ptr = _address(context, builder, sig, args, vty)
+        ptr = _address(context, builder, sig, args, vty, what="load")
         return builder.load(ptr, align=vt.dtype.bitwidth // 8)
     return vt(arr, i, j), codegen
 
@@ -139,8 +185,8 @@ def vload_part(typingctx, arr, i, j, n):
 
     def codegen(context, builder, sig, args):
         vty = context.get_value_type(vt)
-        ptr = _address(context, builder, sig, args, vty)
         n = _index(context, builder, sig, args, 3)
+        ptr = _address(context, builder, sig, args, vty, n, "partial load")
         align = ir.Constant(ir.IntType(32), vt.dtype.bitwidth // 8)
         return builder.call(_masked_fn(builder, "load", vty),
                             [ptr, align, _lane_mask(builder, n, vt.lanes), ir.Constant(vty, None)])
@@ -154,7 +200,7 @@ def vstore(typingctx, arr, i, j, v):
         return None
 
     def codegen(context, builder, sig, args):
-        ptr = _address(context, builder, sig, args, args[3].type)
+        ptr = _address(context, builder, sig, args, args[3].type, what="store")
         builder.store(args[3], ptr, align=arr.dtype.bitwidth // 8)
         return context.get_dummy_value()
     return types.none(arr, i, j, v), codegen
@@ -168,8 +214,8 @@ def vstore_part(typingctx, arr, i, j, v, n):
 
     def codegen(context, builder, sig, args):
         vty = args[3].type
-        ptr = _address(context, builder, sig, args, vty)
         n = _index(context, builder, sig, args, 4)
+        ptr = _address(context, builder, sig, args, vty, n, "partial store")
         align = ir.Constant(ir.IntType(32), arr.dtype.bitwidth // 8)
         builder.call(_masked_fn(builder, "store", vty),
                      [args[3], ptr, align, _lane_mask(builder, n, vty.count)])
@@ -259,7 +305,7 @@ def vtranspose(typingctx, dst, di, dj, src, si, sj):
         one = ir.Constant(di.type, 1)
         rows = []
         for r in range(L):
-            ptr = _ptr(context, builder, sig.args[3], args[3], si, sj, vty)
+            ptr = _ptr(context, builder, sig.args[3], args[3], si, sj, vty, what="transpose load")
             rows.append(builder.load(ptr, align=itemsize))
             si = builder.add(si, one)
         # one round: new[2i] = interleave of the first halves of rows i and i + L/2, new[2i+1]
@@ -276,7 +322,7 @@ def vtranspose(typingctx, dst, di, dj, src, si, sj):
                 new.append(builder.shuffle_vector(rows[i], rows[i + half], hi))
             rows = new
         for c in range(L):
-            ptr = _ptr(context, builder, sig.args[0], args[0], di, dj, vty)
+            ptr = _ptr(context, builder, sig.args[0], args[0], di, dj, vty, what="transpose store")
             builder.store(rows[c], ptr, align=itemsize)
             di = builder.add(di, one)
         return context.get_dummy_value()
